@@ -1,0 +1,1 @@
+"""The `esper` command: train controllers, evaluate them, look at runs."""

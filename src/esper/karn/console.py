@@ -1,0 +1,340 @@
+"""The live console: a run's progress over episodes, one table row per env, and a final summary.
+
+`ConsoleSink` is a nissa sink. It reads each event as the plain dict that `events.jsonl` holds
+(`Event.to_dict()`), so it needs nothing but `leyline` and `rich` (no torch). On a terminal it
+draws a live display (progress bar + env table) and prints rollbacks, fossilizations and prunes
+as log lines above it; elsewhere (CI, pipes, tests) it prints one plain line per finished episode.
+Either way the run ends with `summary_table`, which the `evaluate` command reuses.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from esper.leyline.events import (
+    EpisodeEvent,
+    EpochEvent,
+    Event,
+    LifecycleEvent,
+    RollbackEvent,
+    RunEndEvent,
+    RunStartEvent,
+)
+from esper.leyline.stages import Stage
+
+# One letter per live stage, in lifecycle order, for the compact "T1 B1 F2" seed column.
+# DORMANT slots hold no seed and are not counted.
+STAGE_ABBREVIATIONS: dict[Stage, str] = {
+    Stage.GERMINATED: "G",
+    Stage.TRAINING: "T",
+    Stage.BLENDING: "B",
+    Stage.HOLDING: "H",
+    Stage.FOSSILIZED: "F",
+    Stage.PRUNED: "P",
+    Stage.EMBARGOED: "E",
+}
+
+# Lifecycle events worth a log line: the two ends of a seed's life. The rest show up in the table.
+_LOGGED_STAGES = {Stage.FOSSILIZED.name: "fossilized", Stage.PRUNED.name: "pruned"}
+
+# Live redraws per second; events only change the table, the refresh thread draws it.
+_REFRESH_PER_SECOND = 4
+
+
+def seeds_by_stage(stages: dict[str, str]) -> str:
+    """Compact count of seeds per stage, e.g. "T1 B1 F2" (lifecycle order); "-" when none.
+
+    Args:
+        stages: slot id -> stage name, as in an `epoch` event's payload.
+
+    Raises:
+        KeyError: a stage name that is not a `Stage`.
+    """
+    counts = {stage: 0 for stage in STAGE_ABBREVIATIONS}
+    for name in stages.values():
+        stage = Stage[name]
+        if stage in counts:
+            counts[stage] += 1
+    text = " ".join(f"{STAGE_ABBREVIATIONS[s]}{n}" for s, n in counts.items() if n)
+    return text or "-"
+
+
+def summary_table(episode_payloads: list[dict[str, Any]]) -> Table:
+    """One row per finished episode, then per controller a mean row (and a std row if n > 1).
+
+    Rows keep the given order. Means and standard deviations are taken per controller, because
+    averaging a heuristic with a learned policy (an `evaluate` table) would describe neither.
+    The standard deviation is the sample one (n - 1), of test accuracy only.
+
+    Args:
+        episode_payloads: `episode` event payloads (`EpisodeEvent` as a dict: episode, seed,
+            controller, outcome{test_accuracy, host_params, params_added, seeds_fossilized,
+            seeds_pruned, episode_return, ...}, growth_ratio, wall_time_s).
+
+    Raises:
+        KeyError: a payload missing one of those fields.
+    """
+    table = Table(title="Episodes", title_justify="left")
+    table.add_column("episode", justify="right")
+    table.add_column("env seed", justify="right")
+    table.add_column("controller")
+    table.add_column("test acc %", justify="right")
+    table.add_column("host params", justify="right")
+    table.add_column("params added", justify="right")
+    table.add_column("growth", justify="right")
+    table.add_column("fossilized / pruned", justify="right")
+    table.add_column("return", justify="right")
+    table.add_column("wall time", justify="right")
+
+    by_controller: dict[str, list[dict[str, Any]]] = {}
+    for payload in episode_payloads:
+        outcome = payload["outcome"]
+        table.add_row(
+            str(payload["episode"]),
+            str(payload["seed"]),
+            payload["controller"],
+            f"{outcome['test_accuracy']:.2f}",
+            f"{outcome['host_params']:,}",
+            f"{outcome['params_added']:,}",
+            f"{payload['growth_ratio']:.3f}x",
+            f"{outcome['seeds_fossilized']} / {outcome['seeds_pruned']}",
+            f"{outcome['episode_return']:.3f}",
+            f"{payload['wall_time_s']:.1f} s",
+        )
+        by_controller.setdefault(payload["controller"], []).append(payload)
+
+    if by_controller:
+        table.add_section()
+    for controller, payloads in by_controller.items():
+        _add_mean_rows(table, controller, payloads)
+    return table
+
+
+def _add_mean_rows(table: Table, controller: str, payloads: list[dict[str, Any]]) -> None:
+    def mean(key: str) -> float:
+        return statistics.fmean(p["outcome"][key] for p in payloads)
+
+    accuracies = [p["outcome"]["test_accuracy"] for p in payloads]
+    table.add_row(
+        "mean",
+        "",
+        controller,
+        f"{statistics.fmean(accuracies):.2f}",
+        f"{mean('host_params'):,.0f}",
+        f"{mean('params_added'):,.0f}",
+        f"{statistics.fmean(p['growth_ratio'] for p in payloads):.3f}x",
+        f"{mean('seeds_fossilized'):.1f} / {mean('seeds_pruned'):.1f}",
+        f"{mean('episode_return'):.3f}",
+        f"{statistics.fmean(p['wall_time_s'] for p in payloads):.1f} s",
+        style="bold",
+    )
+    if len(payloads) > 1:
+        table.add_row("std", "", controller, f"{statistics.stdev(accuracies):.2f}")
+
+
+@dataclass
+class _EnvRow:
+    """What the live table shows for one env, from the latest events of that env."""
+
+    env: int
+    episode: int = 0  # episodes this env has finished: the 0-based index of the one in progress
+    epoch: int | None = None
+    val_accuracy: float | None = None
+    stages: dict[str, str] = field(default_factory=dict)
+    action: str = ""
+    reward: float | None = None
+    episode_reward: float = 0.0  # sum of this episode's step rewards so far
+
+
+class ConsoleSink:
+    """Renders a run on a `rich` console; implements the nissa `Sink` protocol.
+
+    Args:
+        console: where to draw; a fresh `Console()` (stdout) by default.
+        live: draw the live display (progress bar + env table). `False` prints one plain line
+            per finished episode instead, for logs and CI. `None` picks live exactly when the
+            console is an interactive terminal.
+    """
+
+    def __init__(self, console: Console | None = None, live: bool | None = None) -> None:
+        self.console = console if console is not None else Console()
+        self.is_live = self.console.is_terminal if live is None else live
+        self._rows: dict[int, _EnvRow] = {}
+        self._episodes: list[dict[str, Any]] = []  # `episode` payloads, in arrival order
+        self._progress = Progress(
+            TextColumn("episodes"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        self._task = self._progress.add_task("episodes", total=None)
+        self._live: Live | None = None
+        self._is_finished = False  # the summary has been printed
+        self._is_closed = False
+
+    def write(self, event: Event) -> None:
+        if self._is_closed:
+            raise RuntimeError(f"ConsoleSink.write({event.type!r}) called after close()")
+        record = event.to_dict()
+        handler = _HANDLERS.get(record["type"])
+        if handler is None:  # reward terms, PPO updates, ...: not part of this view
+            return
+        if self.is_live and self._live is None and not self._is_finished:
+            self._live = Live(
+                self._display(),
+                console=self.console,
+                refresh_per_second=_REFRESH_PER_SECOND,
+                transient=True,  # the summary table replaces the live display
+            )
+            self._live.start()
+        handler(self, record)
+        if self._live is not None:
+            # A fresh table built here, in the writer's thread: the refresh thread only ever
+            # draws finished renderables, never state that is being changed.
+            self._live.update(self._display())
+
+    def close(self) -> None:
+        """Stop the live display and print the summary (if `run_end` has not). Safe to repeat."""
+        if self._is_closed:
+            return
+        self._finish(None)
+        self._is_closed = True
+
+    def _on_run_start(self, record: dict[str, Any]) -> None:
+        payload = record["payload"]
+        self._progress.reset(self._task, total=payload["episodes"])
+        for env in range(payload["envs"]):
+            self._rows.setdefault(env, _EnvRow(env))
+        self.console.print(
+            Text(
+                f"run {record['run']}: {payload['command']} {payload['controller']} on "
+                f"{payload['task']}, {payload['episodes']} episodes, {payload['envs']} envs"
+            )
+        )
+
+    def _on_epoch(self, record: dict[str, Any]) -> None:
+        payload = record["payload"]
+        row = self._row(record["env"])
+        row.epoch = record["epoch"]
+        row.val_accuracy = payload["metrics"]["val_accuracy"]
+        row.stages = payload["stages"]
+        row.action = payload["action"]
+        row.reward = payload["reward"]
+        row.episode_reward += payload["reward"]
+
+    def _on_episode(self, record: dict[str, Any]) -> None:
+        payload = record["payload"]
+        self._episodes.append(payload)
+        self._progress.advance(self._task)
+        row = self._row(record["env"])
+        row.episode += 1
+        row.episode_reward = 0.0
+        if not self.is_live:
+            self.console.print(_episode_line(record))
+
+    def _on_rollback(self, record: dict[str, Any]) -> None:
+        payload = record["payload"]
+        pruned = ", ".join(payload["pruned_slots"]) or "none"
+        self._log(
+            record,
+            f"governor rollback: {payload['reason']} (loss {payload['loss']:.4g}); pruned {pruned}",
+            "bold red",
+        )
+
+    def _on_lifecycle(self, record: dict[str, Any]) -> None:
+        payload = record["payload"]
+        verb = _LOGGED_STAGES.get(payload["to_stage"])
+        if verb is None:
+            return
+        blueprint = f" {payload['blueprint']}" if payload["blueprint"] else ""
+        self._log(
+            record,
+            f"{verb} {payload['slot_id']}{blueprint} by {payload['initiator']}: "
+            f"{payload['reason']}",
+            "green" if payload["to_stage"] == Stage.FOSSILIZED.name else "yellow",
+        )
+
+    def _on_run_end(self, record: dict[str, Any]) -> None:
+        self._finish(record["payload"])
+
+    def _finish(self, run_end: dict[str, Any] | None) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        if self._is_finished:
+            return
+        self._is_finished = True
+        if not self._episodes:
+            self.console.print(Text("no episode finished"))
+            return
+        table = summary_table(self._episodes)
+        if run_end is not None:
+            table.caption = f"run {run_end['status']} in {run_end['wall_time_s']:.1f} s"
+        self.console.print(table)
+
+    def _row(self, env: int) -> _EnvRow:
+        return self._rows.setdefault(env, _EnvRow(env))
+
+    def _log(self, record: dict[str, Any], message: str, style: str) -> None:
+        prefix = f"env {record['env']} epoch {record['epoch']}  "
+        # Text, not markup: reasons and slot ids may contain brackets.
+        self.console.print(Text(prefix + message, style=style))
+
+    def _display(self) -> RenderableType:
+        return Group(self._progress, self._env_table())
+
+    def _env_table(self) -> Table:
+        table = Table()
+        table.add_column("env", justify="right")
+        table.add_column("episode", justify="right")
+        table.add_column("epoch", justify="right")
+        table.add_column("val acc %", justify="right")
+        table.add_column("seeds")
+        table.add_column("last action")
+        table.add_column("reward", justify="right")
+        table.add_column("episode reward", justify="right")
+        for env in sorted(self._rows):
+            row = self._rows[env]
+            table.add_row(
+                str(row.env),
+                str(row.episode),
+                "-" if row.epoch is None else str(row.epoch),
+                "-" if row.val_accuracy is None else f"{row.val_accuracy:.2f}",
+                seeds_by_stage(row.stages),
+                row.action or "-",
+                "-" if row.reward is None else f"{row.reward:+.3f}",
+                f"{row.episode_reward:+.3f}",
+            )
+        return table
+
+
+def _episode_line(record: dict[str, Any]) -> Text:
+    payload = record["payload"]
+    outcome = payload["outcome"]
+    return Text(
+        f"episode {payload['episode']} env {record['env']} seed {payload['seed']} "
+        f"{payload['controller']}: test {outcome['test_accuracy']:.2f}%, "
+        f"+{outcome['params_added']:,} params ({payload['growth_ratio']:.3f}x), "
+        f"fossilized {outcome['seeds_fossilized']}, pruned {outcome['seeds_pruned']}, "
+        f"return {outcome['episode_return']:.3f}, {payload['wall_time_s']:.1f} s"
+    )
+
+
+_HANDLERS: dict[str, Callable[[ConsoleSink, dict[str, Any]], None]] = {
+    RunStartEvent.TYPE: ConsoleSink._on_run_start,
+    EpochEvent.TYPE: ConsoleSink._on_epoch,
+    EpisodeEvent.TYPE: ConsoleSink._on_episode,
+    RollbackEvent.TYPE: ConsoleSink._on_rollback,
+    LifecycleEvent.TYPE: ConsoleSink._on_lifecycle,
+    RunEndEvent.TYPE: ConsoleSink._on_run_end,
+}

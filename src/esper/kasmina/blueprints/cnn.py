@@ -1,0 +1,175 @@
+"""CNN seed modules: (B, C, H, W) -> (B, C, H, W), residual and exactly the identity at birth.
+
+Seeds use GroupNorm, never BatchNorm: batch statistics would couple each sample's output to the
+rest of the batch, and the fused forward stacks K alpha configurations on the batch dimension
+(DESIGN.md §4). Convolutions that feed a norm have no bias.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from esper.kasmina.blueprints.registry import Blueprint, check_width, register
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm over `channels` with the largest group count <= 8 that divides it."""
+    groups = max(g for g in range(1, 9) if channels % g == 0)
+    return nn.GroupNorm(groups, channels)  # 2 * channels parameters
+
+
+def _zero_init(layer: nn.Conv2d | nn.Linear) -> None:
+    nn.init.zeros_(layer.weight)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
+class GroupNormSeed(nn.Module):
+    """x + m * (GN(x) - x), with a learned per-channel mix m that starts at zero."""
+
+    def __init__(self, width: int) -> None:
+        check_width(width, "GroupNormSeed")
+        super().__init__()
+        self.norm = group_norm(width)
+        self.mix = nn.Parameter(torch.zeros(width))
+
+    @staticmethod
+    def param_count(width: int) -> int:
+        check_width(width, "GroupNormSeed")
+        return 2 * width + width  # norm affine, mix
+
+    def forward(self, x: Tensor) -> Tensor:
+        normed: Tensor = self.norm(x)
+        return x + self.mix.view(1, -1, 1, 1) * (normed - x)
+
+
+class SqueezeExciteSeed(nn.Module):
+    """Channel attention x * (1 + tanh(fc2(silu(fc1(gap(x)))))), squeeze-excite (Hu et al., 2018).
+
+    fc2 is zero-initialised, so every channel scale starts at exactly 1. SiLU, as in EfficientNet,
+    rather than the paper's ReLU: with the narrow hidden layer (max(1, C // 4) units) a ReLU unit
+    is often negative for the whole batch at init, and then fc1 never gets a gradient.
+    """
+
+    def __init__(self, width: int) -> None:
+        check_width(width, "SqueezeExciteSeed")
+        super().__init__()
+        hidden = max(1, width // 4)
+        self.fc1 = nn.Linear(width, hidden)
+        self.fc2 = nn.Linear(hidden, width)
+        _zero_init(self.fc2)
+
+    @staticmethod
+    def param_count(width: int) -> int:
+        check_width(width, "SqueezeExciteSeed")
+        hidden = max(1, width // 4)
+        return (width + 1) * hidden + (hidden + 1) * width  # fc1, fc2 with biases
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = x.mean(dim=(2, 3))  # (B, C)
+        scale = torch.tanh(self.fc2(F.silu(self.fc1(pooled))))  # (B, C)
+        return x * (1 + scale[:, :, None, None])
+
+
+class DepthwiseSeed(nn.Module):
+    """x + pointwise(relu(GN(depthwise3x3(x)))), a MobileNet-style separable conv; pointwise
+    zero-init."""
+
+    def __init__(self, width: int) -> None:
+        check_width(width, "DepthwiseSeed")
+        super().__init__()
+        self.depthwise = nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False)
+        self.norm = group_norm(width)
+        self.pointwise = nn.Conv2d(width, width, 1)
+        _zero_init(self.pointwise)
+
+    @staticmethod
+    def param_count(width: int) -> int:
+        check_width(width, "DepthwiseSeed")
+        return 9 * width + 2 * width + (width + 1) * width  # depthwise, norm, pointwise
+
+    def forward(self, x: Tensor) -> Tensor:
+        delta: Tensor = self.pointwise(F.relu(self.norm(self.depthwise(x))))
+        return x + delta
+
+
+class BottleneckSeed(nn.Module):
+    """x + up1x1(relu(GN(conv3x3(relu(GN(down1x1(x))))))), down to max(1, C // 4) channels; up
+    zero-init."""
+
+    def __init__(self, width: int) -> None:
+        check_width(width, "BottleneckSeed")
+        super().__init__()
+        hidden = max(1, width // 4)
+        self.down = nn.Conv2d(width, hidden, 1, bias=False)
+        self.norm_1 = group_norm(hidden)
+        self.conv = nn.Conv2d(hidden, hidden, 3, padding=1, bias=False)
+        self.norm_2 = group_norm(hidden)
+        self.up = nn.Conv2d(hidden, width, 1)
+        _zero_init(self.up)
+
+    @staticmethod
+    def param_count(width: int) -> int:
+        check_width(width, "BottleneckSeed")
+        hidden = max(1, width // 4)
+        # down, norm_1, conv, norm_2, up
+        return width * hidden + 2 * hidden + 9 * hidden**2 + 2 * hidden + (hidden + 1) * width
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.relu(self.norm_1(self.down(x)))  # (B, C // 4, H, W)
+        h = F.relu(self.norm_2(self.conv(h)))
+        delta: Tensor = self.up(h)
+        return x + delta
+
+
+class PreActConvSeed(nn.Module):
+    """x + f(x), f = `depth` pre-activation blocks GN -> ReLU -> conv (He et al., 2016, "Identity
+    Mappings"); the last conv is zero-init. Pre-activation keeps the ReLU away from the zero-init
+    output, so gradients reach every layer from the second step on."""
+
+    def __init__(self, width: int, kernel_size: int, depth: int) -> None:
+        check_width(width, "PreActConvSeed")
+        super().__init__()
+        convs = [  # only the last conv is not followed by a norm, so only it has a bias
+            nn.Conv2d(width, width, kernel_size, padding=kernel_size // 2, bias=i == depth - 1)
+            for i in range(depth)
+        ]
+        self.body = nn.Sequential(*(m for c in convs for m in (group_norm(width), nn.ReLU(), c)))
+        _zero_init(convs[-1])
+
+    @staticmethod
+    def param_count(width: int, kernel_size: int, depth: int) -> int:
+        check_width(width, "PreActConvSeed")
+        # per block: norm affine + conv weight; plus the last conv's bias
+        return depth * (2 * width + kernel_size**2 * width**2) + width
+
+    def forward(self, x: Tensor) -> Tensor:
+        delta: Tensor = self.body(x)
+        return x + delta
+
+
+def _preact(
+    kernel_size: int, depth: int
+) -> tuple[Callable[[int], nn.Module], Callable[[int], int]]:
+    return (
+        partial(PreActConvSeed, kernel_size=kernel_size, depth=depth),
+        partial(PreActConvSeed.param_count, kernel_size=kernel_size, depth=depth),
+    )
+
+
+_BUILTINS: list[tuple[str, Callable[[int], nn.Module], Callable[[int], int], str]] = [
+    ("norm", GroupNormSeed, GroupNormSeed.param_count, "GroupNorm with a zero-init mix"),
+    ("attention", SqueezeExciteSeed, SqueezeExciteSeed.param_count, "squeeze-excite"),
+    ("depthwise", DepthwiseSeed, DepthwiseSeed.param_count, "depthwise 3x3 + pointwise 1x1"),
+    ("bottleneck", BottleneckSeed, BottleneckSeed.param_count, "1x1 down, 3x3, 1x1 up"),
+    ("conv_small", *_preact(kernel_size=1, depth=1), "one pre-activation 1x1 conv block"),
+    ("conv_light", *_preact(kernel_size=3, depth=1), "one pre-activation 3x3 conv block"),
+    ("conv_heavy", *_preact(kernel_size=3, depth=2), "two pre-activation 3x3 conv blocks"),
+]
+for entry in _BUILTINS:  # (name, build, param_count, description)
+    register(Blueprint("cnn", *entry))

@@ -1,0 +1,143 @@
+"""MorphogeneticModel: a host with seed slots, run segment -> slot -> segment ... -> head."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from esper.kasmina import lifecycle
+from esper.kasmina.gates import PERMISSIVE, GateProfile
+from esper.kasmina.host import Host
+from esper.kasmina.slot import SeedSlot
+from esper.leyline import (
+    DEFAULT_LIMITS,
+    FactoredAction,
+    IllegalActionError,
+    LifecycleEvent,
+    LifecycleLimits,
+    Op,
+    SlotReport,
+    sort_slot_ids,
+)
+
+
+class MorphogeneticModel(nn.Module):
+    """A host network plus one `SeedSlot` per enabled slot.
+
+    Args:
+        host: any module following the `Host` protocol.
+        slots: ids of the slots to enable (default: all the host offers).
+        limits: lifecycle timing rules.
+        gates: gate profile (`PERMISSIVE` or `STRICT`).
+
+    Raises:
+        SlotIdError: on a malformed slot id; ValueError on an id the host does not offer.
+    """
+
+    def __init__(
+        self,
+        host: Host,
+        slots: Sequence[str] | None = None,
+        limits: LifecycleLimits = DEFAULT_LIMITS,
+        gates: GateProfile = PERMISSIVE,
+    ) -> None:
+        super().__init__()
+        if not isinstance(host, nn.Module) or not isinstance(host, Host):
+            raise TypeError(
+                f"host must be an nn.Module with segments(), forward_segment() and head(), "
+                f"got {type(host).__name__}"
+            )
+        self.host = host
+        self.topology = host.topology
+        self.specs = host.segments()
+        offered = [s.slot_id for s in self.specs]
+        enabled = sort_slot_ids(offered if slots is None else slots)
+        unknown = sorted(set(enabled) - set(offered))
+        if unknown:
+            raise ValueError(f"slots {unknown} are not offered by the host; offered: {offered}")
+        self.slot_ids: list[str] = enabled  # numeric row-major: fixes the slot head's indices
+        by_id = {s.slot_id: s for s in self.specs}
+        self.slots = nn.ModuleDict(
+            {sid: SeedSlot(by_id[sid], host.topology, limits, gates) for sid in enabled}
+        )
+
+    def slot(self, slot_id: str) -> SeedSlot:
+        module = self.slots[slot_id]
+        assert isinstance(module, SeedSlot)
+        return module
+
+    def seed_slots(self) -> list[SeedSlot]:
+        return [self.slot(sid) for sid in self.slot_ids]
+
+    def forward(self, x: Tensor) -> Tensor:
+        for i, spec in enumerate(self.specs):
+            x = self.host.forward_segment(i, x)
+            if spec.slot_id in self.slots:
+                x = self.slots[spec.slot_id](x)
+        return self.host.head(x)
+
+    def fused_forward(self, x: Tensor, configs: Sequence[Mapping[str, float]]) -> Tensor:
+        """Run K alpha configurations in one batched pass (eval mode only).
+
+        Each config maps slot ids to the alpha to force there; a live slot not named keeps its
+        current alpha. Inputs (B, ...) are stacked to (K*B, ...) and every live slot gets a
+        per-sample alpha, so one pass answers K "what if" questions.
+
+        Returns:
+            logits of shape (K, B, ...).
+        """
+        if self.training:
+            raise RuntimeError(
+                "fused_forward mixes configurations in BatchNorm statistics: eval() first"
+            )
+        k, b = len(configs), x.shape[0]
+        if k == 0:
+            raise ValueError("fused_forward needs at least one configuration")
+        for config in configs:
+            unknown = sorted(set(config) - set(self.slot_ids))
+            if unknown:
+                raise ValueError(
+                    f"configuration names unknown slots {unknown}; enabled: {self.slot_ids}"
+                )
+        stacked = x.repeat(k, *([1] * (x.dim() - 1)))  # (K*B, ...)
+        for i, spec in enumerate(self.specs):
+            stacked = self.host.forward_segment(i, stacked)
+            if spec.slot_id in self.slots:
+                slot = self.slot(spec.slot_id)
+                if slot.is_live:
+                    alphas = torch.tensor(
+                        [float(c.get(slot.slot_id, slot.alpha)) for c in configs],
+                        device=stacked.device,
+                    ).repeat_interleave(b)  # (K*B,)
+                    stacked = slot(stacked, alpha_override=alphas)
+        out = self.host.head(stacked)
+        return out.view(k, b, *out.shape[1:])
+
+    def execute(self, action: FactoredAction) -> list[LifecycleEvent]:
+        if action.op == Op.WAIT:
+            return []
+        if action.slot is None or action.slot not in self.slots:
+            raise IllegalActionError(
+                f"{action.op.name} targets slot {action.slot!r}, which is not enabled; "
+                f"enabled: {self.slot_ids}"
+            )
+        return lifecycle.execute(self.slot(action.slot), action)
+
+    def end_epoch(self) -> None:
+        for slot in self.seed_slots():
+            lifecycle.end_epoch(slot)
+
+    def advance_boundary(self) -> list[LifecycleEvent]:
+        return [e for slot in self.seed_slots() for e in lifecycle.advance_boundary(slot)]
+
+    def reports(self) -> dict[str, SlotReport]:
+        return {slot.slot_id: slot.report() for slot in self.seed_slots()}
+
+    def host_param_count(self) -> int:
+        return sum(p.numel() for p in self.host.parameters())
+
+    def seed_param_count(self) -> int:
+        """Parameters of all live seeds (fossilized included)."""
+        return sum(slot.seed_params for slot in self.seed_slots() if slot.is_live)

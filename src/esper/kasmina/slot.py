@@ -1,0 +1,194 @@
+"""A seed slot: the place after a host segment where one seed can live, and its forward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+
+from esper.kasmina.alpha_schedule import AlphaSchedule
+from esper.kasmina.blending import SeedGate, blend
+from esper.kasmina.blueprints import get_blueprint
+from esper.kasmina.gates import PERMISSIVE, GateProfile, g2_advance, g3_fossilize
+from esper.kasmina.host import SlotSpec
+from esper.leyline import (
+    DEFAULT_LIMITS,
+    LIVE_STAGES,
+    PROBATION_STAGES,
+    BlendOp,
+    Curve,
+    LifecycleLimits,
+    SlotReport,
+    Stage,
+    Tempo,
+)
+
+
+@dataclass(frozen=True)
+class BlendPlan:
+    """What GERMINATE chose for the seed's later blending (used by ADVANCE)."""
+
+    target: float
+    tempo: Tempo
+    curve: Curve
+
+
+@dataclass
+class SeedMeasurements:
+    """What host training measured about the current seed (written by tolaria)."""
+
+    contribution: float | None = None
+    contribution_stderr: float | None = None
+    contribution_trend: float | None = None
+    prospective: float | None = None
+    prospective_stderr: float | None = None
+    gradient_ratio: float | None = None
+
+
+class SeedSlot(nn.Module):
+    """One slot. Its stage and alpha are changed only by `esper.kasmina.lifecycle`.
+
+    Forward, with h the host activation and x = h.detach() while the seed is isolated:
+    - no live seed: h;
+    - GERMINATED / TRAINING: exactly h in value, while the seed learns from the task loss as if
+      fully blended (straight-through: h + delta - delta.detach(), with delta computed from
+      h.detach(), so the host's gradients are exactly those of the model without the seed);
+    - BLENDING / HOLDING / FOSSILIZED: blend(op, h, seed(x) - x, alpha).
+    """
+
+    def __init__(
+        self,
+        spec: SlotSpec,
+        topology: str,
+        limits: LifecycleLimits = DEFAULT_LIMITS,
+        gates: GateProfile = PERMISSIVE,
+    ) -> None:
+        super().__init__()
+        self.slot_id, self.width, self.topology = spec.slot_id, spec.width, topology
+        self.limits, self.gates = limits, gates
+        self._anchor: Tensor
+        self.register_buffer("_anchor", torch.zeros(0), persistent=False)  # tracks the device
+        self.stage = Stage.DORMANT
+        self.epochs_in_stage = 0
+        self.seed_age = 0
+        self.seed: nn.Module | None = None
+        self.gate: SeedGate | None = None
+        self.blueprint: str | None = None
+        self.blend_op: BlendOp | None = None
+        self.plan: BlendPlan | None = None
+        self.alpha_schedule = AlphaSchedule()
+        self.is_pruning = False
+        self.is_fossilizing = False
+        self.seed_output_sane = True
+        self.measured = SeedMeasurements()
+
+    @property
+    def alpha(self) -> float:
+        if self.stage == Stage.FOSSILIZED:
+            return 1.0
+        if self.stage in (Stage.BLENDING, Stage.HOLDING):
+            return self.alpha_schedule.value
+        return 0.0
+
+    @property
+    def is_live(self) -> bool:
+        return self.seed is not None and self.stage in LIVE_STAGES
+
+    @property
+    def is_isolated(self) -> bool:
+        return self.stage in PROBATION_STAGES
+
+    @property
+    def seed_params(self) -> int:
+        if self.seed is None:
+            return 0
+        count = get_blueprint(self.topology, self.blueprint or "").param_count(self.width)
+        return count + (SeedGate.param_count(self.width) if self.gate is not None else 0)
+
+    def seed_parameters(self) -> list[nn.Parameter]:
+        modules = [m for m in (self.seed, self.gate) if m is not None]
+        return [p for m in modules for p in m.parameters()]
+
+    def plant(self, blueprint: str, blend_op: BlendOp, plan: BlendPlan) -> None:
+        """Build a fresh seed module on this slot's device (the lifecycle calls this)."""
+        module = get_blueprint(self.topology, blueprint).build(self.width)
+        self.seed = module.to(self._anchor.device)
+        self.gate = (
+            SeedGate(self.width, self.topology).to(self._anchor.device)
+            if blend_op == BlendOp.GATE
+            else None
+        )
+        self.blueprint, self.blend_op, self.plan = blueprint, blend_op, plan
+        self.alpha_schedule = AlphaSchedule()
+        self.measured = SeedMeasurements()
+        self.seed_age = 0
+        self.seed_output_sane = True
+
+    def clear(self) -> None:
+        """Free the seed module (on entering EMBARGOED)."""
+        self.seed = self.gate = None
+        self.blueprint = self.blend_op = self.plan = None
+        self.alpha_schedule = AlphaSchedule()
+        self.measured = SeedMeasurements()
+        self.is_pruning = self.is_fossilizing = False
+        self.seed_age = 0
+
+    def probe_output_sane(self) -> bool:
+        """Run the seed on a small random probe: finite output of the input's shape (gate G1)."""
+        assert self.seed is not None
+        shape = (2, self.width, 4, 4) if self.topology == "cnn" else (2, 4, self.width)
+        probe = torch.randn(shape, device=self._anchor.device)
+        with torch.no_grad():
+            out = self.seed(probe)
+        return out.shape == probe.shape and bool(torch.isfinite(out).all())
+
+    def forward(self, h: Tensor, alpha_override: Tensor | None = None) -> Tensor:
+        """`alpha_override` (N,) gives one alpha per sample (fused counterfactual evaluation)."""
+        if not self.is_live:
+            return h
+        assert self.seed is not None and self.blend_op is not None
+        x = h.detach() if self.is_isolated else h
+        d = self.seed(x) - x
+        g = self.gate(x) if self.gate is not None else None
+        if alpha_override is not None:
+            alpha = alpha_override.view(-1, *([1] * (h.dim() - 1))).to(h.dtype)
+            return blend(self.blend_op, h, d, alpha, g)
+        if self.stage in (Stage.GERMINATED, Stage.TRAINING):
+            h0 = h.detach()
+            delta = blend(self.blend_op, h0, d, 1.0, g) - h0
+            return h + (delta - delta.detach())
+        return blend(self.blend_op, h, d, self.alpha, g)
+
+    def report(self) -> SlotReport:
+        """The slot as decisions see it, with the gate verdicts of the active profile."""
+        m = self.measured
+        base = SlotReport(
+            slot_id=self.slot_id,
+            stage=self.stage,
+            epochs_in_stage=self.epochs_in_stage,
+            seed_age=self.seed_age,
+            alpha=self.alpha,
+            alpha_target=self.alpha_schedule.target if self.stage != Stage.FOSSILIZED else 1.0,
+            alpha_curve=self.alpha_schedule.curve,
+            alpha_steps_left=self.alpha_schedule.steps_left if self.stage == Stage.BLENDING else 0,
+            blueprint=self.blueprint,
+            blend=self.blend_op,
+            seed_params=self.seed_params,
+            contribution=m.contribution,
+            contribution_stderr=m.contribution_stderr,
+            contribution_trend=m.contribution_trend,
+            prospective=m.prospective,
+            prospective_stderr=m.prospective_stderr,
+            gradient_ratio=m.gradient_ratio,
+            is_pruning=self.is_pruning,
+            is_fossilizing=self.is_fossilizing,
+            seed_output_sane=self.seed_output_sane,
+        )
+        return replace(
+            base,
+            passes_advance_gate=base.stage == Stage.TRAINING
+            and g2_advance(base, self.gates).passed,
+            passes_fossilize_gate=base.stage == Stage.HOLDING
+            and g3_fossilize(base, self.gates).passed,
+        )

@@ -1,0 +1,85 @@
+"""Run directories: `runs/<YYYYmmdd-HHMMSS>-<name>/` with its config, events and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from esper.nissa.atomic import StrPath, atomic_write_json
+
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+CONFIG_FILE = "config.json"
+EVENTS_FILE = "events.jsonl"
+CHECKPOINTS_DIR = "checkpoints"
+
+
+def create_run_dir(root: Path = Path("runs"), *, name: str) -> Path:
+    """Create and return a fresh `root/<YYYYmmdd-HHMMSS>-<name>/` with `checkpoints/` inside.
+
+    The timestamp is local time. If that directory already exists (two runs started within the
+    same second), `-2`, `-3`, … is appended; creation is atomic, so concurrent callers never
+    share a directory.
+
+    Raises:
+        ValueError: if `name` is empty or has characters other than letters, digits, '-', '_'
+            and '.'.
+    """
+    if not _NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"invalid run name {name!r}: use only letters, digits, '-', '_' and '.' (at least one)"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{_timestamp()}-{name}"
+    run_dir = root / base
+    suffix = 1
+    while True:
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            suffix += 1
+            run_dir = root / f"{base}-{suffix}"
+    (run_dir / CHECKPOINTS_DIR).mkdir()
+    return run_dir
+
+
+def write_config(run_dir: Path, config: Mapping[str, Any]) -> Path:
+    """Write the resolved config as `run_dir/config.json` (atomically) and return its path."""
+    path = run_dir / CONFIG_FILE
+    atomic_write_json(path, dict(config))
+    return path
+
+
+def read_events(path: StrPath) -> list[dict[str, Any]]:
+    """Read an events.jsonl file: one dict per line, in order.
+
+    A last line without its newline is what a crash mid-write leaves: it is skipped if it does
+    not parse. Any other line that is not a JSON object is corruption.
+
+    Raises:
+        ValueError: naming the file and the line number of the first corrupt line.
+    """
+    events: list[dict[str, Any]] = []
+    with open(path, "rb") as file:
+        for line_number, line in enumerate(file, start=1):
+            is_complete = line.endswith(b"\n")
+            try:
+                record = json.loads(line)
+            except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+                if not is_complete:
+                    break
+                raise ValueError(f"{path}:{line_number}: corrupt event line: {error}") from error
+            if not isinstance(record, dict):
+                raise ValueError(
+                    f"{path}:{line_number}: expected a JSON object, got {type(record).__name__}"
+                )
+            events.append(record)
+    return events
+
+
+def _timestamp() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -1,0 +1,235 @@
+"""MorphogeneticEnv: one env's host episode as a `gymnasium.Env` (DESIGN.md §5, §2).
+
+`reset(seed=...)` builds a fresh host and evaluates it; each `step(action)` executes the action,
+ticks the epoch boundary, trains one epoch, evaluates on validation (with counterfactuals) and
+returns the reward of that step. An episode is `episode_length` steps (= host epochs); the last
+one terminates (a true terminal: there is nothing to bootstrap). Observations are the analytic
+features (a `Box`); `info["action_mask"]` holds the masks, `info["observation"]` the full
+`Observation` (raw records for the heuristic), `info["reward_terms"]` the reward's named terms,
+and on the last step `info["outcome"]` the `EpisodeOutcome` (test accuracy: telemetry only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+
+from esper.kasmina import blueprint_names
+from esper.leyline import (
+    EpisodeOutcome,
+    EpochEvent,
+    EpochMetrics,
+    EventContext,
+    FactoredAction,
+    IllegalActionError,
+    Initiator,
+    LifecycleEvent,
+    RewardEvent,
+    RollbackEvent,
+    Stage,
+)
+from esper.nissa import TelemetryHub
+from esper.simic.rewards import RewardConfig, StepState, compute_reward
+from esper.tamiyo.action_codec import decode
+from esper.tamiyo.features import (
+    FEATURE_CLIP,
+    FeatureSpec,
+    Observation,
+    build_features,
+    build_masks,
+)
+from esper.tamiyo.tracker import SignalTracker
+from esper.tolaria import DataOptions, HostSession, SessionOptions, Task
+from esper.tolaria.data import DataSplits
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    episode_length: int = 25
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    session: SessionOptions = field(default_factory=SessionOptions)
+    # "raise": an illegal action is a bug (our trainer). "wait": it is replaced by WAIT and
+    # reported in info["illegal_action"] (for agents that ignore masks, e.g. gymnasium's checker).
+    illegal_action: Literal["raise", "wait"] = "raise"
+
+    def __post_init__(self) -> None:
+        if self.episode_length < 1:
+            raise ValueError(f"episode_length must be >= 1, got {self.episode_length}")
+        if self.illegal_action not in ("raise", "wait"):
+            raise ValueError(
+                f"illegal_action must be 'raise' or 'wait', got {self.illegal_action!r}"
+            )
+
+
+def describe(action: FactoredAction) -> str:
+    parts = [action.op.name, action.slot or "", action.blueprint or ""]
+    return " ".join(p for p in parts if p)
+
+
+class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
+    metadata = {"render_modes": []}  # noqa: RUF012 (gymnasium declares it an instance field)
+
+    def __init__(
+        self,
+        task: Task,
+        data: DataSplits | None = None,
+        config: EnvConfig = EnvConfig(),
+        hub: TelemetryHub | None = None,
+        context: EventContext = EventContext(),
+    ) -> None:
+        self.task, self.config, self.hub, self.context = task, config, hub, context
+        self.data = data if data is not None else task.load(DataOptions())
+        self.session = HostSession(task, self.data, config.session)
+        self.session.reset(0)  # builds a model once, to size the spaces
+        model = self.session.model
+        self.feature_spec = FeatureSpec(
+            slot_ids=tuple(model.slot_ids),
+            blueprints=blueprint_names(model.topology),
+            episode_length=config.episode_length,
+            chance_loss=self.data.chance_loss,
+            host_params=model.host_param_count(),
+            host_param_floor=config.reward.host_param_floor,
+        )
+        self.observation_space = gym.spaces.Box(
+            -FEATURE_CLIP, FEATURE_CLIP, shape=(self.feature_spec.size,), dtype=np.float32
+        )
+        self.action_space = gym.spaces.MultiDiscrete(list(self.feature_spec.head_sizes.values()))
+        self.tracker = SignalTracker()
+        self.epoch = 0
+        self.episode_seed = 0
+        self.pruned = 0  # seeds pruned this episode
+
+    # -- gymnasium API -------------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.episode_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
+        val = self.session.reset(self.episode_seed)
+        self.tracker.reset()
+        self.epoch = 0
+        self.pruned = 0
+        # Before any training the train-split figures are not measured; validation stands in.
+        metrics = self.tracker.update(0, val.loss, val.accuracy, val.loss, val.accuracy)
+        self._state = self._step_state(metrics)
+        obs = self._observe(metrics)
+        return obs.features, {"action_mask": obs.masks.as_dict(), "observation": obs}
+
+    def step(
+        self, action: np.ndarray | FactoredAction
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._state.epoch >= self.config.episode_length:
+            raise RuntimeError("episode is over: call reset() first")
+        chosen = action if isinstance(action, FactoredAction) else decode(self.feature_spec, action)
+        info: dict[str, Any] = {"illegal_action": False}
+        try:
+            events = self.session.apply(chosen)
+        except IllegalActionError:
+            if self.config.illegal_action == "raise":
+                raise
+            chosen, events, info["illegal_action"] = FactoredAction.wait(), [], True
+        events += self.session.boundary()
+        result = self.session.train_and_evaluate()
+        events += result.events
+        self.epoch += 1
+        metrics = self.tracker.update(
+            self.epoch,
+            result.train.loss,
+            result.train.accuracy,
+            result.val.loss,
+            result.val.accuracy,
+        )
+        before, after = self._state, self._step_state(metrics)
+        terminated = self.epoch >= self.config.episode_length
+        reward = compute_reward(
+            before,
+            chosen,
+            after,
+            self.config.reward,
+            is_terminal=terminated,
+            rolled_back=result.rollback_reason is not None,
+        )
+        self._state = after
+        self.pruned += sum(e.to_stage == Stage.PRUNED for e in events)
+        obs = self._observe(metrics)
+        self._emit(events, result.rollback_reason, metrics, chosen, reward.terms, reward.total)
+        info.update(
+            action_mask=obs.masks.as_dict(),
+            observation=obs,
+            reward_terms=reward.terms,
+            action=chosen,
+            events=events,
+        )
+        if terminated:
+            info["outcome"] = self.outcome()
+        return obs.features, reward.total, terminated, False, info
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _step_state(self, metrics: EpochMetrics) -> StepState:
+        model = self.session.model
+        return StepState(
+            epoch=metrics.epoch,
+            episode_length=self.config.episode_length,
+            val_accuracy=metrics.val_accuracy,
+            host_params=model.host_param_count(),
+            reports=model.reports(),
+        )
+
+    def _observe(self, metrics: EpochMetrics) -> Observation:
+        reports = self._state.reports
+        return Observation(
+            features=build_features(self.feature_spec, metrics, reports),
+            masks=build_masks(self.feature_spec, reports, self.config.session.limits),
+            metrics=metrics,
+            reports=reports,
+        )
+
+    def outcome(self) -> EpisodeOutcome:
+        """The episode's result so far: test accuracy of the current model (telemetry only)."""
+        model = self.session.model
+        visible = [s for s in model.seed_slots() if s.is_live and s.alpha > 0]
+        return EpisodeOutcome(
+            test_accuracy=self.session.test_accuracy(),
+            val_accuracy=self._state.val_accuracy,
+            host_params=model.host_param_count(),
+            params_added=sum(s.seed_params for s in visible),
+            seeds_fossilized=sum(s.stage == Stage.FOSSILIZED for s in model.seed_slots()),
+            seeds_pruned=self.pruned,
+        )
+
+    def _emit(
+        self,
+        events: list[LifecycleEvent],
+        rollback_reason: str | None,
+        metrics: EpochMetrics,
+        action: FactoredAction,
+        terms: dict[str, float],
+        total: float,
+    ) -> None:
+        if self.hub is None:
+            return
+        epoch, ctx, hub = self.epoch, self.context, self.hub
+        for event in events:
+            hub.emit_payload(event, ctx, epoch)
+        if rollback_reason is not None:
+            pruned = tuple(e.slot_id for e in events if e.initiator == Initiator.GOVERNOR)
+            hub.emit_payload(RollbackEvent(rollback_reason, metrics.train_loss, pruned), ctx, epoch)
+        reports = self._state.reports
+        hub.emit_payload(
+            EpochEvent(
+                metrics=metrics,
+                stages={s: r.stage.name for s, r in reports.items()},
+                alphas={s: r.alpha for s, r in reports.items()},
+                action=describe(action),
+                reward=total,
+                seed_params=self._state.seed_params,
+            ),
+            ctx,
+            epoch,
+        )
+        hub.emit_payload(RewardEvent(terms, total), ctx, epoch)

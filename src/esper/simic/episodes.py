@@ -1,0 +1,75 @@
+"""Run a controller for whole episodes over a set of envs in lockstep (no learning)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from esper.leyline import EpisodeEvent, EpisodeOutcome
+from esper.nissa import TelemetryHub
+from esper.simic.environment import MorphogeneticEnv
+from esper.tamiyo.features import Observation
+from esper.tamiyo.policy import Policy
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    episode: int
+    seed: int
+    controller: str
+    outcome: EpisodeOutcome
+    wall_time_s: float
+
+
+def run_episodes(
+    policy: Policy,
+    envs: Sequence[MorphogeneticEnv],
+    seeds: Sequence[int],
+    hub: TelemetryHub | None = None,
+) -> list[EpisodeRecord]:
+    """Play one episode per seed, `len(envs)` at a time, with one `act` call per step."""
+    records: list[EpisodeRecord] = []
+    for start in range(0, len(seeds), len(envs)):
+        batch = list(seeds[start : start + len(envs)])
+        records += _play(policy, envs[: len(batch)], batch, first_episode=start, hub=hub)
+    return records
+
+
+def _play(
+    policy: Policy,
+    envs: Sequence[MorphogeneticEnv],
+    seeds: list[int],
+    first_episode: int,
+    hub: TelemetryHub | None,
+) -> list[EpisodeRecord]:
+    started = time.perf_counter()
+    observations: list[Observation] = [
+        env.reset(seed=seed)[1]["observation"] for env, seed in zip(envs, seeds, strict=True)
+    ]
+    state = policy.initial_state(len(envs))
+    returns = [0.0] * len(envs)
+    outcomes: list[EpisodeOutcome | None] = [None] * len(envs)
+    while any(o is None for o in outcomes):
+        step = policy.act(observations, state)
+        state = step.state
+        for i, (env, action) in enumerate(zip(envs, step.actions, strict=True)):
+            _, reward, terminated, truncated, info = env.step(action)
+            returns[i] += reward
+            observations[i] = info["observation"]
+            if terminated or truncated:
+                outcomes[i] = info["outcome"]
+    wall = (time.perf_counter() - started) / len(envs)
+    records = []
+    for i, (env, seed, outcome) in enumerate(zip(envs, seeds, outcomes, strict=True)):
+        assert outcome is not None
+        final = replace(outcome, episode_return=returns[i])
+        record = EpisodeRecord(first_episode + i, seed, policy.name, final, wall)
+        records.append(record)
+        if hub is not None:
+            hub.emit_payload(
+                EpisodeEvent(record.episode, seed, policy.name, final, final.growth_ratio, wall),
+                env.context,
+                env.epoch,
+            )
+    return records

@@ -1,0 +1,164 @@
+"""Rewards: pure functions of (before, action, after, config) returning named terms.
+
+Units: one reward unit is one percentage point of validation accuracy held for a whole episode,
+so per-step accuracy terms are divided by the episode length T. Terms:
+- `attribution` (shaped, basic): sum over probationary seeds with alpha > 0 of their measured
+  counterfactual contribution (pp) / T — accuracy the seeds demonstrably cause;
+- `pbrs` (shaped, simplified): potential-based stage shaping w * (gamma * Phi(s') - Phi(s)),
+  Phi summed over slots (Ng, Harada & Russell, 1999); a pruned seed loses its potential;
+- `rent`: - w * 10 * log(1 + seed params / max(host params, floor)) / T per step, so growing by
+  the host's own size costs ~3.5 pp-episodes at w = 0.5;
+- `shock` (shaped): - w * sum over slots of (alpha change)^2 * log(1 + seed share), for sudden
+  blending of big seeds;
+- `action_cost` (simplified): a small fixed cost for every op but WAIT;
+- `young_prune` (minimal): a penalty for pruning a seed younger than `young_prune_age`;
+- `rollback`: a governor rollback during the step is charged here;
+- `terminal` (all modes, last step only): final validation accuracy (pp) x weight.
+The sum of the named terms is the reward; every term is logged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from esper.leyline import PROBATION_STAGES, FactoredAction, Op, SlotReport, Stage
+
+
+class RewardMode(StrEnum):
+    SHAPED = "shaped"
+    SIMPLIFIED = "simplified"
+    SPARSE = "sparse"
+    MINIMAL = "minimal"
+    BASIC = "basic"
+
+
+DEFAULT_POTENTIALS: dict[Stage, float] = {
+    Stage.DORMANT: 0.0,
+    Stage.GERMINATED: 1.0,
+    Stage.TRAINING: 2.0,
+    Stage.BLENDING: 3.5,
+    Stage.HOLDING: 5.5,
+    Stage.FOSSILIZED: 6.0,
+    Stage.PRUNED: 0.0,
+    Stage.EMBARGOED: 0.0,
+}
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    mode: RewardMode = RewardMode.SHAPED
+    gamma: float = 0.995  # must equal PPO's gamma (the trainer's config enforces it)
+    pbrs_weight: float = 0.3
+    contribution_weight: float = 1.0
+    rent_weight: float = 0.5
+    shock_weight: float = 1.0
+    action_cost: float = 0.05
+    young_prune_penalty: float = 1.0
+    young_prune_age: int = 5
+    rollback_penalty: float = 5.0
+    terminal_weight: float = 1.0
+    host_param_floor: int = 200
+    potentials: dict[Stage, float] = field(default_factory=lambda: dict(DEFAULT_POTENTIALS))
+
+
+@dataclass(frozen=True)
+class StepState:
+    """What rewards may know of a state: validation only, never test."""
+
+    epoch: int
+    episode_length: int
+    val_accuracy: float
+    host_params: int
+    reports: Mapping[str, SlotReport]
+
+    @property
+    def seed_params(self) -> int:
+        return sum(r.seed_params for r in self.reports.values())
+
+
+@dataclass(frozen=True)
+class RewardBreakdown:
+    terms: dict[str, float]
+
+    @property
+    def total(self) -> float:
+        return sum(self.terms.values())
+
+
+def potential(state: StepState, config: RewardConfig) -> float:
+    return sum(config.potentials[r.stage] for r in state.reports.values())
+
+
+def _log_share(params: int, state: StepState, config: RewardConfig) -> float:
+    return math.log1p(params / max(state.host_params, config.host_param_floor))
+
+
+def attribution(after: StepState) -> float:
+    live = [
+        r.contribution
+        for r in after.reports.values()
+        if r.stage in PROBATION_STAGES and r.alpha > 0 and r.contribution is not None
+    ]
+    return sum(live) / after.episode_length
+
+
+def rent(after: StepState, config: RewardConfig) -> float:
+    return (
+        -config.rent_weight
+        * 10
+        * _log_share(after.seed_params, after, config)
+        / after.episode_length
+    )
+
+
+def shock(before: StepState, after: StepState, config: RewardConfig) -> float:
+    total = 0.0
+    for slot_id, r in after.reports.items():
+        previous = before.reports[slot_id].alpha if slot_id in before.reports else 0.0
+        total += (r.alpha - previous) ** 2 * _log_share(r.seed_params, after, config)
+    return -config.shock_weight * total
+
+
+def pbrs(before: StepState, after: StepState, config: RewardConfig) -> float:
+    return config.pbrs_weight * (
+        config.gamma * potential(after, config) - potential(before, config)
+    )
+
+
+def compute_reward(
+    before: StepState,
+    action: FactoredAction,
+    after: StepState,
+    config: RewardConfig,
+    *,
+    is_terminal: bool,
+    rolled_back: bool = False,
+) -> RewardBreakdown:
+    """The reward for the step that took `before` to `after` through `action`."""
+    mode = config.mode
+    terms: dict[str, float] = {}
+    if mode in (RewardMode.SHAPED, RewardMode.BASIC):
+        terms["attribution"] = config.contribution_weight * attribution(after)
+    if mode in (RewardMode.SHAPED, RewardMode.SIMPLIFIED):
+        terms["pbrs"] = pbrs(before, after, config)
+    if mode == RewardMode.SHAPED:
+        terms["shock"] = shock(before, after, config)
+    if mode == RewardMode.SIMPLIFIED:
+        terms["action_cost"] = -config.action_cost if action.op != Op.WAIT else 0.0
+    if mode == RewardMode.MINIMAL:
+        young = (
+            action.op == Op.PRUNE
+            and action.slot is not None
+            and before.reports[action.slot].seed_age < config.young_prune_age
+        )
+        terms["young_prune"] = -config.young_prune_penalty if young else 0.0
+    if mode in (RewardMode.SHAPED, RewardMode.BASIC):
+        terms["rent"] = rent(after, config)
+    elif mode in (RewardMode.SPARSE, RewardMode.MINIMAL) and is_terminal:
+        terms["rent"] = rent(after, config) * after.episode_length  # the episode's rent, once
+    terms["rollback"] = -config.rollback_penalty if rolled_back else 0.0
+    terms["terminal"] = config.terminal_weight * after.val_accuracy if is_terminal else 0.0
+    return RewardBreakdown(terms)

@@ -1,0 +1,221 @@
+"""Observation features and action masks (DESIGN.md §6).
+
+Every feature is scaled analytically to O(1) here (accuracy/100, loss/chance-level loss,
+epoch/T, log of parameter ratios, one-hots); a running normalizer in simic may standardize
+them further. Layout: one global block, then one block per enabled slot in slot-head order.
+Masks come only from `legal_ops` / `legal_choices`: op first, slot given op, then head masks
+given op and slot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from esper.leyline import (
+    ALPHA_TARGETS,
+    HEADS_USED,
+    BlendOp,
+    Curve,
+    EpochMetrics,
+    Head,
+    LifecycleLimits,
+    Op,
+    SlotReport,
+    Stage,
+    Tempo,
+    legal_choices,
+    legal_ops,
+)
+
+GLOBAL_FEATURES = (
+    "epoch_fraction",
+    "val_accuracy",
+    "train_accuracy",
+    "val_loss",
+    "train_loss",
+    "val_accuracy_delta",
+    "val_loss_delta",
+    "best_val_accuracy",
+    "plateau",
+    "is_stabilized",
+    "log_growth",
+)
+_SLOT_SCALARS = (
+    "alpha",
+    "alpha_target",
+    "alpha_steps_left",
+    "epochs_in_stage",
+    "seed_age",
+    "contribution",
+    "contribution_stderr",
+    "contribution_trend",
+    "has_measurement",
+    "log_param_share",
+    "log_gradient_ratio",
+    "is_pruning",
+    "is_fossilizing",
+)
+FEATURE_CLIP = 10.0  # analytic scaling keeps features O(1); this only guards against outliers
+_MAX_TEMPO = max(Tempo)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The shape of an observation for one host: its slots and its blueprint names."""
+
+    slot_ids: tuple[str, ...]
+    blueprints: tuple[str, ...]
+    episode_length: int
+    chance_loss: float
+    host_params: int
+    host_param_floor: int = 200
+
+    @property
+    def slot_block_size(self) -> int:
+        return len(Stage) + len(self.blueprints) + len(BlendOp) + len(_SLOT_SCALARS)
+
+    @property
+    def size(self) -> int:
+        return len(GLOBAL_FEATURES) + len(self.slot_ids) * self.slot_block_size
+
+    @property
+    def head_sizes(self) -> dict[Head, int]:
+        return {
+            Head.OP: len(Op),
+            Head.SLOT: len(self.slot_ids),
+            Head.BLUEPRINT: len(self.blueprints),
+            Head.BLEND: len(BlendOp),
+            Head.TEMPO: len(Tempo),
+            Head.ALPHA_TARGET: len(ALPHA_TARGETS),
+            Head.CURVE: len(Curve),
+        }
+
+    def log_share(self, params: int) -> float:
+        return math.log1p(params / max(self.host_params, self.host_param_floor))
+
+
+@dataclass(frozen=True)
+class ActionMasks:
+    """True where a choice is legal. Shapes: op (n_ops,), slot (n_ops, n_slots),
+    blueprint (n_bp,), blend (3,), tempo (n_ops, 4), alpha_target (n_ops, n_slots, 3),
+    curve (3,)."""
+
+    op: np.ndarray
+    slot: np.ndarray
+    blueprint: np.ndarray
+    blend: np.ndarray
+    tempo: np.ndarray
+    alpha_target: np.ndarray
+    curve: np.ndarray
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {h.value: getattr(self, h.value) for h in Head}
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a controller sees at a step: analytic features and masks, plus the raw records the
+    heuristic reads."""
+
+    features: np.ndarray  # (FeatureSpec.size,) float32
+    masks: ActionMasks
+    metrics: EpochMetrics
+    reports: Mapping[str, SlotReport]
+
+
+def _clip(x: float) -> float:
+    return max(-FEATURE_CLIP, min(FEATURE_CLIP, x))
+
+
+def global_features(spec: FeatureSpec, metrics: EpochMetrics, seed_params: int) -> list[float]:
+    T, chance = spec.episode_length, spec.chance_loss
+    return [
+        metrics.epoch / T,
+        metrics.val_accuracy / 100,
+        metrics.train_accuracy / 100,
+        _clip(metrics.val_loss / chance),
+        _clip(metrics.train_loss / chance),
+        _clip(metrics.val_accuracy_delta / 10),
+        _clip(metrics.val_loss_delta / chance),
+        metrics.best_val_accuracy / 100,
+        min(metrics.plateau_epochs, T) / T,
+        float(metrics.is_stabilized),
+        spec.log_share(seed_params),
+    ]
+
+
+def slot_features(spec: FeatureSpec, r: SlotReport) -> list[float]:
+    T = spec.episode_length
+    stage = [float(r.stage == s) for s in Stage]
+    blueprint = [float(r.blueprint == b) for b in spec.blueprints]
+    blend = [float(r.blend == b) for b in BlendOp]
+    # While TRAINING the seed is invisible: show what blending it would do instead.
+    value, stderr = (
+        (r.prospective, r.prospective_stderr)
+        if r.stage in (Stage.GERMINATED, Stage.TRAINING)
+        else (r.contribution, r.contribution_stderr)
+    )
+    ratio = r.gradient_ratio
+    scalars = [
+        r.alpha,
+        r.alpha_target,
+        r.alpha_steps_left / _MAX_TEMPO,
+        min(r.epochs_in_stage, T) / T,
+        min(r.seed_age, T) / T,
+        _clip((value or 0.0) / 10),
+        _clip((stderr or 0.0) / 10),
+        _clip((r.contribution_trend or 0.0) / 10),
+        float(value is not None),
+        spec.log_share(r.seed_params),
+        _clip(math.log10(ratio + 1e-6) / 3) if ratio is not None else 0.0,
+        float(r.is_pruning),
+        float(r.is_fossilizing),
+    ]
+    return stage + blueprint + blend + scalars
+
+
+def build_features(
+    spec: FeatureSpec, metrics: EpochMetrics, reports: Mapping[str, SlotReport]
+) -> np.ndarray:
+    seed_params = sum(r.seed_params for r in reports.values())
+    values = global_features(spec, metrics, seed_params)
+    for slot_id in spec.slot_ids:
+        values += slot_features(spec, reports[slot_id])
+    features = np.asarray(values, dtype=np.float32)
+    assert features.shape == (spec.size,), (features.shape, spec.size)
+    return features
+
+
+def build_masks(
+    spec: FeatureSpec, reports: Mapping[str, SlotReport], limits: LifecycleLimits
+) -> ActionMasks:
+    n_slots = len(spec.slot_ids)
+    slot = np.zeros((len(Op), n_slots), dtype=bool)
+    tempo = np.zeros((len(Op), len(Tempo)), dtype=bool)
+    alpha = np.zeros((len(Op), n_slots, len(ALPHA_TARGETS)), dtype=bool)
+    for j, slot_id in enumerate(spec.slot_ids):
+        for op in legal_ops(reports[slot_id], limits):
+            slot[op, j] = True
+            if Head.ALPHA_TARGET in HEADS_USED[op]:
+                allowed = legal_choices(reports[slot_id], op, Head.ALPHA_TARGET)
+                alpha[op, j] = [allowed is None or a in allowed for a in ALPHA_TARGETS]
+    for op in Op:
+        if Head.TEMPO in HEADS_USED[op]:
+            any_report = next(iter(reports.values()))  # tempo legality does not depend on slot
+            allowed = legal_choices(any_report, op, Head.TEMPO)
+            tempo[op] = [allowed is None or t in allowed for t in Tempo]
+    op_mask = slot.any(axis=1)
+    op_mask[Op.WAIT] = True
+    return ActionMasks(
+        op=op_mask,
+        slot=slot,
+        blueprint=np.ones(len(spec.blueprints), dtype=bool),
+        blend=np.ones(len(BlendOp), dtype=bool),
+        tempo=tempo,
+        alpha_target=alpha,
+        curve=np.ones(len(Curve), dtype=bool),
+    )

@@ -1,0 +1,385 @@
+"""The heuristic controller: a researcher's rule set for growing a network, one action per epoch.
+
+It reads only `EpochMetrics` and the slots' `SlotReport`s plus the topology's blueprint names, so
+it works on every host. It speaks flat actions (`WAIT`, `GERMINATE_<BP>`, `ADVANCE`, `FOSSILIZE`,
+`PRUNE`), converted by `flat_to_factored`, and only ever picks an op that `legal_ops` allows on
+its slot. Each epoch it takes the first rule that applies, scanning slots in numeric order:
+
+(a) PRUNE a seed that is failing: its score has not set a new best for `prune_patience` epochs,
+    or stayed <= 0 that long, or now lies `prune_drop_pp` or more below its best. The score is
+    the measured counterfactual contribution in BLENDING/HOLDING and the prospective one in
+    TRAINING; an epoch without a measurement counts as one without improvement (a seed must
+    show evidence to stay). A seed whose current score clearly helps (rule b's bar) is never
+    pruned: a +3 pp seed that once measured +5 pp is kept, not discarded for the drop.
+(b) FOSSILIZE a HOLDING seed whose measured contribution clearly helps: above `fossilize_pp`
+    and above `significance_stderrs` standard errors when a standard error is reported.
+(c) ADVANCE a TRAINING seed whose prospective contribution is positive; a seed not measured
+    after `advance_unmeasured_epochs` in TRAINING is advanced too, because blending is where
+    its real counterfactual gets measured (and rule a can still prune it), whereas waiting
+    would hold the one in-flight place forever.
+(d) GERMINATE into the first DORMANT slot once the host has plateaued, with no seed in
+    GERMINATED, TRAINING or BLENDING (one seed in flight, so each counterfactual is read
+    against a settled host), using the next blueprint in rotation whose penalty is at most
+    `penalty_skip_above`. All blueprints over the bar: WAIT (no silent fallback).
+(e) WAIT.
+
+Germination timing. The host must be at `germinate_min_epoch` or later, flat for
+`germinate_plateau_epochs`, and either stabilized (the tracker's loss latch) or flat for
+`unstabilized_plateau_epochs`. Requiring the latch stops a seed being planted into a host
+whose loss is still falling fast behind a momentarily flat accuracy (DESIGN.md §6: "germinate on
+plateau once the host has stabilized"). Accepting a long plateau instead keeps the heuristic from
+never growing a host whose loss keeps falling by more than 3% an epoch after its accuracy has
+stopped improving (confidence still sharpening), which the latch alone would wait out forever.
+
+Blueprint penalties. A prune adds `prune_penalty` to the pruned seed's blueprint; every `decide`
+call (one per epoch) first multiplies all penalties by `penalty_decay`. Only the controller's own
+prunes are charged (a governor rollback is not the blueprint's fault). With the §11 defaults
+(+2.0, x0.5, skip above 3.0) one prune alone never crosses the bar, and a seed cannot be
+pruned twice within `min_prune_age` epochs, so the skip only ever fires under stronger settings.
+
+Per-seed bookkeeping (best score, epochs without improvement, epochs at <= 0) is keyed by slot
+id and starts afresh when the slot's seed changes (the slot leaves probation, holds another
+blueprint, or its seed age goes back), and when the score changes meaning from prospective
+(TRAINING) to measured (BLENDING): a contribution at a partial alpha is not comparable with a
+prospective one at alpha 1, so comparing them would read every blend-in as a drop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from esper.leyline import (
+    DEFAULT_LIMITS,
+    PROBATION_STAGES,
+    EpochMetrics,
+    FactoredAction,
+    LifecycleLimits,
+    Op,
+    SlotReport,
+    Stage,
+    flat_to_factored,
+    legal_ops,
+    sort_slot_ids,
+)
+
+
+@dataclass(frozen=True)
+class HeuristicConfig:
+    """Thresholds of the heuristic (DESIGN.md §11); contributions in percentage points."""
+
+    germinate_plateau_epochs: int = 3  # host accuracy flat this many epochs before a germination
+    germinate_min_epoch: int = 5  # never germinate before this epoch: early plateaus are noise
+    unstabilized_plateau_epochs: int = 6  # a plateau this long germinates without the loss latch
+    prune_patience: int = 5  # epochs without a new best (or at <= 0) before a prune
+    prune_drop_pp: float = 2.0  # prune once the score is this far below its best
+    fossilize_pp: float = 0.5  # a contribution must exceed this to fossilize
+    significance_stderrs: float = 2.0  # ... and this many standard errors, when one is reported
+    advance_unmeasured_epochs: int = 3  # advance an unmeasured TRAINING seed after this long
+    prune_penalty: float = 2.0  # added to a blueprint's penalty when its seed is pruned
+    penalty_decay: float = 0.5  # every penalty is multiplied by this once per epoch
+    penalty_skip_above: float = 3.0  # the rotation skips blueprints with a larger penalty
+    blueprint_order: tuple[str, ...] | None = None  # rotation; None: the topology's order
+
+    def __post_init__(self) -> None:
+        for name in (
+            "germinate_plateau_epochs",
+            "germinate_min_epoch",
+            "advance_unmeasured_epochs",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.prune_patience < 1:
+            raise ValueError(f"prune_patience must be >= 1, got {self.prune_patience}")
+        if self.unstabilized_plateau_epochs < self.germinate_plateau_epochs:
+            raise ValueError(
+                f"unstabilized_plateau_epochs ({self.unstabilized_plateau_epochs}) must be >= "
+                f"germinate_plateau_epochs ({self.germinate_plateau_epochs})"
+            )
+        for name in ("prune_drop_pp", "significance_stderrs", "prune_penalty"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        if not math.isfinite(self.fossilize_pp):
+            raise ValueError(f"fossilize_pp must be finite, got {self.fossilize_pp}")
+        if not 0 <= self.penalty_decay <= 1:
+            raise ValueError(f"penalty_decay must be in [0, 1], got {self.penalty_decay}")
+        if not math.isfinite(self.penalty_skip_above):
+            raise ValueError(f"penalty_skip_above must be finite, got {self.penalty_skip_above}")
+        if self.blueprint_order is not None and len(self.blueprint_order) == 0:
+            raise ValueError("blueprint_order must name at least one blueprint (or be None)")
+
+
+# Stages whose seed is on its way in: while one exists, nothing new is germinated.
+IN_FLIGHT_STAGES = frozenset({Stage.GERMINATED, Stage.TRAINING, Stage.BLENDING})
+
+
+@dataclass(frozen=True)
+class SeedRecord:
+    """What the heuristic remembers about the seed in one slot."""
+
+    blueprint: str
+    seed_age: int
+    signal: str | None  # "prospective" (TRAINING), "contribution" (BLENDING/HOLDING), None
+    best: float | None = None
+    epochs_without_improvement: int = 0
+    epochs_not_positive: int = 0
+
+
+def seed_score(report: SlotReport) -> tuple[str | None, float | None, float | None]:
+    """(signal name, score, standard error) the heuristic judges this seed by now."""
+    if report.stage == Stage.TRAINING:
+        return "prospective", report.prospective, report.prospective_stderr
+    if report.stage in (Stage.BLENDING, Stage.HOLDING):
+        return "contribution", report.contribution, report.contribution_stderr
+    return None, None, None  # GERMINATED: not trained yet, nothing to judge
+
+
+def observe(record: SeedRecord | None, report: SlotReport) -> SeedRecord:
+    """The record after one more epoch of this probationary seed."""
+    assert report.blueprint is not None  # checked by the caller
+    signal, score, _ = seed_score(report)
+    is_same_seed = (
+        record is not None
+        and record.blueprint == report.blueprint
+        and report.seed_age >= record.seed_age
+    )
+    if record is None or not is_same_seed or record.signal != signal:
+        record = SeedRecord(report.blueprint, report.seed_age, signal)
+    record = replace(record, seed_age=report.seed_age)
+    if signal is None:
+        return record
+    if score is None:
+        return replace(record, epochs_without_improvement=record.epochs_without_improvement + 1)
+    is_new_best = record.best is None or score > record.best
+    return replace(
+        record,
+        best=score if is_new_best else record.best,
+        epochs_without_improvement=0 if is_new_best else record.epochs_without_improvement + 1,
+        epochs_not_positive=record.epochs_not_positive + 1 if score <= 0 else 0,
+    )
+
+
+@dataclass(frozen=True)
+class _Choice:
+    name: str  # flat action name
+    slot: str | None
+    reason: str
+
+
+class HeuristicController:
+    """Rule-based controller: see the module docstring for the rules and their order.
+
+    Args:
+        blueprints: the blueprint names of the host's topology (lower case, as flat action names
+            round-trip through upper case).
+        config: thresholds; `config.blueprint_order` must name only known blueprints.
+        limits: lifecycle timing rules, passed to `legal_ops`.
+
+    Raises:
+        ValueError: on no blueprints, a duplicate or non-lower-case name, or an unknown
+            blueprint in `config.blueprint_order`.
+    """
+
+    def __init__(
+        self,
+        blueprints: Sequence[str],
+        config: HeuristicConfig = HeuristicConfig(),
+        limits: LifecycleLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self.blueprints = tuple(blueprints)
+        if not self.blueprints:
+            raise ValueError("the heuristic needs at least one blueprint")
+        if len(set(self.blueprints)) != len(self.blueprints):
+            raise ValueError(f"duplicate blueprint names in {self.blueprints}")
+        for name in self.blueprints:
+            if name != name.lower():
+                raise ValueError(
+                    f"blueprint {name!r} is not lower case; flat actions GERMINATE_<BP> "
+                    "round-trip only lower-case names"
+                )
+        self.rotation = config.blueprint_order or self.blueprints
+        unknown = [b for b in self.rotation if b not in self.blueprints]
+        if unknown:
+            raise ValueError(
+                f"blueprint_order names unknown blueprints {unknown}; known: {self.blueprints}"
+            )
+        self.config, self.limits = config, limits
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new episode: no penalties, rotation from its first blueprint, no records."""
+        self.penalties = dict.fromkeys(self.blueprints, 0.0)
+        self.next_rotation_index = 0
+        self.records: dict[str, SeedRecord] = {}
+        self.last_reason = ""  # why the last `decide` chose its action (for telemetry)
+
+    def decide(self, metrics: EpochMetrics, reports: Mapping[str, SlotReport]) -> FactoredAction:
+        """Exactly one action for this epoch, legal under `legal_ops` (or WAIT).
+
+        Args:
+            metrics: this epoch's host metrics from the `SignalTracker`.
+            reports: every enabled slot's report, keyed by slot id.
+
+        Raises:
+            ValueError: if a key differs from its report's slot id, a slot id is malformed, or a
+                probationary seed has no blueprint or one outside `blueprints`.
+        """
+        ordered = [reports[s] for s in sort_slot_ids(reports)]
+        self._check_reports(reports)
+        self.penalties = {b: p * self.config.penalty_decay for b, p in self.penalties.items()}
+        self.records = {
+            r.slot_id: observe(self.records.get(r.slot_id), r)
+            for r in ordered
+            if r.stage in PROBATION_STAGES
+        }
+        choice = (
+            self._prune(ordered)
+            or self._fossilize(ordered)
+            or self._advance(ordered)
+            or self._germinate(metrics, ordered)
+            or _Choice("WAIT", None, "nothing to do")
+        )
+        action = flat_to_factored(choice.name, choice.slot, self.blueprints)
+        if choice.name == "PRUNE":
+            assert choice.slot is not None
+            pruned = self.records[choice.slot].blueprint
+            self.penalties[pruned] += self.config.prune_penalty
+        if choice.slot is not None:
+            assert action.op in legal_ops(reports[choice.slot], self.limits), action
+        self.last_reason = choice.reason
+        return action
+
+    def _check_reports(self, reports: Mapping[str, SlotReport]) -> None:
+        for key, report in reports.items():
+            if key != report.slot_id:
+                raise ValueError(f"report under key {key!r} is for slot {report.slot_id!r}")
+            if report.stage in PROBATION_STAGES and report.blueprint not in self.blueprints:
+                raise ValueError(
+                    f"slot {key} ({report.stage.name}) holds blueprint {report.blueprint!r}; "
+                    f"known: {self.blueprints}"
+                )
+
+    def _clearly_helps(self, score: float, stderr: float | None) -> bool:
+        is_significant = stderr is None or score > self.config.significance_stderrs * stderr
+        return score > self.config.fossilize_pp and is_significant
+
+    def _prune(self, ordered: list[SlotReport]) -> _Choice | None:
+        cfg = self.config
+        for report in ordered:
+            if Op.PRUNE not in legal_ops(report, self.limits):
+                continue
+            record = self.records[report.slot_id]
+            signal, score, stderr = seed_score(report)
+            if score is not None and self._clearly_helps(score, stderr):
+                continue
+            where = f"{report.blueprint} in {report.slot_id}"
+            if record.epochs_without_improvement >= cfg.prune_patience:
+                reason = f"{signal} of {where} not improved for {cfg.prune_patience} epochs"
+                return _Choice("PRUNE", report.slot_id, reason)
+            if record.epochs_not_positive >= cfg.prune_patience:
+                reason = f"{signal} of {where} <= 0 for {cfg.prune_patience} epochs"
+                return _Choice("PRUNE", report.slot_id, reason)
+            if (
+                score is not None
+                and record.best is not None
+                and record.best - score >= cfg.prune_drop_pp
+            ):
+                reason = f"{signal} of {where} fell from {record.best:+.2f} to {score:+.2f} pp"
+                return _Choice("PRUNE", report.slot_id, reason)
+        return None
+
+    def _fossilize(self, ordered: list[SlotReport]) -> _Choice | None:
+        for report in ordered:
+            if report.stage != Stage.HOLDING or report.contribution is None:
+                continue
+            if Op.FOSSILIZE not in legal_ops(report, self.limits):
+                continue
+            if self._clearly_helps(report.contribution, report.contribution_stderr):
+                reason = f"{report.blueprint} in {report.slot_id} contributes "
+                reason += f"{report.contribution:+.2f} pp"
+                return _Choice("FOSSILIZE", report.slot_id, reason)
+        return None
+
+    def _advance(self, ordered: list[SlotReport]) -> _Choice | None:
+        for report in ordered:
+            if Op.ADVANCE not in legal_ops(report, self.limits):
+                continue
+            where = f"{report.blueprint} in {report.slot_id}"
+            if report.prospective is not None and report.prospective > 0:
+                reason = f"{where} would add {report.prospective:+.2f} pp"
+                return _Choice("ADVANCE", report.slot_id, reason)
+            if (
+                report.prospective is None
+                and report.epochs_in_stage >= self.config.advance_unmeasured_epochs
+            ):
+                reason = (
+                    f"{where} unmeasured after {report.epochs_in_stage} epochs: blend to measure"
+                )
+                return _Choice("ADVANCE", report.slot_id, reason)
+        return None
+
+    def _germinate(self, metrics: EpochMetrics, ordered: list[SlotReport]) -> _Choice | None:
+        cfg = self.config
+        if any(r.stage in IN_FLIGHT_STAGES for r in ordered):
+            return None
+        if metrics.epoch < cfg.germinate_min_epoch:
+            return None
+        if metrics.plateau_epochs < cfg.germinate_plateau_epochs:
+            return None
+        if not metrics.is_stabilized and metrics.plateau_epochs < cfg.unstabilized_plateau_epochs:
+            return None
+        slot = next((r.slot_id for r in ordered if Op.GERMINATE in legal_ops(r, self.limits)), None)
+        if slot is None:
+            return None
+        blueprint = self._next_blueprint()
+        if blueprint is None:
+            return _Choice("WAIT", None, "every blueprint's penalty is above the bar")
+        reason = f"host flat for {metrics.plateau_epochs} epochs: {blueprint} into {slot}"
+        return _Choice("GERMINATE_" + blueprint.upper(), slot, reason)
+
+    def _next_blueprint(self) -> str | None:
+        """The next blueprint in rotation whose penalty is within the bar; skipped ones lose
+        their turn. None (rotation unchanged) if all are over it."""
+        n = len(self.rotation)
+        for step in range(n):
+            index = (self.next_rotation_index + step) % n
+            blueprint = self.rotation[index]
+            if self.penalties[blueprint] <= self.config.penalty_skip_above:
+                self.next_rotation_index = (index + 1) % n
+                return blueprint
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain Python values (safe for `torch.load(weights_only=True)`)."""
+        return {
+            "penalties": dict(self.penalties),
+            "next_rotation_index": self.next_rotation_index,
+            "records": {slot: asdict(r) for slot, r in self.records.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a `state_dict()` of a controller built with the same blueprints.
+
+        Raises:
+            ValueError: on missing or unexpected keys, or penalties for other blueprints.
+        """
+        expected = {"penalties", "next_rotation_index", "records"}
+        if set(state) != expected:
+            raise ValueError(
+                f"heuristic state keys mismatch: missing {sorted(expected - set(state))}, "
+                f"unexpected {sorted(set(state) - expected)}"
+            )
+        if set(state["penalties"]) != set(self.blueprints):
+            raise ValueError(
+                f"state has penalties for {sorted(state['penalties'])}, "
+                f"this controller's blueprints are {sorted(self.blueprints)}"
+            )
+        index = int(state["next_rotation_index"])
+        if not 0 <= index < len(self.rotation):
+            raise ValueError(f"next_rotation_index {index} outside rotation of {self.rotation}")
+        self.penalties = {b: float(p) for b, p in state["penalties"].items()}
+        self.next_rotation_index = index
+        self.records = {slot: SeedRecord(**r) for slot, r in state["records"].items()}

@@ -1,0 +1,133 @@
+"""The one training and evaluation engine every caller uses (heuristic, PPO, evaluation,
+benchmarks). Losses and accuracies are per-sample means over the epoch (per token for language
+tasks); metrics stay on the device until the end of the pass, so there is one sync per epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from esper.kasmina import MorphogeneticModel
+from esper.leyline import Stage
+from esper.tolaria.seed_optimizer import SeedOptimizer
+
+
+@dataclass(frozen=True)
+class TrainStats:
+    loss: float  # per-sample mean over the epoch
+    accuracy: float  # percent
+    samples: int
+    gradient_ratios: dict[str, float]  # probationary seed grad norm / host grad norm (1st batch)
+
+
+@dataclass(frozen=True)
+class EvalStats:
+    """Evaluation of K alpha configurations on the same samples.
+
+    `losses[k]`, `accuracies[k]` (percent) per configuration; `correct` (K, N) bool, one column
+    per evaluated sample (token), for paired comparisons between configurations.
+    """
+
+    losses: tuple[float, ...]
+    accuracies: tuple[float, ...]
+    correct: Tensor
+
+    @property
+    def loss(self) -> float:
+        return self.losses[0]
+
+    @property
+    def accuracy(self) -> float:
+        return self.accuracies[0]
+
+
+def _flat(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """(B, C) or (B, T, V) logits with (B,) or (B, T) targets -> (N, C), (N,)."""
+    return logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+
+
+def _norm(params: Iterable[torch.nn.Parameter]) -> Tensor:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+def _gradient_norms(model: MorphogeneticModel) -> dict[str, Tensor]:
+    """Host and per-seed gradient norms, as tensors (no sync)."""
+    norms = {"host": _norm(model.host.parameters())}
+    for slot in model.seed_slots():
+        if slot.is_live and slot.stage != Stage.FOSSILIZED:
+            norms[slot.slot_id] = _norm(slot.seed_parameters())
+    return norms
+
+
+def train_epoch(
+    model: MorphogeneticModel, optimizer: SeedOptimizer, batches: Iterable[tuple[Tensor, Tensor]]
+) -> TrainStats:
+    """One pass of SGD over `batches` with cross-entropy."""
+    model.train()
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    samples = 0
+    norms: dict[str, Tensor] = {}
+    for x, y in batches:
+        logits, targets = _flat(model(x), y)
+        loss = F.cross_entropy(logits, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        if not norms:
+            norms = _gradient_norms(model)
+        optimizer.step()
+        loss_sum += loss.detach() * targets.numel()
+        correct += (logits.detach().argmax(-1) == targets).sum()
+        samples += targets.numel()
+    if samples == 0:
+        raise ValueError("train_epoch got no batches")
+    host_norm = float(norms.pop("host"))
+    ratios = {sid: float(n) / host_norm if host_norm > 0 else 0.0 for sid, n in norms.items()}
+    return TrainStats(
+        loss=float(loss_sum) / samples,
+        accuracy=100.0 * float(correct) / samples,
+        samples=samples,
+        gradient_ratios=ratios,
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    model: MorphogeneticModel,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    configs: Sequence[Mapping[str, float]] = ({},),
+) -> EvalStats:
+    """Evaluate K alpha configurations in one fused pass per batch (see `fused_forward`)."""
+    model.eval()
+    k = len(configs)
+    loss_sums: Tensor | None = None
+    correct_parts: list[Tensor] = []
+    for x, y in batches:
+        logits = model.fused_forward(x, configs)  # (K, B, ...)
+        flat = logits.reshape(k, -1, logits.shape[-1])  # (K, N, C)
+        targets = y.reshape(-1)
+        per_config = (
+            F.cross_entropy(flat.reshape(-1, flat.shape[-1]), targets.repeat(k), reduction="none")
+            .view(k, -1)
+            .sum(dim=1)
+        )  # (K,)
+        loss_sums = per_config if loss_sums is None else loss_sums + per_config
+        correct_parts.append(flat.argmax(-1) == targets)  # (K, N)
+    if loss_sums is None:
+        raise ValueError("evaluate got no batches")
+    correct = torch.cat(correct_parts, dim=1)
+    n = correct.shape[1]
+    return EvalStats(
+        losses=tuple((loss_sums / n).tolist()),
+        accuracies=tuple((100.0 * correct.float().mean(dim=1)).tolist()),
+        correct=correct.cpu(),
+    )

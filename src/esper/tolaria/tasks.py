@@ -1,0 +1,150 @@
+"""Tasks: what a host trains on, how it is built, and the host-training hyperparameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from esper.kasmina import CNNHost, TransformerHost
+from esper.tolaria.data import (
+    DataSplits,
+    cifar_augment,
+    load_cifar10,
+    load_digits,
+    load_stories,
+    load_tinystories,
+)
+from esper.tolaria.data.tensor_loader import Augment
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Where and how much real data to read (ignored by the embedded tasks)."""
+
+    data_dir: Path | None = None
+    train_subset: int | None = None
+    download: bool = False
+
+    def __post_init__(self) -> None:
+        if self.train_subset is not None and self.train_subset < 1:
+            raise ValueError(f"train_subset must be >= 1, got {self.train_subset}")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A host-training problem.
+
+    `build_host(data)` makes a fresh host for the task's data (its widths are deliberately small
+    where seeds should have room to help). Learning rates are for SGD with momentum.
+    """
+
+    name: str
+    description: str
+    load: Callable[[DataOptions], DataSplits]
+    build_host: Callable[[DataSplits], nn.Module]
+    batch_size: int
+    eval_batch_size: int
+    host_lr: float
+    seed_lr: float
+    episode_length: int  # host epochs per episode
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augment: Augment | None = None
+
+
+def _digits_host(data: DataSplits) -> nn.Module:
+    # ~500 parameters: reaches roughly 85-90% alone, leaving seeds room to help.
+    return CNNHost(
+        in_channels=1, image_size=8, widths=(2, 4, 8), num_classes=10, pool=(False, True, True)
+    )
+
+
+def _cifar_host(data: DataSplits) -> nn.Module:
+    return CNNHost(in_channels=3, image_size=32, widths=(16, 32, 64), num_classes=10, pool=True)
+
+
+def _story_host(data: DataSplits) -> nn.Module:
+    block = data.input_shape[0]
+    return TransformerHost(
+        vocab_size=data.num_classes, block_size=block, n_layer=2, n_head=2, n_embd=64, n_segments=2
+    )
+
+
+def _tinystories_host(data: DataSplits) -> nn.Module:
+    block = data.input_shape[0]
+    return TransformerHost(
+        vocab_size=data.num_classes, block_size=block, n_layer=4, n_head=4, n_embd=128, n_segments=2
+    )
+
+
+def _load_cifar(options: DataOptions) -> DataSplits:
+    if options.data_dir is None:
+        raise ValueError("the cifar10 task needs --data-dir (a folder holding cifar-10-batches-py)")
+    return load_cifar10(
+        options.data_dir, train_subset=options.train_subset, download=options.download
+    )
+
+
+def _load_tinystories(options: DataOptions) -> DataSplits:
+    return load_tinystories(options.data_dir, block_size=128, max_chars=20_000_000)
+
+
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in (
+        Task(
+            name="digits",
+            description="scikit-learn's 8x8 handwritten digits (embedded), tiny CNN host",
+            load=lambda options: load_digits(),
+            build_host=_digits_host,
+            batch_size=64,
+            eval_batch_size=512,
+            host_lr=0.05,
+            seed_lr=0.05,
+            episode_length=25,
+        ),
+        Task(
+            name="cifar10",
+            description="CIFAR-10 from a local cifar-10-batches-py folder, CNN host",
+            load=_load_cifar,
+            build_host=_cifar_host,
+            batch_size=128,
+            eval_batch_size=1000,
+            host_lr=0.01,
+            seed_lr=0.01,
+            episode_length=25,
+            augment=cifar_augment,
+        ),
+        Task(
+            name="stories",
+            description="an embedded story-grammar corpus, byte tokens, small GPT host",
+            load=lambda options: load_stories(block_size=64),
+            build_host=_story_host,
+            batch_size=32,
+            eval_batch_size=128,
+            host_lr=0.1,
+            seed_lr=0.1,
+            episode_length=15,
+        ),
+        Task(
+            name="tinystories",
+            description="TinyStories text from a local file (--data-dir), byte tokens, GPT host",
+            load=_load_tinystories,
+            build_host=_tinystories_host,
+            batch_size=32,
+            eval_batch_size=128,
+            host_lr=0.1,
+            seed_lr=0.1,
+            episode_length=25,
+        ),
+    )
+}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
+    return TASKS[name]

@@ -1,0 +1,181 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import epoch, germinate, perturb_seeds, trained_cnn_host, transformer_host, walk_to
+
+from esper.kasmina import MorphogeneticModel, blueprint_names
+from esper.leyline import BlendOp, FactoredAction, Op, SlotIdError, Stage
+
+
+def real_seed_params(model: MorphogeneticModel, slot_id: str) -> int:
+    return sum(p.numel() for p in model.slot(slot_id).seed_parameters())
+
+
+@pytest.mark.parametrize("widths", [(4, 8, 16), (8, 16, 32)])
+@pytest.mark.parametrize("blend", list(BlendOp))
+def test_germinating_any_cnn_blueprint_leaves_outputs_unchanged(
+    widths: tuple[int, ...], blend: BlendOp
+) -> None:
+    host = trained_cnn_host(widths)
+    x = torch.randn(16, 1, 8, 8)
+    for blueprint in blueprint_names("cnn"):
+        model = MorphogeneticModel(copy.deepcopy(host)).eval()
+        before = model(x)
+        for slot_id in model.slot_ids:
+            germinate(model, slot_id, blueprint, blend)
+            assert model.slot(slot_id).seed_params == real_seed_params(model, slot_id)
+        after = model(x)
+        # The same seeds fully blended in (alpha = 1 everywhere): still the identity at birth.
+        blended = model.fused_forward(x, [dict.fromkeys(model.slot_ids, 1.0)])[0]
+        assert (after - before).abs().max() <= 1e-6, blueprint
+        assert (blended - before).abs().max() <= 1e-6, blueprint
+
+
+@pytest.mark.parametrize("n_embd", [32, 64])
+@pytest.mark.parametrize("blend", list(BlendOp))
+def test_germinating_any_transformer_blueprint_leaves_outputs_unchanged(
+    n_embd: int, blend: BlendOp
+) -> None:
+    host = transformer_host(n_embd)
+    idx = torch.randint(0, 64, (4, 16))
+    for blueprint in blueprint_names("transformer"):
+        model = MorphogeneticModel(copy.deepcopy(host)).eval()
+        before = model(idx)
+        for slot_id in model.slot_ids:
+            germinate(model, slot_id, blueprint, blend)
+            assert model.slot(slot_id).seed_params == real_seed_params(model, slot_id)
+        blended = model.fused_forward(idx, [dict.fromkeys(model.slot_ids, 1.0)])[0]
+        assert (model(idx) - before).abs().max() <= 1e-6, blueprint
+        assert (blended - before).abs().max() <= 1e-6, blueprint
+
+
+def test_a_walked_up_seed_at_alpha_one_is_still_identity_at_birth() -> None:
+    model = MorphogeneticModel(trained_cnn_host()).eval()
+    x = torch.randn(8, 1, 8, 8)
+    before = model(x)
+    germinate(model, "r0c1", "conv_heavy", BlendOp.MULTIPLY)
+    walk_to(model, "r0c1", Stage.HOLDING)
+    assert model.slot("r0c1").alpha == 1.0
+    assert (model(x) - before).abs().max() <= 1e-6
+
+
+def _loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model(x), y)
+
+
+@pytest.mark.parametrize("blend", list(BlendOp))
+def test_training_stage_is_invisible_to_the_host_but_the_seed_learns(blend: BlendOp) -> None:
+    host = trained_cnn_host()
+    plain = MorphogeneticModel(copy.deepcopy(host))
+    model = MorphogeneticModel(copy.deepcopy(host))
+    germinate(model, "r0c1", "conv_light", blend)
+    epoch(model)
+    assert model.slot("r0c1").stage == Stage.TRAINING
+    perturb_seeds(model)  # a seed that has learned something: its blended output would differ
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    torch.manual_seed(1)
+    out = model(x)
+    torch.manual_seed(1)
+    assert torch.equal(out, plain(x))
+    _loss(model, x, y).backward()
+    _loss(plain, x, y).backward()
+    for (name, p), q in zip(model.host.named_parameters(), plain.host.parameters(), strict=True):
+        assert p.grad is not None and q.grad is not None
+        assert torch.equal(p.grad, q.grad), name
+    seed_grads = [p.grad for p in model.slot("r0c1").seed_parameters()]
+    assert all(g is not None for g in seed_grads)
+    assert sum(float(g.abs().sum()) for g in seed_grads if g is not None) > 0
+
+
+@pytest.mark.parametrize("stage", [Stage.HOLDING, Stage.FOSSILIZED])
+def test_full_alpha_keeps_gradient_flowing_to_every_upstream_host_layer(stage: Stage) -> None:
+    model = MorphogeneticModel(trained_cnn_host())
+    germinate(model, "r0c2", "conv_heavy", BlendOp.ADD)
+    walk_to(model, "r0c2", Stage.HOLDING)
+    if stage == Stage.FOSSILIZED:
+        model.slot("r0c2").measured.contribution = 1.0
+        model.execute(FactoredAction(Op.FOSSILIZE, slot="r0c2"))
+    assert model.slot("r0c2").stage == stage and model.slot("r0c2").alpha == 1.0
+    perturb_seeds(model)
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    _loss(model, x, y).backward()
+    for name, p in model.host.blocks.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    isolated = model.slot("r0c2").is_isolated
+    assert isolated == (stage == Stage.HOLDING)
+
+
+def _separate_forward(
+    model: MorphogeneticModel, x: torch.Tensor, config: dict[str, float]
+) -> torch.Tensor:
+    """Reference: one configuration at a time, each live slot at its (forced) alpha."""
+    for i, spec in enumerate(model.specs):
+        x = model.host.forward_segment(i, x)
+        slot = model.slot(spec.slot_id)
+        if slot.is_live:
+            alpha = torch.full((x.shape[0],), config.get(spec.slot_id, slot.alpha))
+            x = slot(x, alpha_override=alpha)
+    return model.host.head(x)
+
+
+def _configs(model: MorphogeneticModel) -> list[dict[str, float]]:
+    live = [s for s in model.slot_ids if model.slot(s).is_live]
+    return [{}, *({s: 0.0} for s in live), {s: 1.0 for s in live}, {live[0]: 0.3}]
+
+
+def _grow_three_seeds(model: MorphogeneticModel, blueprints: list[str]) -> None:
+    blends = [BlendOp.ADD, BlendOp.MULTIPLY, BlendOp.GATE]
+    for slot_id, bp, blend in zip(model.slot_ids, blueprints, blends, strict=False):
+        germinate(model, slot_id, bp, blend, target=0.7)
+    walk_to(model, model.slot_ids[0], Stage.HOLDING)  # the others stay in TRAINING
+    perturb_seeds(model)
+
+
+def test_fused_forward_equals_separate_forwards_cnn() -> None:
+    model = MorphogeneticModel(trained_cnn_host())
+    _grow_three_seeds(model, ["conv_light", "attention", "bottleneck"])
+    model.eval()
+    x = torch.randn(16, 1, 8, 8)
+    configs = _configs(model)
+    with torch.no_grad():
+        fused = model.fused_forward(x, configs)
+        assert fused.shape == (len(configs), 16, 10)
+        assert torch.allclose(fused[0], model(x), atol=1e-5)
+        for k, config in enumerate(configs):
+            assert (fused[k] - _separate_forward(model, x, config)).abs().max() <= 1e-5
+
+
+def test_fused_forward_equals_separate_forwards_transformer() -> None:
+    model = MorphogeneticModel(transformer_host())
+    _grow_three_seeds(model, ["attention", "lora"])
+    model.eval()
+    idx = torch.randint(0, 64, (4, 16))
+    configs = _configs(model)
+    with torch.no_grad():
+        fused = model.fused_forward(idx, configs)
+        assert fused.shape == (len(configs), 4, 16, 64)
+        assert torch.allclose(fused[0], model(idx), atol=1e-5)
+        for k, config in enumerate(configs):
+            assert (fused[k] - _separate_forward(model, idx, config)).abs().max() <= 1e-5
+
+
+def test_fused_forward_refuses_train_mode_and_unknown_slots() -> None:
+    model = MorphogeneticModel(trained_cnn_host())
+    with pytest.raises(RuntimeError, match="eval"):
+        model.fused_forward(torch.randn(2, 1, 8, 8), [{}])
+    model.eval()
+    with pytest.raises(ValueError, match="unknown slots"):
+        model.fused_forward(torch.randn(2, 1, 8, 8), [{"r5c5": 0.0}])
+
+
+def test_enabled_slots_are_validated() -> None:
+    with pytest.raises(SlotIdError):
+        MorphogeneticModel(trained_cnn_host(), slots=["slot1"])
+    with pytest.raises(ValueError, match="not offered"):
+        MorphogeneticModel(trained_cnn_host(), slots=["r0c7"])
+    assert MorphogeneticModel(trained_cnn_host(), slots=["r0c2", "r0c0"]).slot_ids == [
+        "r0c0",
+        "r0c2",
+    ]

@@ -1,0 +1,320 @@
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from esper.leyline import (
+    LIVE_STAGES,
+    EpochMetrics,
+    FactoredAction,
+    LifecycleLimits,
+    Op,
+    SlotReport,
+    Stage,
+    check_action,
+    flat_to_factored,
+    legal_ops,
+)
+from esper.tamiyo.heuristic import HeuristicConfig, HeuristicController
+
+BLUEPRINTS = ("norm", "attention", "depthwise")
+LIMITS = LifecycleLimits(min_prune_age=5, embargo_epochs=5)
+
+
+def metrics(epoch: int = 10, plateau: int = 3, is_stabilized: bool = True) -> EpochMetrics:
+    return EpochMetrics(
+        epoch=epoch,
+        train_loss=0.5,
+        train_accuracy=80.0,
+        val_loss=0.6,
+        val_accuracy=78.0,
+        val_loss_delta=0.0,
+        val_accuracy_delta=0.1,
+        best_val_accuracy=78.0,
+        plateau_epochs=plateau,
+        is_stabilized=is_stabilized,
+    )
+
+
+def slot(slot_id: str, stage: Stage = Stage.DORMANT, **kw: Any) -> SlotReport:
+    if stage in LIVE_STAGES:
+        kw.setdefault("blueprint", "norm")
+    return SlotReport(slot_id=slot_id, stage=stage, **kw)
+
+
+def slots(*reports: SlotReport) -> dict[str, SlotReport]:
+    return {r.slot_id: r for r in reports}
+
+
+def controller(**config: Any) -> HeuristicController:
+    return HeuristicController(BLUEPRINTS, HeuristicConfig(**config), LIMITS)
+
+
+def germinate(blueprint: str, slot_id: str) -> FactoredAction:
+    return flat_to_factored(f"GERMINATE_{blueprint.upper()}", slot_id, BLUEPRINTS)
+
+
+def training(age: int, prospective: float | None, **kw: Any) -> SlotReport:
+    return slot("r0c0", Stage.TRAINING, seed_age=age, prospective=prospective, **kw)
+
+
+def blending(age: int, contribution: float, **kw: Any) -> SlotReport:
+    return slot("r0c0", Stage.BLENDING, seed_age=age, contribution=contribution, alpha=0.4, **kw)
+
+
+def holding(contribution: float, stderr: float | None = None, **kw: Any) -> SlotReport:
+    kw.setdefault("passes_fossilize_gate", True)
+    kw.setdefault("seed_age", 9)
+    return slot(
+        "r0c0",
+        Stage.HOLDING,
+        alpha=1.0,
+        alpha_target=1.0,
+        contribution=contribution,
+        contribution_stderr=stderr,
+        **kw,
+    )
+
+
+def decisions(ctl: HeuristicController, reports: list[SlotReport]) -> list[Op]:
+    return [ctl.decide(metrics(), slots(r)).op for r in reports]
+
+
+# --- germination ---------------------------------------------------------------------------
+
+
+def test_no_germination_before_the_minimum_epoch() -> None:
+    dormant = slots(slot("r0c0"))
+    assert controller().decide(metrics(epoch=4), dormant) == FactoredAction.wait()
+    assert controller().decide(metrics(epoch=5), dormant) == germinate("norm", "r0c0")
+
+
+def test_no_germination_before_a_plateau() -> None:
+    dormant = slots(slot("r0c0"))
+    assert controller().decide(metrics(plateau=2), dormant) == FactoredAction.wait()
+
+
+def test_an_unstabilized_host_needs_a_longer_plateau() -> None:
+    dormant = slots(slot("r0c0"))
+    assert controller().decide(metrics(plateau=5, is_stabilized=False), dormant).op == Op.WAIT
+    assert controller().decide(metrics(plateau=6, is_stabilized=False), dormant).op == Op.GERMINATE
+
+
+def test_germinates_the_first_dormant_slot_in_numeric_order_with_the_first_blueprint() -> None:
+    reports = slots(slot("r1c0"), slot("r0c10"), slot("r0c2", Stage.EMBARGOED))
+    assert controller().decide(metrics(), reports) == germinate("norm", "r0c10")
+
+
+def test_blueprint_order_sets_the_rotation() -> None:
+    ctl = controller(blueprint_order=("depthwise", "norm"))
+    picked = [ctl.decide(metrics(), slots(slot("r0c0"))).blueprint for _ in range(3)]
+    assert picked == ["depthwise", "norm", "depthwise"]
+
+
+def test_one_seed_in_flight_at_a_time() -> None:
+    dormant = slot("r0c1")
+    for stage in (Stage.GERMINATED, Stage.TRAINING, Stage.BLENDING):
+        busy = slots(slot("r0c0", stage, seed_age=1), dormant)
+        assert controller().decide(metrics(), busy) == FactoredAction.wait()
+    settled = slots(holding(0.2, seed_age=1), dormant)
+    assert controller().decide(metrics(), settled) == germinate("norm", "r0c1")
+
+
+def test_rotation_skips_a_penalised_blueprint_until_the_penalty_decays() -> None:
+    ctl = controller(prune_penalty=8.0, blueprint_order=("norm", "attention"))
+    # A norm seed measures +3 pp, then falls to +0.5 pp once old enough to prune.
+    assert decisions(ctl, [training(4, 3.0), training(5, 0.5)]) == [Op.WAIT, Op.PRUNE]
+    assert ctl.penalties["norm"] == 8.0
+    dormant = slots(slot("r0c0"))
+    # Decayed to 4.0 > 3.0: norm is skipped; then 2.0: norm is back in its turn.
+    assert ctl.decide(metrics(), dormant) == germinate("attention", "r0c0")
+    assert ctl.decide(metrics(), dormant) == germinate("norm", "r0c0")
+    assert ctl.penalties == {"norm": 2.0, "attention": 0.0, "depthwise": 0.0}
+
+
+def test_waits_when_every_blueprint_is_penalised() -> None:
+    ctl = controller(prune_penalty=8.0, blueprint_order=("norm",))
+    decisions(ctl, [training(4, 3.0), training(5, 0.5)])
+    dormant = slots(slot("r0c0"))
+    assert ctl.decide(metrics(), dormant) == FactoredAction.wait()
+    assert ctl.decide(metrics(), dormant) == germinate("norm", "r0c0")
+
+
+# --- advance, fossilize, prune -------------------------------------------------------------
+
+
+def test_advances_a_seed_with_a_positive_prospective_contribution() -> None:
+    ready = {"passes_advance_gate": True, "epochs_in_stage": 1}
+    assert decisions(controller(), [training(2, 0.8, **ready)]) == [Op.ADVANCE]
+    assert decisions(controller(), [training(2, -0.2, **ready)]) == [Op.WAIT]
+    assert decisions(controller(), [training(2, 0.8, epochs_in_stage=1)]) == [Op.WAIT]  # gate
+
+
+def test_advances_an_unmeasured_seed_after_three_epochs_in_training() -> None:
+    unmeasured = [
+        training(n + 1, None, passes_advance_gate=True, epochs_in_stage=n) for n in (1, 2, 3)
+    ]
+    assert decisions(controller(), unmeasured) == [Op.WAIT, Op.WAIT, Op.ADVANCE]
+
+
+def test_fossilizes_on_a_measured_positive_contribution_only() -> None:
+    assert controller().decide(metrics(), slots(holding(1.5, 0.3))).op == Op.FOSSILIZE
+    assert controller().decide(metrics(), slots(holding(1.5))).op == Op.FOSSILIZE
+    assert controller().decide(metrics(), slots(holding(0.4))).op == Op.WAIT  # below 0.5 pp
+    assert controller().decide(metrics(), slots(holding(1.0, 0.6))).op == Op.WAIT  # < 2 stderr
+    negative = holding(-1.0, seed_age=3)  # too young to prune
+    assert controller().decide(metrics(), slots(negative)).op == Op.WAIT
+    refused = holding(1.5, passes_fossilize_gate=False)  # gate G3 says no
+    assert controller().decide(metrics(), slots(refused)).op == Op.WAIT
+
+
+def test_prunes_on_a_drop_only_once_old_enough() -> None:
+    ctl = controller()
+    sequence = [blending(2, 3.0), blending(3, 0.5), blending(4, 0.6), blending(5, 0.4)]
+    assert decisions(ctl, sequence) == [Op.WAIT, Op.WAIT, Op.WAIT, Op.PRUNE]
+    assert "fell from +3.00 to +0.40" in ctl.last_reason
+
+
+def test_prunes_after_patience_without_improvement() -> None:
+    flat = [training(age, 0.2) for age in range(1, 7)]  # best set at age 1, never beaten
+    assert decisions(controller(), flat) == [Op.WAIT] * 5 + [Op.PRUNE]
+
+
+def test_prunes_a_seed_that_stays_harmful_even_while_improving() -> None:
+    harmful = [training(age, -6.0 + age) for age in range(1, 6)]  # -5 .. -1, a new best each time
+    assert decisions(controller(), harmful) == [Op.WAIT] * 4 + [Op.PRUNE]
+
+
+def test_never_prunes_a_seed_that_clearly_helps_now() -> None:
+    refused = {"passes_fossilize_gate": False}
+    sequence = [blending(7, 5.0), holding(2.9, 0.5, seed_age=8, **refused)]
+    assert decisions(controller(), sequence) == [Op.WAIT, Op.WAIT]
+
+
+def test_bookkeeping_restarts_with_a_new_seed_or_a_new_signal() -> None:
+    # Each second report would be a prunable 4.6 pp drop for the same seed.
+    other_seed = [blending(7, 5.0), blending(8, 0.4, blueprint="attention")]
+    assert decisions(controller(), other_seed) == [Op.WAIT, Op.WAIT]
+    replanted = [blending(9, 5.0), blending(6, 0.4)]  # seed age went back: a new seed
+    assert decisions(controller(), replanted) == [Op.WAIT, Op.WAIT]
+    # Prospective (alpha 1, TRAINING) and contribution at a partial alpha are not comparable.
+    blend_in = [training(6, 5.0), blending(7, 0.4)]
+    assert decisions(controller(), blend_in) == [Op.WAIT, Op.WAIT]
+
+
+def test_pruning_comes_first_then_fossilizing() -> None:
+    failing = slot("r0c2", Stage.BLENDING, seed_age=6, contribution=-1.0)
+    ctl = controller(prune_patience=1)
+    assert ctl.decide(metrics(), slots(holding(1.5), failing)) == flat_to_factored(
+        "PRUNE", "r0c2", BLUEPRINTS
+    )
+    advancing = slot("r0c1", Stage.TRAINING, prospective=1.0, passes_advance_gate=True)
+    assert controller().decide(metrics(), slots(advancing, holding(1.5))).op == Op.FOSSILIZE
+
+
+# --- contract ------------------------------------------------------------------------------
+
+
+def test_unknown_blueprint_in_order_is_named() -> None:
+    with pytest.raises(ValueError, match="conv_huge"):
+        controller(blueprint_order=("norm", "conv_huge"))
+
+
+def test_bad_reports_are_refused() -> None:
+    with pytest.raises(ValueError, match="key 'r0c1'"):
+        controller().decide(metrics(), {"r0c1": slot("r0c0")})
+    with pytest.raises(ValueError, match="lora"):
+        controller().decide(metrics(), slots(training(2, 0.1, blueprint="lora")))
+
+
+def test_works_on_other_topologies() -> None:
+    names = ("norm", "lora", "lora_large", "attention", "mlp_small", "mlp")
+    ctl = HeuristicController(names, HeuristicConfig(blueprint_order=("lora", "mlp")))
+    assert ctl.decide(metrics(), slots(slot("r0c0"))).blueprint == "lora"
+
+
+def test_state_round_trip_and_reset() -> None:
+    sequence = [training(4, 3.0), training(5, 0.5), training(1, 0.5), blending(3, 1.0)]
+    whole = controller(prune_penalty=8.0)
+    expected = [whole.decide(metrics(), slots(r)) for r in sequence]
+    first = controller(prune_penalty=8.0)
+    for r in sequence[:2]:
+        first.decide(metrics(), slots(r))
+    resumed = controller(prune_penalty=8.0)
+    resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    assert resumed.state_dict() == first.state_dict()
+    assert [resumed.decide(metrics(), slots(r)) for r in sequence[2:]] == expected[2:]
+    assert resumed.state_dict() == whole.state_dict()
+    resumed.reset()
+    assert resumed.state_dict() == controller().state_dict()
+
+
+def test_load_refuses_another_topology() -> None:
+    other = HeuristicController(("norm", "lora"))
+    with pytest.raises(ValueError, match="penalties"):
+        controller().load_state_dict(other.state_dict())
+
+
+# --- property: never an illegal action -----------------------------------------------------
+
+SLOT_IDS = ("r0c0", "r0c1", "r0c10", "r1c0")
+maybe_pp = st.none() | st.floats(-10, 10)
+maybe_stderr = st.none() | st.floats(0, 3)
+
+
+@st.composite
+def reports(draw: st.DrawFn, slot_id: str) -> SlotReport:
+    stage = draw(st.sampled_from(Stage))
+    is_ramping = stage == Stage.BLENDING
+    return SlotReport(
+        slot_id=slot_id,
+        stage=stage,
+        epochs_in_stage=draw(st.integers(0, 8)),
+        seed_age=draw(st.integers(0, 12)),
+        alpha=draw(st.floats(0, 1)),
+        blueprint=draw(st.sampled_from(BLUEPRINTS)) if stage in LIVE_STAGES else None,
+        contribution=draw(maybe_pp),
+        contribution_stderr=draw(maybe_stderr),
+        prospective=draw(maybe_pp),
+        prospective_stderr=draw(maybe_stderr),
+        is_pruning=is_ramping and draw(st.booleans()),
+        is_fossilizing=is_ramping and draw(st.booleans()),
+        passes_advance_gate=draw(st.booleans()),
+        passes_fossilize_gate=draw(st.booleans()),
+    )
+
+
+@st.composite
+def episodes(draw: st.DrawFn) -> list[tuple[EpochMetrics, dict[str, SlotReport]]]:
+    ids = draw(st.lists(st.sampled_from(SLOT_IDS), min_size=1, max_size=4, unique=True))
+    steps = []
+    for _ in range(draw(st.integers(1, 8))):
+        m = metrics(
+            epoch=draw(st.integers(0, 25)),
+            plateau=draw(st.integers(0, 8)),
+            is_stabilized=draw(st.booleans()),
+        )
+        steps.append((m, {i: draw(reports(i)) for i in ids}))
+    return steps
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    episode=episodes(),
+    patience=st.integers(1, 5),
+    penalty=st.floats(0, 10),
+    order=st.permutations(BLUEPRINTS),
+)
+def test_never_returns_an_illegal_action(
+    episode: list[tuple[EpochMetrics, dict[str, SlotReport]]],
+    patience: int,
+    penalty: float,
+    order: list[str],
+) -> None:
+    ctl = controller(prune_patience=patience, prune_penalty=penalty, blueprint_order=tuple(order))
+    for m, step_reports in episode:
+        action = ctl.decide(m, step_reports)
+        assert action.op == Op.WAIT or action.op in legal_ops(step_reports[action.slot], LIMITS)
+        check_action(action, step_reports, LIMITS, BLUEPRINTS)
