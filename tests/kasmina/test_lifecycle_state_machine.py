@@ -88,20 +88,27 @@ class LifecycleMachine(RuleBasedStateMachine):
         torch.set_num_threads(self.torch_threads)
 
     def follow(self, events: list[LifecycleEvent], initiator: Initiator) -> None:
-        for event in events:
-            assert event.initiator == initiator, event
-            assert event.to_stage in TRANSITIONS[event.from_stage], event
-            assert event.from_stage == self.stage_from_events[event.slot_id], event
-            self.stage_from_events[event.slot_id] = event.to_stage
+        for change in events:
+            assert change.initiator == initiator, change
+            assert change.to_stage in TRANSITIONS[change.from_stage], change
+            assert change.from_stage == self.stage_from_events[change.slot_id], change
+            self.stage_from_events[change.slot_id] = change.to_stage
 
     # Rules
 
     @rule(epochs=st.integers(1, 4))
     def epochs_pass(self, epochs: int) -> None:
         for _ in range(epochs):
+            ramps = {
+                s.slot_id: (s.alpha, s.alpha_schedule.target)
+                for s in self.model.seed_slots()
+                if s.stage == Stage.BLENDING
+            }
             self.model.end_epoch()
             self.follow(self.model.advance_boundary(), Initiator.AUTOMATIC)
             self.check_all_invariants()
+            for slot_id, (alpha, target) in ramps.items():  # a ramp only moves towards its target
+                assert abs(self.model.slot(slot_id).alpha - target) <= abs(alpha - target)
 
     @rule(data=st.data(), steer=st.sampled_from([True, True, False]), may_prune=st.booleans())
     def act(self, data: st.DataObject, steer: bool, may_prune: bool) -> None:

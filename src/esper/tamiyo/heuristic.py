@@ -6,17 +6,20 @@ it works on every host. It speaks flat actions (`WAIT`, `GERMINATE_<BP>`, `ADVAN
 its slot. Each epoch it takes the first rule that applies, scanning slots in numeric order:
 
 (a) PRUNE a seed that is failing: its score has not set a new best for `prune_patience` epochs,
-    or stayed <= 0 that long, or now lies `prune_drop_pp` or more below its best. The score is
+    or stayed <= 0 that long, or now hurts (< 0) and lies `prune_drop_pp` or more below its best. The score is
     the measured counterfactual contribution in BLENDING/HOLDING and the prospective one in
     TRAINING; an epoch without a measurement counts as one without improvement (a seed must
     show evidence to stay). A seed whose current score clearly helps (rule b's bar) is never
     pruned: a +3 pp seed that once measured +5 pp is kept, not discarded for the drop.
 (b) FOSSILIZE a HOLDING seed whose measured contribution clearly helps: above `fossilize_pp`
     and above `significance_stderrs` standard errors when a standard error is reported.
-(c) ADVANCE a TRAINING seed whose prospective contribution is positive; a seed not measured
-    after `advance_unmeasured_epochs` in TRAINING is advanced too, because blending is where
-    its real counterfactual gets measured (and rule a can still prune it), whereas waiting
-    would hold the one in-flight place forever.
+(c) ADVANCE a TRAINING seed after `advance_min_epochs` unless its prospective contribution is
+    clearly harmful (below -(fossilize_pp + significance_stderrs standard errors)). The
+    prospective figure is pessimistic: the host downstream has not adapted to the seed yet
+    (on digits, seeds measuring -1 pp prospective routinely measured +1..+5 pp once blended),
+    so "not clearly harmful" is the bar, not "positive". A seed not measured after
+    `advance_unmeasured_epochs` is advanced too, because blending is where its real
+    counterfactual gets measured (and rule a can still prune it).
 (d) GERMINATE into the first DORMANT slot once the host has plateaued, with no seed in
     GERMINATED, TRAINING or BLENDING (one seed in flight, so each counterfactual is read
     against a settled host), using the next blueprint in rotation whose penalty is at most
@@ -72,12 +75,16 @@ class HeuristicConfig:
 
     germinate_plateau_epochs: int = 3  # host accuracy flat this many epochs before a germination
     germinate_min_epoch: int = 5  # never germinate before this epoch: early plateaus are noise
-    unstabilized_plateau_epochs: int = 6  # a plateau this long germinates without the loss latch
+    # A plateau this long germinates without the loss latch. On digits (lr 0.03) the val-loss
+    # latch rarely sets within 25 epochs while accuracy stalls from about epoch 10; 6 left
+    # too few epochs for a seed to blend and be judged.
+    unstabilized_plateau_epochs: int = 4
     prune_patience: int = 5  # epochs without a new best (or at <= 0) before a prune
     prune_drop_pp: float = 2.0  # prune once the score is this far below its best
     fossilize_pp: float = 0.5  # a contribution must exceed this to fossilize
     significance_stderrs: float = 2.0  # ... and this many standard errors, when one is reported
     advance_unmeasured_epochs: int = 3  # advance an unmeasured TRAINING seed after this long
+    advance_min_epochs: int = 2  # epochs in TRAINING before a measured seed may advance
     prune_penalty: float = 2.0  # added to a blueprint's penalty when its seed is pruned
     penalty_decay: float = 0.5  # every penalty is multiplied by this once per epoch
     penalty_skip_above: float = 3.0  # the rotation skips blueprints with a larger penalty
@@ -88,6 +95,7 @@ class HeuristicConfig:
             "germinate_plateau_epochs",
             "germinate_min_epoch",
             "advance_unmeasured_epochs",
+            "advance_min_epochs",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -284,6 +292,7 @@ class HeuristicController:
                 return _Choice("PRUNE", report.slot_id, reason)
             if (
                 score is not None
+                and score < 0  # a noisy dip of a still-helping seed is not a reason
                 and record.best is not None
                 and record.best - score >= cfg.prune_drop_pp
             ):
@@ -304,17 +313,17 @@ class HeuristicController:
         return None
 
     def _advance(self, ordered: list[SlotReport]) -> _Choice | None:
+        cfg = self.config
         for report in ordered:
             if Op.ADVANCE not in legal_ops(report, self.limits):
                 continue
             where = f"{report.blueprint} in {report.slot_id}"
-            if report.prospective is not None and report.prospective > 0:
-                reason = f"{where} would add {report.prospective:+.2f} pp"
-                return _Choice("ADVANCE", report.slot_id, reason)
-            if (
-                report.prospective is None
-                and report.epochs_in_stage >= self.config.advance_unmeasured_epochs
-            ):
+            gain, stderr = report.prospective, report.prospective_stderr
+            if gain is not None and report.epochs_in_stage >= cfg.advance_min_epochs:
+                if gain > -(cfg.fossilize_pp + cfg.significance_stderrs * (stderr or 0.0)):
+                    reason = f"{where} not clearly harmful ({gain:+.2f} pp prospective)"
+                    return _Choice("ADVANCE", report.slot_id, reason)
+            if gain is None and report.epochs_in_stage >= cfg.advance_unmeasured_epochs:
                 reason = (
                     f"{where} unmeasured after {report.epochs_in_stage} epochs: blend to measure"
                 )

@@ -7,7 +7,7 @@ policy also returns log-probabilities, values and its recurrent state).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -47,6 +47,22 @@ class StaticPolicy:
         return PolicyStep([FactoredAction.wait() for _ in observations], state)
 
 
+# The heuristic's first choices: blueprints with real capacity before the near-no-ops (a `norm`
+# seed at a 2-channel slot has 6 parameters and cannot change much).
+PREFERRED_ORDER: dict[str, tuple[str, ...]] = {
+    "cnn": (
+        "conv_light",
+        "attention",
+        "depthwise",
+        "conv_heavy",
+        "bottleneck",
+        "conv_small",
+        "norm",
+    ),
+    "transformer": ("mlp_small", "lora", "attention", "mlp", "lora_large", "norm"),
+}
+
+
 class HeuristicPolicy:
     """One rule-based `HeuristicController` per env."""
 
@@ -55,7 +71,13 @@ class HeuristicPolicy:
     def __init__(
         self, blueprints: Sequence[str], config: HeuristicConfig = HeuristicConfig()
     ) -> None:
-        self.blueprints, self.config = tuple(blueprints), config
+        self.blueprints = tuple(blueprints)
+        if config.blueprint_order is None:
+            preferred = next(
+                (o for o in PREFERRED_ORDER.values() if set(o) == set(self.blueprints)), None
+            )
+            config = replace(config, blueprint_order=preferred)
+        self.config = config
 
     def initial_state(self, n_envs: int) -> list[HeuristicController]:
         return [HeuristicController(self.blueprints, self.config) for _ in range(n_envs)]

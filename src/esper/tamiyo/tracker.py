@@ -4,9 +4,11 @@ It derives what a controller needs from one number per epoch: deltas against the
 the best validation accuracy so far, a plateau counter, a stabilization latch and short histories
 (DESIGN.md §6). Defaults are those of DESIGN.md §11.
 
-- Plateau: the number of consecutive epochs whose validation-accuracy gain over the previous epoch
-  stayed below `plateau_pp`; a gain of at least `plateau_pp` resets it. The first epoch has no
-  previous one, so it never counts.
+- Plateau: the number of consecutive epochs that failed to beat the best validation accuracy so
+  far by at least `plateau_pp`; a new best by that margin resets it. Measured against the best
+  rather than the previous epoch because validation accuracy is noisy: a recovery from a dip is
+  not progress (on digits an epoch-over-epoch rule almost never saw three flat epochs in a row
+  while the best accuracy stood still for five). The first epoch never counts.
 - Stabilization: latched once `stabilize_epochs` consecutive epochs improve the validation loss by
   less than `stabilize_rel_improvement` of its previous value; it is never unset within an
   episode (a later spike of the loss does not make an early host "unsettled" again, and the
@@ -113,7 +115,7 @@ class SignalTracker:
         loss_delta = 0.0 if is_first else val_loss - self._loss_history[-1]
         accuracy_delta = 0.0 if is_first else val_accuracy - self._accuracy_history[-1]
         if not is_first:
-            is_flat = accuracy_delta < self.config.plateau_pp
+            is_flat = val_accuracy < self._best_val_accuracy + self.config.plateau_pp
             self._plateau_epochs = self._plateau_epochs + 1 if is_flat else 0
             previous_loss = self._loss_history[-1]
             # A loss already at 0 cannot improve: that epoch counts as settled.

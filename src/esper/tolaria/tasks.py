@@ -56,10 +56,8 @@ class Task:
 
 
 def _digits_host(data: DataSplits) -> nn.Module:
-    # ~500 parameters: reaches roughly 85-90% alone, leaving seeds room to help.
-    return CNNHost(
-        in_channels=1, image_size=8, widths=(2, 4, 8), num_classes=10, pool=(False, True, True)
-    )
+    # ~500 parameters: about 90% test accuracy alone in 25 epochs, leaving seeds room to help.
+    return CNNHost(in_channels=1, image_size=8, widths=(2, 4, 8), num_classes=10, pool=True)
 
 
 def _cifar_host(data: DataSplits) -> nn.Module:
@@ -102,8 +100,8 @@ TASKS: dict[str, Task] = {
             build_host=_digits_host,
             batch_size=64,
             eval_batch_size=512,
-            host_lr=0.05,
-            seed_lr=0.05,
+            host_lr=0.03,  # plateaus near epoch 10 of 25, leaving the rest for seeds
+            seed_lr=0.03,
             episode_length=25,
         ),
         Task(
