@@ -98,8 +98,8 @@ def test_no_germination_before_a_plateau() -> None:
 
 def test_an_unstabilized_host_needs_a_longer_plateau() -> None:
     dormant = slots(slot("r0c0"))
-    assert controller().decide(metrics(plateau=5, is_stabilized=False), dormant).op == Op.WAIT
-    assert controller().decide(metrics(plateau=6, is_stabilized=False), dormant).op == Op.GERMINATE
+    assert controller().decide(metrics(plateau=3, is_stabilized=False), dormant).op == Op.WAIT
+    assert controller().decide(metrics(plateau=4, is_stabilized=False), dormant).op == Op.GERMINATE
 
 
 def test_germinates_the_first_dormant_slot_in_numeric_order_with_the_first_blueprint() -> None:
@@ -124,8 +124,8 @@ def test_one_seed_in_flight_at_a_time() -> None:
 
 def test_rotation_skips_a_penalised_blueprint_until_the_penalty_decays() -> None:
     ctl = controller(prune_penalty=8.0, blueprint_order=("norm", "attention"))
-    # A norm seed measures +3 pp, then falls to +0.5 pp once old enough to prune.
-    assert decisions(ctl, [training(4, 3.0), training(5, 0.5)]) == [Op.WAIT, Op.PRUNE]
+    # A norm seed measures +1.5 pp, then falls to -1.0 pp once old enough to prune.
+    assert decisions(ctl, [training(4, 1.5), training(5, -1.0)]) == [Op.WAIT, Op.PRUNE]
     assert ctl.penalties["norm"] == 8.0
     dormant = slots(slot("r0c0"))
     # Decayed to 4.0 > 3.0: norm is skipped; then 2.0: norm is back in its turn.
@@ -136,7 +136,7 @@ def test_rotation_skips_a_penalised_blueprint_until_the_penalty_decays() -> None
 
 def test_waits_when_every_blueprint_is_penalised() -> None:
     ctl = controller(prune_penalty=8.0, blueprint_order=("norm",))
-    decisions(ctl, [training(4, 3.0), training(5, 0.5)])
+    assert decisions(ctl, [training(4, 1.5), training(5, -1.0)]) == [Op.WAIT, Op.PRUNE]
     dormant = slots(slot("r0c0"))
     assert ctl.decide(metrics(), dormant) == FactoredAction.wait()
     assert ctl.decide(metrics(), dormant) == germinate("norm", "r0c0")
@@ -145,11 +145,23 @@ def test_waits_when_every_blueprint_is_penalised() -> None:
 # --- advance, fossilize, prune -------------------------------------------------------------
 
 
-def test_advances_a_seed_with_a_positive_prospective_contribution() -> None:
-    ready = {"passes_advance_gate": True, "epochs_in_stage": 1}
-    assert decisions(controller(), [training(2, 0.8, **ready)]) == [Op.ADVANCE]
-    assert decisions(controller(), [training(2, -0.2, **ready)]) == [Op.WAIT]
-    assert decisions(controller(), [training(2, 0.8, epochs_in_stage=1)]) == [Op.WAIT]  # gate
+def test_advances_a_seed_unless_its_prospective_contribution_is_clearly_harmful() -> None:
+    # Harmful means below -(fossilize_pp + 2 stderr): -0.5 pp without a stderr, -2.5 pp with 1.
+    ready = {"passes_advance_gate": True, "epochs_in_stage": 2}
+    assert decisions(controller(), [training(3, -0.3, **ready)]) == [Op.ADVANCE]
+    assert decisions(controller(), [training(3, -2.0, prospective_stderr=1.0, **ready)]) == [
+        Op.ADVANCE
+    ]
+    assert decisions(controller(), [training(3, -2.0, **ready)]) == [Op.WAIT]
+    assert decisions(controller(), [training(3, -5.0, prospective_stderr=1.0, **ready)]) == [
+        Op.WAIT
+    ]
+
+
+def test_a_measured_seed_advances_only_after_the_minimum_epochs_and_the_gate() -> None:
+    early = [training(n + 1, 0.8, passes_advance_gate=True, epochs_in_stage=n) for n in (1, 2)]
+    assert decisions(controller(), early) == [Op.WAIT, Op.ADVANCE]
+    assert decisions(controller(), [training(3, 0.8, epochs_in_stage=2)]) == [Op.WAIT]  # gate
 
 
 def test_advances_an_unmeasured_seed_after_three_epochs_in_training() -> None:
@@ -172,9 +184,17 @@ def test_fossilizes_on_a_measured_positive_contribution_only() -> None:
 
 def test_prunes_on_a_drop_only_once_old_enough() -> None:
     ctl = controller()
-    sequence = [blending(2, 3.0), blending(3, 0.5), blending(4, 0.6), blending(5, 0.4)]
+    sequence = [blending(2, 3.0), blending(3, -0.5), blending(4, -0.4), blending(5, -0.6)]
     assert decisions(ctl, sequence) == [Op.WAIT, Op.WAIT, Op.WAIT, Op.PRUNE]
-    assert "fell from +3.00 to +0.40" in ctl.last_reason
+    assert "fell from +3.00 to -0.60" in ctl.last_reason
+
+
+def test_a_drop_prunes_only_a_seed_that_now_hurts() -> None:
+    # 2.6 pp below its best but still >= 0 (and not clearly helping): a noisy dip, kept.
+    still_helping = [blending(2, 3.0), blending(3, 0.5), blending(4, 0.6), blending(5, 0.4)]
+    assert decisions(controller(), still_helping) == [Op.WAIT] * 4
+    hurting = [blending(2, 3.0), blending(3, 0.5), blending(4, 0.6), blending(5, -0.1)]
+    assert decisions(controller(), hurting) == [Op.WAIT] * 3 + [Op.PRUNE]
 
 
 def test_prunes_after_patience_without_improvement() -> None:
@@ -188,19 +208,22 @@ def test_prunes_a_seed_that_stays_harmful_even_while_improving() -> None:
 
 
 def test_never_prunes_a_seed_that_clearly_helps_now() -> None:
+    # +2.9 pp never beats the +5 pp best: prune_patience epochs without improvement, yet kept.
     refused = {"passes_fossilize_gate": False}
-    sequence = [blending(7, 5.0), holding(2.9, 0.5, seed_age=8, **refused)]
-    assert decisions(controller(), sequence) == [Op.WAIT, Op.WAIT]
+    holds = [holding(2.9, 0.5, seed_age=age, **refused) for age in range(8, 13)]
+    assert decisions(controller(), [blending(7, 5.0), *holds]) == [Op.WAIT] * 6
 
 
 def test_bookkeeping_restarts_with_a_new_seed_or_a_new_signal() -> None:
-    # Each second report would be a prunable 4.6 pp drop for the same seed.
-    other_seed = [blending(7, 5.0), blending(8, 0.4, blueprint="attention")]
+    # Each second report would be a prunable 5.4 pp drop to below 0 for the same seed.
+    same_seed = [blending(7, 5.0), blending(8, -0.4)]
+    assert decisions(controller(), same_seed) == [Op.WAIT, Op.PRUNE]
+    other_seed = [blending(7, 5.0), blending(8, -0.4, blueprint="attention")]
     assert decisions(controller(), other_seed) == [Op.WAIT, Op.WAIT]
-    replanted = [blending(9, 5.0), blending(6, 0.4)]  # seed age went back: a new seed
+    replanted = [blending(9, 5.0), blending(6, -0.4)]  # seed age went back: a new seed
     assert decisions(controller(), replanted) == [Op.WAIT, Op.WAIT]
     # Prospective (alpha 1, TRAINING) and contribution at a partial alpha are not comparable.
-    blend_in = [training(6, 5.0), blending(7, 0.4)]
+    blend_in = [training(6, 5.0), blending(7, -0.4)]
     assert decisions(controller(), blend_in) == [Op.WAIT, Op.WAIT]
 
 
@@ -210,7 +233,9 @@ def test_pruning_comes_first_then_fossilizing() -> None:
     assert ctl.decide(metrics(), slots(holding(1.5), failing)) == flat_to_factored(
         "PRUNE", "r0c2", BLUEPRINTS
     )
-    advancing = slot("r0c1", Stage.TRAINING, prospective=1.0, passes_advance_gate=True)
+    advancing = slot(
+        "r0c1", Stage.TRAINING, prospective=1.0, passes_advance_gate=True, epochs_in_stage=2
+    )
     assert controller().decide(metrics(), slots(advancing, holding(1.5))).op == Op.FOSSILIZE
 
 
@@ -236,7 +261,7 @@ def test_works_on_other_topologies() -> None:
 
 
 def test_state_round_trip_and_reset() -> None:
-    sequence = [training(4, 3.0), training(5, 0.5), training(1, 0.5), blending(3, 1.0)]
+    sequence = [training(4, 1.5), training(5, -1.0), training(1, 0.5), blending(3, 1.0)]
     whole = controller(prune_penalty=8.0)
     expected = [whole.decide(metrics(), slots(r)) for r in sequence]
     first = controller(prune_penalty=8.0)

@@ -8,10 +8,10 @@ from esper.tamiyo.tracker import SignalTracker, TrackerConfig
 # (epoch, val_loss, val_accuracy); train numbers are passed through unchanged.
 EPISODE = [
     (1, 2.0, 20.0),
-    (2, 1.0, 50.0),  # loss halves: not settled; gain 30 pp: not flat
-    (3, 0.99, 50.3),  # loss -1%: settled 1; gain 0.3 pp: flat 1
-    (4, 0.985, 50.0),  # settled 2; a loss of accuracy is flat too: flat 2
-    (5, 1.2, 52.0),  # loss rose: settled 3 -> latched; gain 2 pp resets the plateau
+    (2, 1.0, 50.0),  # loss halves: not settled; best beaten by 30 pp: not flat
+    (3, 0.99, 50.3),  # loss -1%: settled 1; best beaten by only 0.3 pp: flat 1
+    (4, 0.985, 50.0),  # settled 2; below the best: flat 2
+    (5, 1.2, 52.0),  # loss rose: settled 3 -> latched; best beaten by 1.7 pp: plateau reset
     (6, 0.5, 52.2),  # loss -58%: not settled, but the latch holds; flat 1
 ]
 
@@ -34,10 +34,20 @@ def test_reference_values() -> None:
     assert (first.val_loss, first.val_accuracy) == (2.0, 20.0)
 
 
-def test_plateau_resets_on_a_gain_of_exactly_the_bar() -> None:
+def test_plateau_resets_on_a_new_best_by_exactly_the_bar() -> None:
     tracker = SignalTracker(TrackerConfig(plateau_pp=0.5))
     metrics = run(tracker, [(1, 1.0, 50.0), (2, 1.0, 50.4), (3, 1.0, 50.9), (4, 1.0, 50.9)])
     assert [m.plateau_epochs for m in metrics] == [0, 1, 0, 1]
+
+
+def test_plateau_counts_against_the_best_not_the_previous_epoch() -> None:
+    # 48 -> 49 -> 49.75 gains >= plateau_pp over each previous epoch, but only recovers from a
+    # dip below the best of 50: still flat. 50.5 beats the best by the bar and resets it.
+    accuracies = [50.0, 48.0, 49.0, 49.75, 50.5, 50.75]
+    episode = [(e, 1.0, a) for e, a in enumerate(accuracies, start=1)]
+    metrics = run(SignalTracker(TrackerConfig(plateau_pp=0.5)), episode)
+    assert [m.val_accuracy_delta for m in metrics[2:4]] == [1.0, 0.75]
+    assert [m.plateau_epochs for m in metrics] == [0, 1, 2, 3, 0, 1]
 
 
 def test_stabilization_needs_consecutive_settled_epochs() -> None:

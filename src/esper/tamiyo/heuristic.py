@@ -6,11 +6,12 @@ it works on every host. It speaks flat actions (`WAIT`, `GERMINATE_<BP>`, `ADVAN
 its slot. Each epoch it takes the first rule that applies, scanning slots in numeric order:
 
 (a) PRUNE a seed that is failing: its score has not set a new best for `prune_patience` epochs,
-    or stayed <= 0 that long, or now hurts (< 0) and lies `prune_drop_pp` or more below its best. The score is
-    the measured counterfactual contribution in BLENDING/HOLDING and the prospective one in
-    TRAINING; an epoch without a measurement counts as one without improvement (a seed must
-    show evidence to stay). A seed whose current score clearly helps (rule b's bar) is never
-    pruned: a +3 pp seed that once measured +5 pp is kept, not discarded for the drop.
+    or stayed <= 0 that long, or now hurts (< 0) and lies `prune_drop_pp` or more below its
+    best. The score is the measured counterfactual contribution in BLENDING/HOLDING and the
+    prospective one in TRAINING; an epoch without a measurement counts as one without
+    improvement (a seed must show evidence to stay). A seed whose current score clearly helps
+    (rule b's bar) is never pruned: a +3 pp seed that once measured +5 pp is kept, not
+    discarded for the drop.
 (b) FOSSILIZE a HOLDING seed whose measured contribution clearly helps: above `fossilize_pp`
     and above `significance_stderrs` standard errors when a standard error is reported.
 (c) ADVANCE a TRAINING seed after `advance_min_epochs` unless its prospective contribution is
@@ -319,10 +320,14 @@ class HeuristicController:
                 continue
             where = f"{report.blueprint} in {report.slot_id}"
             gain, stderr = report.prospective, report.prospective_stderr
-            if gain is not None and report.epochs_in_stage >= cfg.advance_min_epochs:
-                if gain > -(cfg.fossilize_pp + cfg.significance_stderrs * (stderr or 0.0)):
-                    reason = f"{where} not clearly harmful ({gain:+.2f} pp prospective)"
-                    return _Choice("ADVANCE", report.slot_id, reason)
+            harm_bar = -(cfg.fossilize_pp + cfg.significance_stderrs * (stderr or 0.0))
+            if (
+                gain is not None
+                and report.epochs_in_stage >= cfg.advance_min_epochs
+                and gain > harm_bar
+            ):
+                reason = f"{where} not clearly harmful ({gain:+.2f} pp prospective)"
+                return _Choice("ADVANCE", report.slot_id, reason)
             if gain is None and report.epochs_in_stage >= cfg.advance_unmeasured_epochs:
                 reason = (
                     f"{where} unmeasured after {report.epochs_in_stage} epochs: blend to measure"

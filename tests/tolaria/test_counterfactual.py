@@ -1,0 +1,179 @@
+"""Counterfactual contributions: reference values, and what real seeds on digits measure."""
+
+import copy
+import math
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from esper.kasmina import blueprint_names
+from esper.leyline import BlendOp, Curve, FactoredAction, Op, Stage, Tempo
+from esper.tolaria import DataOptions, HostSession, evaluate, get_task, paired_difference
+from esper.tolaria.counterfactual import Contribution, Probe, contributions, probes
+
+
+def test_paired_difference_matches_a_hand_computation() -> None:
+    better = torch.tensor([1, 1, 0, 1, 0], dtype=torch.bool)
+    worse = torch.tensor([0, 1, 0, 0, 1], dtype=torch.bool)
+    # d = [1, 0, 0, 1, -1]: mean 0.2; sample variance (0.64+0.04+0.04+0.64+1.44)/4 = 0.7.
+    mean, stderr = paired_difference(better, worse)
+    assert mean == pytest.approx(20.0, abs=1e-12)
+    assert stderr == pytest.approx(100 * math.sqrt(0.7 / 5), abs=1e-12)
+
+
+def test_paired_difference_of_identical_or_single_samples_has_no_error() -> None:
+    same = torch.tensor([True, False, True])
+    assert paired_difference(same, same) == (0.0, 0.0)
+    assert paired_difference(torch.tensor([True]), torch.tensor([False])) == (100.0, 0.0)
+
+
+def test_contributions_sign_conventions_and_shape_check() -> None:
+    found = [Probe("r0c0", False, {"r0c0": 0.0}), Probe("r0c1", True, {"r0c1": 1.0})]
+    correct = torch.tensor(
+        [
+            [1, 1, 0, 0],  # real
+            [1, 0, 0, 0],  # r0c0 at alpha 0: the real model gets one more right
+            [1, 1, 1, 0],  # r0c1 at alpha 1: one more right than the real model
+        ],
+        dtype=torch.bool,
+    )
+    measured = contributions(found, correct)
+    assert [(c.slot_id, c.is_prospective) for c in measured] == [
+        ("r0c0", False),
+        ("r0c1", True),
+    ]
+    assert measured[0].value_pp == pytest.approx(25.0)
+    assert measured[1].value_pp == pytest.approx(25.0)
+    with pytest.raises(ValueError, match="expected 3 configurations, got 2"):
+        contributions(found, correct[:2])
+
+
+# -- real seeds on a digits host that has trained a few epochs ------------------------------------
+
+HOST_EPOCHS = 4
+
+
+@pytest.fixture(scope="module")
+def trained_digits() -> tuple[Any, Any, dict[str, Tensor]]:
+    task = get_task("digits")
+    data = task.load(DataOptions())
+    session = HostSession(task, data)
+    session.reset(0)
+    for _ in range(HOST_EPOCHS):
+        result = session.train_and_evaluate()
+    assert result.val.accuracy > 60  # precondition: the host has learned something to lose
+    return task, data, copy.deepcopy(session.model.host.state_dict())
+
+
+@pytest.fixture
+def session(trained_digits: tuple[Any, Any, dict[str, Tensor]]) -> HostSession:
+    task, data, host_state = trained_digits
+    fresh = HostSession(task, data)
+    fresh.reset(0)
+    fresh.model.host.load_state_dict(host_state)
+    return fresh
+
+
+def germinate(session: HostSession, slot: str, blueprint: str, blend: BlendOp) -> None:
+    session.apply(
+        FactoredAction(
+            Op.GERMINATE,
+            slot=slot,
+            blueprint=blueprint,
+            blend=blend,
+            tempo=Tempo.FAST,
+            alpha_target=1.0,
+            curve=Curve.LINEAR,
+        )
+    )
+
+
+def pass_epoch_untrained(session: HostSession) -> None:
+    """An epoch boundary without training, so a seed keeps its birth weights."""
+    session.model.end_epoch()
+    session.boundary()
+
+
+def walk_to(session: HostSession, slot: str, stage: Stage) -> None:
+    model = session.model
+    while model.slot(slot).stage != stage:
+        if model.slot(slot).report().passes_advance_gate:
+            session.apply(FactoredAction(Op.ADVANCE, slot=slot))
+        pass_epoch_untrained(session)
+        assert model.slot(slot).stage != Stage.PRUNED
+
+
+def measure(session: HostSession) -> list[Contribution]:
+    """The session's counterfactual measurement on validation, without training first."""
+    found = probes(session.model)
+    val = evaluate(session.model, session.val_loader, [{}, *(p.config for p in found)])
+    return contributions(found, val.correct)
+
+
+class NoiseSeed(nn.Module):
+    """A seed that adds large noise to the activation it is given."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + 10.0 * torch.randn_like(x)
+
+
+@pytest.mark.parametrize("stage", [Stage.BLENDING, Stage.HOLDING])
+def test_a_seed_that_outputs_noise_has_a_strongly_negative_contribution(
+    session: HostSession, stage: Stage
+) -> None:
+    germinate(session, "r0c1", "conv_light", BlendOp.ADD)
+    walk_to(session, "r0c1", stage)
+    slot = session.model.slot("r0c1")
+    assert slot.alpha > 0
+    slot.seed = NoiseSeed()
+    torch.manual_seed(0)
+
+    (measured,) = measure(session)
+
+    assert (measured.slot_id, measured.is_prospective) == ("r0c1", False)
+    assert measured.value_pp < -20
+    assert measured.value_pp < -5 * measured.stderr_pp
+
+
+@pytest.mark.parametrize("blend", list(BlendOp))
+@pytest.mark.parametrize("blueprint", blueprint_names("cnn"))
+def test_an_identity_at_birth_seed_contributes_exactly_zero(
+    session: HostSession, blueprint: str, blend: BlendOp
+) -> None:
+    germinate(session, "r0c1", blueprint, blend)
+    walk_to(session, "r0c1", Stage.BLENDING)
+    assert session.model.slot("r0c1").alpha > 0
+
+    (measured,) = measure(session)
+
+    assert measured == Contribution("r0c1", False, 0.0, 0.0)
+
+
+def test_prospective_is_measured_in_training_and_nothing_once_fossilized(
+    session: HostSession,
+) -> None:
+    model = session.model
+    germinate(session, "r0c2", "conv_light", BlendOp.ADD)
+    walk_to(session, "r0c2", Stage.TRAINING)
+
+    result = session.train_and_evaluate()
+    assert [(c.slot_id, c.is_prospective) for c in result.contributions] == [("r0c2", True)]
+    measured = model.slot("r0c2").measured
+    assert measured.prospective == result.contributions[0].value_pp
+    assert measured.prospective_stderr is not None
+    assert measured.contribution is None
+
+    walk_to(session, "r0c2", Stage.HOLDING)
+    result = session.train_and_evaluate()
+    assert [(c.slot_id, c.is_prospective) for c in result.contributions] == [("r0c2", False)]
+    kept = model.slot("r0c2").measured.contribution
+    assert kept == result.contributions[0].value_pp
+
+    session.apply(FactoredAction(Op.FOSSILIZE, slot="r0c2"))
+    assert model.slot("r0c2").stage == Stage.FOSSILIZED
+    result = session.train_and_evaluate()
+    assert result.contributions == ()
+    assert model.slot("r0c2").measured.contribution == kept
+    assert result.val.correct.shape[0] == 1  # one configuration: the real model
