@@ -119,7 +119,7 @@ class NoiseSeed(nn.Module):
         return x + 10.0 * torch.randn_like(x)
 
 
-@pytest.mark.parametrize("stage", [Stage.BLENDING, Stage.HOLDING])
+@pytest.mark.parametrize("stage", [Stage.BLENDING, Stage.HOLDING], ids=lambda s: s.name)
 def test_a_seed_that_outputs_noise_has_a_strongly_negative_contribution(
     session: HostSession, stage: Stage
 ) -> None:
@@ -137,7 +137,7 @@ def test_a_seed_that_outputs_noise_has_a_strongly_negative_contribution(
     assert measured.value_pp < -5 * measured.stderr_pp
 
 
-@pytest.mark.parametrize("blend", list(BlendOp))
+@pytest.mark.parametrize("blend", list(BlendOp), ids=lambda b: b.name)
 @pytest.mark.parametrize("blueprint", blueprint_names("cnn"))
 def test_an_identity_at_birth_seed_contributes_exactly_zero(
     session: HostSession, blueprint: str, blend: BlendOp

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from esper.cli.train_heuristic import add_heuristic_parser
+from esper.cli.train_ppo import add_ppo_parser
 from esper.tolaria.data import DataError
 
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="run or train a controller")
     controllers = train.add_subparsers(dest="controller", required=True, metavar="CONTROLLER")
     add_heuristic_parser(controllers)
+    add_ppo_parser(controllers)
     return parser
 
 

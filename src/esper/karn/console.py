@@ -170,6 +170,8 @@ class ConsoleSink:
         self.is_live = self.console.is_terminal if live is None else live
         self._rows: dict[int, _EnvRow] = {}
         self._episodes: list[dict[str, Any]] = []  # `episode` payloads, in arrival order
+        self._rounds: list[dict[str, Any]] = []  # `round` payloads (PPO runs)
+        self._last_update: dict[str, Any] | None = None  # the latest `ppo_update` payload
         self._progress = Progress(
             TextColumn("episodes"),
             BarColumn(),
@@ -264,6 +266,15 @@ class ConsoleSink:
             "green" if payload["to_stage"] == Stage.FOSSILIZED.name else "yellow",
         )
 
+    def _on_ppo_update(self, record: dict[str, Any]) -> None:
+        self._last_update = record["payload"]
+
+    def _on_round(self, record: dict[str, Any]) -> None:
+        """One line per PPO round (the round-by-round table of `esper train ppo`)."""
+        self._rounds.append(record["payload"])
+        self._progress.advance(self._task)
+        self.console.print(_round_line(record, self._last_update, is_first=len(self._rounds) == 1))
+
     def _on_run_end(self, record: dict[str, Any]) -> None:
         self._finish(record["payload"])
 
@@ -274,6 +285,12 @@ class ConsoleSink:
         if self._is_finished:
             return
         self._is_finished = True
+        if self._rounds:
+            if run_end is not None:
+                self.console.print(
+                    Text(f"run {run_end['status']} in {run_end['wall_time_s']:.1f} s")
+                )
+            return
         if not self._episodes:
             self.console.print(Text("no episode finished"))
             return
@@ -330,7 +347,39 @@ def _episode_line(record: dict[str, Any]) -> Text:
     )
 
 
+_OP_LETTERS = {
+    "WAIT": "W",
+    "GERMINATE": "G",
+    "ADVANCE": "A",
+    "SET_ALPHA_TARGET": "S",
+    "FOSSILIZE": "F",
+    "PRUNE": "P",
+}
+
+
+def _round_line(record: dict[str, Any], update: dict[str, Any] | None, is_first: bool) -> Text:
+    p = record["payload"]
+    ops = " ".join(f"{_OP_LETTERS.get(k, k)}{v}" for k, v in p["op_counts"].items())
+    total = sum(p["timing_s"].values()) or 1.0
+    ppo_share = 100 * p["timing_s"].get("ppo_update", 0.0) / total
+    health = "-"
+    if update is not None:
+        health = (
+            f"H(op) {update['entropy'].get('op', float('nan')):.2f} kl {update['approx_kl']:.4f} "
+            f"clip {update['clip_fraction']:.2f} EV {update['explained_variance']:.2f}"
+        )
+    line = (
+        f"round {record['round']:4d} | return {p['mean_return']:+8.2f} | "
+        f"val {p['mean_val_accuracy']:5.1f}% test {p['mean_test_accuracy']:5.1f}% | "
+        f"+{p['mean_params_added']:.0f} params | {ops} | {health} | "
+        f"{total:.1f} s (ppo {ppo_share:.0f}%)"
+    )
+    return Text(line)
+
+
 _HANDLERS: dict[str, Callable[[ConsoleSink, dict[str, Any]], None]] = {
+    "ppo_update": ConsoleSink._on_ppo_update,
+    "round": ConsoleSink._on_round,
     RunStartEvent.TYPE: ConsoleSink._on_run_start,
     EpochEvent.TYPE: ConsoleSink._on_epoch,
     EpisodeEvent.TYPE: ConsoleSink._on_episode,

@@ -108,6 +108,38 @@ class RunEndEvent:
 
 
 @dataclass(frozen=True)
+class PPOUpdateEvent:
+    """Health of one PPO update."""
+
+    TYPE: ClassVar[str] = "ppo_update"
+
+    policy_loss: float
+    value_loss: float
+    entropy: dict[str, float]  # per head, normalized
+    approx_kl: float
+    clip_fraction: float
+    explained_variance: float
+    grad_norm: float
+    epochs_run: int
+    initial_log_prob_error: float
+    entropy_coef: float
+
+
+@dataclass(frozen=True)
+class RoundEvent:
+    """One PPO round: what the envs achieved and where the wall time went."""
+
+    TYPE: ClassVar[str] = "round"
+
+    mean_return: float
+    mean_val_accuracy: float
+    mean_test_accuracy: float
+    mean_params_added: float
+    op_counts: dict[str, int]  # how often each op was chosen this round
+    timing_s: dict[str, float]  # phase -> seconds
+
+
+@dataclass(frozen=True)
 class EventContext:
     """Where an event comes from: which run, policy group, env and PPO round."""
 

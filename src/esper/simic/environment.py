@@ -11,6 +11,7 @@ and on the last step `info["outcome"]` the `EpisodeOutcome` (test accuracy: tele
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -126,6 +127,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             raise RuntimeError("episode is over: call reset() first")
         chosen = action if isinstance(action, FactoredAction) else decode(self.feature_spec, action)
         info: dict[str, Any] = {"illegal_action": False}
+        started = time.perf_counter()
         try:
             events = self.session.apply(chosen)
         except IllegalActionError:
@@ -133,6 +135,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
                 raise
             chosen, events, info["illegal_action"] = FactoredAction.wait(), [], True
         events += self.session.boundary()
+        acted = time.perf_counter()
         result = self.session.train_and_evaluate()
         events += result.events
         self.epoch += 1
@@ -163,6 +166,11 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             reward_terms=reward.terms,
             action=chosen,
             events=events,
+            timing={
+                "action": acted - started,
+                "host_training": result.train_s,
+                "evaluation": result.evaluate_s,
+            },
         )
         if terminated:
             info["outcome"] = self.outcome()

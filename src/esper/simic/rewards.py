@@ -57,7 +57,7 @@ class RewardConfig:
     shock_weight: float = 1.0
     action_cost: float = 0.05
     young_prune_penalty: float = 1.0
-    young_prune_age: int = 5
+    young_prune_age: int = 10  # above min_prune_age, or the penalty could never fire
     rollback_penalty: float = 5.0
     terminal_weight: float = 1.0
     host_param_floor: int = 200

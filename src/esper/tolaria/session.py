@@ -7,6 +7,7 @@ Per step: `apply(action)` -> `boundary()` -> `train_and_evaluate()`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +39,8 @@ class EpochResult:
     contributions: tuple[counterfactual.Contribution, ...]
     rollback_reason: str | None
     events: tuple[LifecycleEvent, ...]  # governor prunes, if any
+    train_s: float  # wall time of training (metrics are read back, so the device has synced)
+    evaluate_s: float  # wall time of the validation pass with counterfactuals
 
 
 class HostSession:
@@ -101,7 +104,9 @@ class HostSession:
     def train_and_evaluate(self) -> EpochResult:
         """One epoch of training, the governor's check, then validation with counterfactuals."""
         model = self.model
+        started = time.perf_counter()
         train = train_epoch(model, self.optimizer, self.train_loader)
+        trained = time.perf_counter()
         model.end_epoch()
         for slot_id, ratio in train.gradient_ratios.items():
             model.slot(slot_id).measured.gradient_ratio = ratio
@@ -117,7 +122,16 @@ class HostSession:
         val = evaluate(model, self.val_loader, [{}, *(p.config for p in found)])
         measured = counterfactual.contributions(found, val.correct)
         counterfactual.record(model, measured)
-        return EpochResult(train, val, tuple(measured), reason, tuple(events))
+        evaluated = time.perf_counter()
+        return EpochResult(
+            train,
+            val,
+            tuple(measured),
+            reason,
+            tuple(events),
+            trained - started,
+            evaluated - trained,
+        )
 
     def test_accuracy(self) -> float:
         """Accuracy on the test split (episode outcomes only; never a decision or a reward)."""

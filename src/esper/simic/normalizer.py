@@ -1,0 +1,56 @@
+"""Running mean / standard deviation (Welford), frozen while a rollout is collected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class RunningNormalizer:
+    """Per-dimension running statistics with Chan et al.'s parallel update.
+
+    `normalize` uses the statistics as they are; `update` folds in a batch. The trainer updates
+    only between rollouts, so every observation within a rollout is scaled the same way, and
+    the buffer stores the normalized values the policy actually saw.
+    """
+
+    def __init__(self, shape: tuple[int, ...], clip: float = 5.0, epsilon: float = 1e-8) -> None:
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.m2 = np.zeros(shape, dtype=np.float64)
+        self.count = 0
+        self.clip, self.epsilon = clip, epsilon
+
+    @property
+    def std(self) -> np.ndarray:
+        if self.count < 2:
+            return np.ones_like(self.mean)
+        return np.sqrt(self.m2 / self.count) + self.epsilon
+
+    def update(self, batch: np.ndarray) -> None:
+        """Fold in samples of shape (N, *shape)."""
+        batch = np.asarray(batch, dtype=np.float64).reshape(-1, *self.mean.shape)
+        n = batch.shape[0]
+        if n == 0:
+            return
+        batch_mean = batch.mean(axis=0)
+        batch_m2 = ((batch - batch_mean) ** 2).sum(axis=0)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean = self.mean + delta * n / total
+        self.m2 = self.m2 + batch_m2 + delta**2 * self.count * n / total
+        self.count = total
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        z = (np.asarray(x, dtype=np.float64) - self.mean) / self.std
+        return np.clip(z, -self.clip, self.clip).astype(np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean.tolist(), "m2": self.m2.tolist(), "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        mean = np.asarray(state["mean"], dtype=np.float64)
+        if mean.shape != self.mean.shape:
+            raise ValueError(f"normalizer shape {mean.shape} does not match {self.mean.shape}")
+        self.mean, self.m2 = mean, np.asarray(state["m2"], dtype=np.float64)
+        self.count = int(state["count"])

@@ -1,0 +1,256 @@
+"""VectorizedTrainer: PPO rounds over an `EnvPool` (DESIGN.md §2).
+
+A round is a short sequence of named steps: collect one episode per env (one batched policy
+forward per step), compute GAE advantages, update the policy, log, and let the caller
+checkpoint. Only observations, actions and rewards cross the pool boundary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from esper.leyline import EpisodeOutcome, EventContext, Op, PPOUpdateEvent, RoundEvent
+from esper.nissa import TelemetryHub
+from esper.simic.advantages import gae
+from esper.simic.config import TrainingConfig
+from esper.simic.env_pool import EnvPool
+from esper.simic.normalizer import RunningNormalizer
+from esper.simic.ppo import PPOSettings, UpdateMetrics, ppo_update
+from esper.simic.rollout_buffer import RolloutBuffer
+from esper.tamiyo.action_codec import decode
+from esper.tamiyo.features import Observation
+from esper.tamiyo.policy_network import PolicyNetwork, stack_masks
+
+# Env seeds used for training lie below this; evaluation draws its held-out seeds above it.
+TRAINING_SEED_LIMIT = 2**30
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    round: int
+    mean_return: float
+    outcomes: list[EpisodeOutcome]
+    op_counts: dict[str, int]
+    update: UpdateMetrics
+    timing_s: dict[str, float]
+
+
+class VectorizedTrainer:
+    def __init__(
+        self,
+        config: TrainingConfig,
+        pool: EnvPool,
+        hub: TelemetryHub | None = None,
+        context: EventContext = EventContext(),
+    ) -> None:
+        self.config, self.pool, self.hub, self.context = config, pool, hub, context
+        spec = pool.feature_spec
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.network = PolicyNetwork(spec.size, spec.head_sizes, config.hidden)
+        self.optimizer = torch.optim.Adam(
+            self.network.parameters(), lr=config.lr, eps=config.adam_eps
+        )
+        self.obs_normalizer = RunningNormalizer((spec.size,))
+        self.return_normalizer = RunningNormalizer((1,), clip=float("inf"))
+        self.sample_generator = torch.Generator().manual_seed(config.seed + 1)
+        self.update_generator = torch.Generator().manual_seed(config.seed + 2)
+        self.round = 0
+
+    # -- the round ------------------------------------------------------------------------------
+
+    def round_seeds(self, round_index: int) -> list[int]:
+        n = self.pool.n_envs
+        base = (self.config.seed * 1_000_003 + round_index * n) % (TRAINING_SEED_LIMIT - n)
+        return [base + i for i in range(n)]
+
+    def entropy_coef(self) -> float:
+        c = self.config
+        progress = self.round / max(1, c.rounds - 1)
+        return c.entropy_coef + (c.entropy_coef_final - c.entropy_coef) * min(1.0, progress)
+
+    def run_round(self) -> RoundSummary:
+        timing: defaultdict[str, float] = defaultdict(float)
+        buffer, returns_sum, outcomes, ops = self.collect(timing)
+        started = time.perf_counter()
+        advantages, returns = gae(
+            buffer.rewards,
+            buffer.values,
+            buffer.dones,
+            torch.zeros(self.pool.n_envs),  # every episode ends in a true terminal
+            self.config.gamma,
+            self.config.gae_lambda,
+        )
+        self.return_normalizer.update(returns.reshape(-1, 1).numpy())
+        update = ppo_update(
+            self.network,
+            self.optimizer,
+            buffer,
+            advantages,
+            returns,
+            self.return_normalizer,
+            self.ppo_settings(),
+            self.update_generator,
+        )
+        self.obs_normalizer.update(buffer.raw_features.reshape(-1, buffer.raw_features.shape[-1]))
+        timing["ppo_update"] += time.perf_counter() - started
+        summary = RoundSummary(
+            self.round,
+            float(np.mean(returns_sum)),
+            outcomes,
+            dict(ops),
+            update,
+            dict(timing),
+        )
+        started = time.perf_counter()
+        self._emit(summary)
+        timing["telemetry"] += time.perf_counter() - started
+        self.round += 1
+        return summary
+
+    def ppo_settings(self) -> PPOSettings:
+        c = self.config
+        return PPOSettings(
+            clip=c.clip,
+            value_clip=c.value_clip,
+            value_coef=c.value_coef,
+            entropy_coef=self.entropy_coef(),
+            max_grad_norm=c.max_grad_norm,
+            target_kl=c.target_kl,
+            update_epochs=c.update_epochs,
+            minibatch_envs=c.minibatch_envs,
+        )
+
+    def collect(
+        self, timing: defaultdict[str, float]
+    ) -> tuple[RolloutBuffer, list[float], list[EpisodeOutcome], Counter[str]]:
+        """Play one episode in every env; store exactly what the policy saw and did."""
+        pool, spec = self.pool, self.pool.feature_spec
+        steps = self.config.resolved_episode_length()
+        started = time.perf_counter()
+        observations = pool.reset(self.round_seeds(self.round), self.round)
+        timing["reset"] += time.perf_counter() - started
+        state = self.network.initial_state(pool.n_envs)
+        buffer: RolloutBuffer | None = None
+        returns = [0.0] * pool.n_envs
+        outcomes: list[EpisodeOutcome | None] = [None] * pool.n_envs
+        ops: Counter[str] = Counter()
+        for t in range(steps):
+            started = time.perf_counter()
+            raw, features, masks = self._network_input(observations)
+            if buffer is None:
+                shapes = {k: tuple(v.shape[1:]) for k, v in masks.items()}
+                buffer = RolloutBuffer.allocate(steps, pool.n_envs, spec.size, shapes, state)
+            actions, log_probs, values_norm, state = self.network.act(
+                features, masks, state, generator=self.sample_generator
+            )
+            values = self._denormalize(values_norm)
+            buffer.store(
+                t,
+                features=features,
+                raw_features=raw,
+                masks=masks,
+                actions=actions,
+                log_probs=log_probs,
+                values=values,
+            )
+            chosen = [decode(spec, a) for a in actions.numpy()]
+            ops.update(a.op.name for a in chosen)
+            timing["policy_forward"] += time.perf_counter() - started
+            results = pool.step(chosen)
+            rewards = torch.tensor([r.reward for r in results], dtype=torch.float32)
+            dones = torch.tensor([float(r.terminated) for r in results])
+            buffer.record_outcome(t, rewards, dones)
+            for i, result in enumerate(results):
+                returns[i] += result.reward
+                for phase, seconds in result.timing.items():
+                    timing[phase] += seconds
+                if result.outcome is not None:
+                    outcomes[i] = result.outcome
+            observations = [r.observation for r in results]
+        assert buffer is not None and all(o is not None for o in outcomes)
+        if not bool(buffer.dones[-1].all()):
+            raise RuntimeError("every env must terminate on the episode's last step")
+        return buffer, returns, [o for o in outcomes if o is not None], ops
+
+    def _network_input(
+        self, observations: Sequence[Observation]
+    ) -> tuple[np.ndarray, torch.Tensor, dict[str, torch.Tensor]]:
+        raw = np.stack([o.features for o in observations])  # (N, F)
+        features = torch.from_numpy(self.obs_normalizer.normalize(raw))
+        masks = {
+            k: torch.from_numpy(v) for k, v in stack_masks([o.masks for o in observations]).items()
+        }
+        return raw, features, masks
+
+    def _denormalize(self, values: torch.Tensor) -> torch.Tensor:
+        mean, std = float(self.return_normalizer.mean[0]), float(self.return_normalizer.std[0])
+        return values * std + mean
+
+    def _emit(self, summary: RoundSummary) -> None:
+        if self.hub is None:
+            return
+        u = summary.update
+        context = EventContext(self.context.run, self.context.group, 0, summary.round)
+        epoch = self.config.resolved_episode_length()
+        self.hub.emit_payload(
+            PPOUpdateEvent(
+                u.policy_loss,
+                u.value_loss,
+                u.entropy,
+                u.approx_kl,
+                u.clip_fraction,
+                u.explained_variance,
+                u.grad_norm,
+                u.epochs_run,
+                u.initial_log_prob_error,
+                self.entropy_coef(),
+            ),
+            context,
+            epoch,
+        )
+        outcomes = summary.outcomes
+        self.hub.emit_payload(
+            RoundEvent(
+                mean_return=summary.mean_return,
+                mean_val_accuracy=float(np.mean([o.val_accuracy for o in outcomes])),
+                mean_test_accuracy=float(np.mean([o.test_accuracy for o in outcomes])),
+                mean_params_added=float(np.mean([o.params_added for o in outcomes])),
+                op_counts={op.name: summary.op_counts.get(op.name, 0) for op in Op},
+                timing_s=summary.timing_s,
+            ),
+            context,
+            epoch,
+        )
+
+    # -- state for checkpoints -------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "round": self.round,
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "obs_normalizer": self.obs_normalizer.state_dict(),
+            "return_normalizer": self.return_normalizer.state_dict(),
+            "sample_generator": self.sample_generator.get_state(),
+            "update_generator": self.update_generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.round = int(state["round"])
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.obs_normalizer.load_state_dict(state["obs_normalizer"])
+        self.return_normalizer.load_state_dict(state["return_normalizer"])
+        self.sample_generator.set_state(state["sample_generator"])
+        self.update_generator.set_state(state["update_generator"])
+
+
+__all__ = ["TRAINING_SEED_LIMIT", "RoundSummary", "VectorizedTrainer"]

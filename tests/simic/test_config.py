@@ -1,0 +1,290 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from esper.kasmina.gates import PROFILES
+from esper.leyline import DEFAULT_LIMITS
+from esper.simic.config import PRESETS, TrainingConfig, format_validation_error
+from esper.simic.rewards import RewardConfig, RewardMode
+from esper.tolaria import TASKS
+
+
+def error_fields(error: ValidationError) -> set[str]:
+    return {".".join(str(part) for part in e["loc"]) for e in error.errors()}
+
+
+def invalid(**settings: Any) -> ValidationError:
+    with pytest.raises(ValidationError) as caught:
+        TrainingConfig(**settings)
+    return caught.value
+
+
+def test_defaults_mirror_design_section_11() -> None:
+    config = TrainingConfig()
+    ppo = (config.gamma, config.gae_lambda, config.clip, config.value_clip)
+    assert ppo == (0.995, 0.98, 0.2, 10.0)
+    optim = (config.lr, config.adam_eps, config.max_grad_norm, config.target_kl)
+    assert optim == (3e-4, 1e-5, 1.0, 0.015)
+    assert (config.entropy_coef, config.entropy_coef_final) == (0.05, 0.01)
+    assert (config.value_coef, config.hidden) == (0.5, 128)
+    assert (config.resolved_episode_length(), config.n_envs) == (25, 4)
+    assert (config.pbrs_weight, config.contribution_weight, config.rent_weight) == (0.3, 1.0, 0.5)
+    assert config.host_param_floor == 200
+    assert config.lifecycle_limits() == DEFAULT_LIMITS
+    assert (config.task, config.reward_mode, config.gates) == ("digits", "shaped", "permissive")
+
+
+def test_defaults_match_the_reward_module() -> None:
+    assert TrainingConfig().reward_config() == RewardConfig()
+
+
+def test_gate_choices_are_the_gate_profiles() -> None:
+    choices = get_args(TrainingConfig.model_fields["gates"].annotation)
+    assert set(choices) == set(PROFILES)
+
+
+def test_unknown_key_is_refused_naming_it() -> None:
+    error = invalid(n_env=4)
+    assert error_fields(error) == {"n_env"}
+    assert "did you mean n_envs?" in format_validation_error(error)
+
+
+def test_wrong_type_names_the_field() -> None:
+    assert error_fields(invalid(rounds="many", amp=[1])) == {"rounds", "amp"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"n_envs": 0}, "n_envs"),
+        ({"gamma": 0.0}, "gamma"),
+        ({"gamma": 1.01}, "gamma"),
+        ({"gae_lambda": 1.5}, "gae_lambda"),
+        ({"clip": 0}, "clip"),
+        ({"target_kl": -0.1}, "target_kl"),
+        ({"seed": -1}, "seed"),
+        ({"device": "gpu"}, "device"),
+        ({"device": "cuda:x"}, "device"),
+        ({"telemetry": "loud"}, "telemetry"),
+        ({"backend": "slurm"}, "backend"),
+        ({"gates": "lenient"}, "gates"),
+        ({"reward_mode": "dense"}, "reward_mode"),
+        ({"rent_weight": -0.5}, "rent_weight"),
+        ({"host_param_floor": 0}, "host_param_floor"),
+    ],
+)
+def test_bad_value_names_the_field(settings: dict[str, Any], field: str) -> None:
+    assert error_fields(invalid(**settings)) == {field}
+
+
+def test_env_reward_modes_must_match_n_envs() -> None:
+    error = invalid(n_envs=4, env_reward_modes=["shaped", "sparse"])
+    assert error_fields(error) == {"env_reward_modes"}
+    assert "has 2 modes but n_envs is 4" in str(error)
+    config = TrainingConfig(n_envs=2, env_reward_modes="shaped,sparse")
+    assert config.env_reward_modes == (RewardMode.SHAPED, RewardMode.SPARSE)
+
+
+def test_entropy_coefficient_anneals_down() -> None:
+    error = invalid(entropy_coef=0.01, entropy_coef_final=0.05)
+    assert error_fields(error) == {"entropy_coef_final"}
+    assert "entropy_coef_final (0.05) must be <= entropy_coef (0.01)" in str(error)
+    TrainingConfig(entropy_coef=0.02, entropy_coef_final=0.02)
+
+
+def test_minibatch_envs_fits_in_n_envs() -> None:
+    error = invalid(n_envs=4, minibatch_envs=5)
+    assert error_fields(error) == {"minibatch_envs"}
+    assert "minibatch_envs (5) must be <= n_envs (4)" in str(error)
+    assert TrainingConfig(n_envs=4, minibatch_envs=4).minibatch_envs == 4
+
+
+def test_bad_slot_id_is_named() -> None:
+    error = invalid(slots=["r0c0", "r0c01"])
+    assert error_fields(error) == {"slots"}
+    assert "'r0c01'" in str(error)
+    assert "duplicate slot ids: ['r0c1']" in str(invalid(slots="r0c1,r0c1"))
+
+
+def test_slots_are_kept_in_canonical_order() -> None:
+    assert TrainingConfig(slots="r1c0,r0c10,r0c2").slots == ("r0c2", "r0c10", "r1c0")
+
+
+def test_unknown_task_lists_the_known_ones() -> None:
+    error = invalid(task="mnist")
+    assert error_fields(error) == {"task"}
+    assert all(name in str(error) for name in TASKS)
+
+
+def test_episode_length_defaults_to_the_task() -> None:
+    assert (
+        TrainingConfig(task="stories").resolved_episode_length() == TASKS["stories"].episode_length
+    )
+    assert TrainingConfig(task="stories", episode_length=8).resolved_episode_length() == 8
+
+
+def test_ab_accepts_the_command_line_form_and_needs_distinct_modes() -> None:
+    config = TrainingConfig(ab="shaped,simplified")
+    assert config.ab == (RewardMode.SHAPED, RewardMode.SIMPLIFIED)
+    assert error_fields(invalid(ab="shaped")) == {"ab"}
+    assert error_fields(invalid(ab="shaped,shaped")) == {"ab"}
+    assert error_fields(
+        invalid(n_envs=2, env_reward_modes="shaped,sparse", ab="shaped,sparse")
+    ) == {"ab"}
+
+
+def test_telemetry_is_normalized() -> None:
+    assert TrainingConfig(telemetry="DEBUG").telemetry == "debug"
+
+
+def test_presets_load_and_differ() -> None:
+    configs = {name: TrainingConfig.preset(name) for name in PRESETS}
+    assert set(configs) == {"digits", "cifar10", "cifar10_gpu", "stories", "tinystories"}
+    assert len({config.to_json_dict()["task"] + config.device for config in configs.values()}) == 5
+    gpu = configs["cifar10_gpu"]
+    assert (gpu.device, gpu.amp) == ("cuda", True)
+    assert gpu.rounds > configs["cifar10"].rounds and gpu.n_envs > configs["cifar10"].n_envs
+    assert configs["digits"] == TrainingConfig()
+
+
+def test_unknown_preset_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown preset 'imagenet'; known: digits, cifar10"):
+        TrainingConfig.preset("imagenet")
+
+
+def a_full_config(tmp_path: Path) -> TrainingConfig:
+    """Every kind of field set away from its default."""
+    return TrainingConfig(
+        task="stories",
+        n_envs=2,
+        episode_length=8,
+        slots=("r0c0", "r0c1"),
+        data_dir=tmp_path / "data",
+        telemetry="minimal",
+        env_reward_modes=("shaped", "minimal"),
+        target_kl=None,
+        lr=1e-5,
+        gates="strict",
+    )
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml", ".yml"])
+def test_file_round_trip(tmp_path: Path, suffix: str) -> None:
+    original = a_full_config(tmp_path)
+    path = tmp_path / f"config{suffix}"
+    data = original.to_json_dict()
+    path.write_text(json.dumps(data) if suffix == ".json" else yaml.safe_dump(data))
+    assert TrainingConfig.from_file(path) == original
+
+
+def test_to_json_dict_is_plain_json(tmp_path: Path) -> None:
+    data = a_full_config(tmp_path).to_json_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data["data_dir"] == str(tmp_path / "data")
+    assert data["env_reward_modes"] == ["shaped", "minimal"]
+
+
+def test_file_may_start_from_a_preset(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("preset: cifar10_gpu\nrounds: 7\n")
+    assert TrainingConfig.from_file(path) == TrainingConfig.preset("cifar10_gpu").with_overrides(
+        {"rounds": 7}
+    )
+
+
+def test_file_with_an_unknown_preset_names_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    path.write_text('{"preset": "mnist"}')
+    with pytest.raises(ValueError, match=r"run\.json: unknown preset 'mnist'"):
+        TrainingConfig.from_file(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("run.toml", "rounds = 3", "unknown format '.toml'"),
+        ("run.json", "{rounds: 3", "invalid JSON"),
+        ("run.yaml", "rounds: [3", "invalid YAML"),
+        ("run.yaml", "- 3\n- 4\n", "expected a mapping of settings, got list"),
+    ],
+)
+def test_bad_files_name_the_path_and_problem(
+    tmp_path: Path, name: str, text: str, problem: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ValueError) as caught:
+        TrainingConfig.from_file(path)
+    assert str(path) in str(caught.value) and problem in str(caught.value)
+
+
+def test_missing_file_names_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yaml"
+    with pytest.raises(ValueError, match="cannot be read") as caught:
+        TrainingConfig.from_file(path)
+    assert str(path) in str(caught.value)
+
+
+def test_bad_setting_in_a_file_names_field_and_path(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("n_envs: 0\n")
+    with pytest.raises(ValidationError) as caught:
+        TrainingConfig.from_file(path)
+    assert error_fields(caught.value) == {"n_envs"}
+    assert f"({path})" in format_validation_error(caught.value)
+
+
+@pytest.mark.parametrize("key", ["reward_gamma", "pbrs_gamma"])
+def test_gamma_is_shared_with_the_rewards(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(f"gamma: 0.9\n{key}: 0.99\n")
+    with pytest.raises(ValidationError) as caught:
+        TrainingConfig.from_file(path)
+    assert error_fields(caught.value) == {key}
+    assert "one `gamma`" in format_validation_error(caught.value)
+
+    config = TrainingConfig(gamma=0.9)
+    assert config.reward_config().gamma == config.gamma == 0.9
+    assert config.reward_config(RewardMode.SPARSE).gamma == 0.9
+
+
+def test_reward_config_carries_mode_and_weights() -> None:
+    config = TrainingConfig(reward_mode="basic", rent_weight=0.25, host_param_floor=50)
+    rewards = config.reward_config()
+    assert (rewards.mode, rewards.rent_weight, rewards.host_param_floor) == ("basic", 0.25, 50)
+    assert config.reward_config(RewardMode.MINIMAL).mode == RewardMode.MINIMAL
+
+
+def test_overrides_are_validated_and_none_is_ignored() -> None:
+    base = TrainingConfig.preset("stories")
+    config = base.with_overrides({"rounds": 3, "n_envs": 2, "episode_length": None, "seed": None})
+    assert (config.task, config.rounds, config.n_envs) == ("stories", 3, 2)
+    assert base.rounds == 30  # a copy; the original is unchanged
+    with pytest.raises(ValidationError) as caught:
+        base.with_overrides({"rouds": 3})
+    assert error_fields(caught.value) == {"rouds"}
+    with pytest.raises(ValidationError) as caught:
+        base.with_overrides({"minibatch_envs": 2, "n_envs": 1})
+    assert error_fields(caught.value) == {"minibatch_envs"}
+
+
+def test_config_is_frozen() -> None:
+    config = TrainingConfig()
+    with pytest.raises(ValidationError):
+        config.rounds = 3
+
+
+def test_format_validation_error_is_one_line_naming_every_field() -> None:
+    error = invalid(n_envs=0, gamma=2, slots="r0c0,bad", reward_gamma=0.9)
+    line = format_validation_error(error)
+    assert "\n" not in line
+    assert line.startswith("invalid config: n_envs: Input should be greater than or equal to 1")
+    assert "(got 0)" in line and "gamma: Input should be less than or equal to 1 (got 2)" in line
+    assert "slots: invalid slot id 'bad'" in line
+    assert "reward_gamma: unknown setting" in line

@@ -1,0 +1,142 @@
+"""MorphogeneticEnv as a gymnasium.Env on digits (tiny episodes)."""
+
+import math
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from esper.leyline import (
+    HEAD_ORDER,
+    BlendOp,
+    Curve,
+    EpisodeOutcome,
+    FactoredAction,
+    IllegalActionError,
+    Op,
+    Stage,
+    Tempo,
+)
+from esper.simic.environment import EnvConfig, MorphogeneticEnv
+from esper.tamiyo.action_codec import encode
+from esper.tamiyo.features import Observation
+from esper.tolaria import DataOptions, get_task
+from esper.tolaria.data import DataSplits
+
+TASK = get_task("digits")
+
+GERMINATE = FactoredAction(
+    Op.GERMINATE,
+    slot="r0c1",
+    blueprint="conv_light",
+    blend=BlendOp.ADD,
+    tempo=Tempo.FAST,
+    alpha_target=1.0,
+    curve=Curve.LINEAR,
+)
+
+
+@pytest.fixture(scope="module")
+def digits() -> DataSplits:
+    return TASK.load(DataOptions())
+
+
+def make_env(data: DataSplits, **config: object) -> MorphogeneticEnv:
+    return MorphogeneticEnv(TASK, data, EnvConfig(**config))  # type: ignore[arg-type]
+
+
+def test_gymnasium_env_checker_passes(digits: DataSplits) -> None:
+    """With illegal actions replaced by WAIT: the checker samples unmasked random actions."""
+    env = make_env(digits, episode_length=4, illegal_action="wait")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env)
+    # The one warning expected: an env built directly (not by gymnasium.make) has no spec.
+    unexpected = [str(w.message) for w in caught if "render modes" not in str(w.message)]
+    assert unexpected == []
+
+
+def test_spaces_describe_the_heads_and_features(digits: DataSplits) -> None:
+    env = make_env(digits, episode_length=4)
+    assert isinstance(env.action_space, gym.spaces.MultiDiscrete)
+    sizes = env.feature_spec.head_sizes
+    assert env.action_space.nvec.tolist() == [sizes[h] for h in HEAD_ORDER]
+    assert isinstance(env.observation_space, gym.spaces.Box)
+    assert env.observation_space.shape == (env.feature_spec.size,)
+    assert env.observation_space.dtype == np.float32
+
+
+def test_an_illegal_action_raises_by_default(digits: DataSplits) -> None:
+    env = make_env(digits, episode_length=4)
+    env.reset(seed=0)
+    advance_dormant = FactoredAction(Op.ADVANCE, slot="r0c0")
+    with pytest.raises(IllegalActionError, match="ADVANCE"):
+        env.step(advance_dormant)
+    with pytest.raises(IllegalActionError, match="ADVANCE"):
+        env.step(encode(env.feature_spec, advance_dormant))  # head indices, as an agent sends
+
+
+def test_an_illegal_action_becomes_wait_when_asked(digits: DataSplits) -> None:
+    env = make_env(digits, episode_length=4, illegal_action="wait")
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(FactoredAction(Op.ADVANCE, slot="r0c0"))
+    assert info["illegal_action"] is True
+    assert info["action"] == FactoredAction.wait()
+    _, _, _, _, info = env.step(FactoredAction.wait())
+    assert info["illegal_action"] is False
+
+
+def test_steps_report_masks_observation_and_reward_terms(digits: DataSplits) -> None:
+    env = make_env(digits, episode_length=4)
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert set(info) >= {"action_mask", "observation"}
+
+    actions = [GERMINATE, *[FactoredAction.wait()] * 3]
+    for step, action in enumerate(actions, start=1):
+        obs, reward, terminated, truncated, info = env.step(encode(env.feature_spec, action))
+        assert env.observation_space.contains(obs)
+        observation = info["observation"]
+        assert isinstance(observation, Observation)
+        assert np.array_equal(observation.features, obs)
+        assert observation.metrics.epoch == step
+        masks = info["action_mask"]
+        assert set(masks) == {h.value for h in HEAD_ORDER}
+        assert masks["op"][Op.WAIT]  # WAIT is always legal
+        assert math.isfinite(reward)
+        assert reward == pytest.approx(sum(info["reward_terms"].values()), abs=1e-12)
+        assert truncated is False
+        assert terminated is (step == len(actions))
+        assert ("outcome" in info) is terminated
+    assert env.session.model.slot("r0c1").stage == Stage.TRAINING
+    # The op mask follows the slots: the germinated slot can no longer GERMINATE.
+    slot_index = env.feature_spec.slot_ids.index("r0c1")
+    assert not info["action_mask"]["slot"][Op.GERMINATE, slot_index]
+
+    outcome = info["outcome"]
+    assert isinstance(outcome, EpisodeOutcome)
+    assert 0 <= outcome.test_accuracy <= 100
+    assert outcome.val_accuracy == observation.metrics.val_accuracy
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(FactoredAction.wait())
+
+
+def test_reset_with_the_same_seed_repeats_the_episode(digits: DataSplits) -> None:
+    env = make_env(digits, episode_length=2)
+    runs = []
+    for _ in range(2):
+        first, _ = env.reset(seed=7)
+        after, reward, *_ = env.step(FactoredAction.wait())
+        runs.append((first, after, reward))
+    assert np.array_equal(runs[0][0], runs[1][0])
+    assert np.array_equal(runs[0][1], runs[1][1])
+    assert runs[0][2] == runs[1][2]
+
+
+def test_bad_env_config_is_refused() -> None:
+    with pytest.raises(ValueError, match="episode_length"):
+        EnvConfig(episode_length=0)
+    with pytest.raises(ValueError, match="illegal_action"):
+        EnvConfig(illegal_action="ignore")  # type: ignore[arg-type]
