@@ -1,5 +1,4 @@
-# Two commands on a fresh machine: `make run` (PPO on digits once it lands; the heuristic until
-# then) and `make test`. Both create .venv when missing. torch is installed first and pinned, so
+# Two commands on a fresh machine: `make run` (PPO training on digits) and `make test`. Both create .venv when missing. torch is installed first and pinned, so
 # pip never resolves a bare `torch` (which would pull a multi-GB CUDA build on a CPU machine).
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +18,7 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	touch $@
 
 run: venv
-	$(VENV)/bin/esper train heuristic --task digits --episodes 3
+	$(VENV)/bin/esper train ppo --preset digits
 
 test: venv
 	$(PY) -m pytest -n 2 --timeout 600

@@ -26,4 +26,6 @@ def spread(values: Sequence[float]) -> str:
     """Median [min, max] (n) of a sample."""
     if not values:
         return "n/a"
-    return f"{statistics.median(values):.2f} [{min(values):.2f}, {max(values):.2f}] (n={len(values)})"
+    return (
+        f"{statistics.median(values):.2f} [{min(values):.2f}, {max(values):.2f}] (n={len(values)})"
+    )

@@ -59,7 +59,25 @@ def device(text: str) -> str:
     return text
 
 
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=1,
+        help="CPU threads for torch (default: 1; small hosts run fastest on one thread)",
+    )
+
+
+def apply_threads(threads: int) -> None:
+    """Small hosts are dominated by per-op overhead: on 2 cores a digits PPO round took 0.9 s
+    on one thread and 9-27 s on two while another process was busy (thread oversubscription)."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def add_common_options(parser: argparse.ArgumentParser) -> None:
+    add_threads_option(parser)
     parser.add_argument("--task", default="digits", choices=sorted(TASKS), help="(default: digits)")
     parser.add_argument(
         "--seed", type=non_negative_int, default=0, help="base env seed (default: 0)"

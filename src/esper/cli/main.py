@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from esper.cli.arguments import apply_threads
 from esper.cli.train_heuristic import add_heuristic_parser
 from esper.cli.train_ppo import add_ppo_parser
 from esper.tolaria.data import DataError
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    apply_threads(args.threads)
     try:
         return int(args.run(args))
     except (ValueError, DataError, FileNotFoundError, PermissionError) as error:

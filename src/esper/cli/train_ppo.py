@@ -10,7 +10,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from esper.cli.arguments import non_negative_int, positive_int, telemetry_level
+from esper.cli.arguments import (
+    add_threads_option,
+    non_negative_int,
+    positive_int,
+    telemetry_level,
+)
 from esper.karn.console import ConsoleSink
 from esper.leyline import EventContext, RunEndEvent, RunStartEvent
 from esper.nissa import (
@@ -55,6 +60,7 @@ def add_ppo_parser(commands: Any) -> None:
         help="train the learned (PPO) controller",
         description="Train the recurrent PPO controller; settings: preset < --config < flags.",
     )
+    add_threads_option(parser)
     parser.add_argument("--preset", default=None, help="digits, cifar10, cifar10_gpu, stories, ...")
     parser.add_argument("--config", type=Path, default=None, help="JSON or YAML settings file")
     parser.add_argument("--resume", type=Path, default=None, help="continue the run in RUN_DIR")

@@ -74,7 +74,7 @@ def ppo_update(
         initial_error = float((first.log_prob - buffer.log_probs).abs().max())
 
     stats: dict[str, list[float]] = {k: [] for k in ("pg", "v", "kl", "clip", "grad")}
-    entropy_sums = {h: [] for h in HEAD_ORDER}  # type: dict[Head, list[float]]
+    entropy_sums: dict[str, list[float]] = {h.value: [] for h in HEAD_ORDER}
     epochs_run = 0
     for _ in range(settings.update_epochs):
         epochs_run += 1
@@ -114,7 +114,7 @@ def ppo_update(
             stats["kl"].append(approx_kl)
             stats["grad"].append(float(grad_norm))
             for h, value in head_entropy.items():
-                entropy_sums[h].append(value.item())
+                entropy_sums[h.value].append(value.item())
             if settings.target_kl is not None and approx_kl > 1.5 * settings.target_kl:
                 stop = True
                 break
@@ -128,7 +128,7 @@ def ppo_update(
     return UpdateMetrics(
         policy_loss=_mean(stats["pg"]),
         value_loss=_mean(stats["v"]),
-        entropy={h.value: _mean(v) for h, v in entropy_sums.items()},
+        entropy={h: _mean(v) for h, v in entropy_sums.items()},
         approx_kl=_mean(stats["kl"]),
         clip_fraction=_mean(stats["clip"]),
         explained_variance=explained_variance(final.value.flatten(), target.flatten()),
