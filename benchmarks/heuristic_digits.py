@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from machine import header, spread
-
 from esper.kasmina import blueprint_names
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.simic.episodes import run_episodes
 from esper.tamiyo.policy import HeuristicPolicy, StaticPolicy
 from esper.tolaria import get_task
+from machine import header, spread
 
 
 def main() -> None:

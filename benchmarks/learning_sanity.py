@@ -15,13 +15,13 @@ import time
 from collections import Counter
 
 import torch
-from machine import header, spread
 
 from esper.leyline import Op
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import build_pool
 from esper.simic.trainer import RoundSummary, VectorizedTrainer
 from esper.tolaria import DataOptions, get_task
+from machine import header, spread
 
 
 def op_mix(rounds: list[RoundSummary]) -> tuple[dict[str, float], float]:
