@@ -66,76 +66,94 @@ def ppo_update(
     mean, std = float(return_normalizer.mean[0]), float(return_normalizer.std[0])
     target = (returns - mean) / std  # (T, N) normalized returns
     old_value = (buffer.values - mean) / std
+    initial_error = _log_prob_error(network, buffer)
 
-    with torch.no_grad():
-        first = network.evaluate(
-            buffer.features, buffer.masks, buffer.actions, buffer.initial_state
-        )
-        initial_error = float((first.log_prob - buffer.log_probs).abs().max())
-
-    stats: dict[str, list[float]] = {k: [] for k in ("pg", "v", "kl", "clip", "grad")}
-    entropy_sums: dict[str, list[float]] = {h.value: [] for h in HEAD_ORDER}
+    steps: list[dict[str, float]] = []
     epochs_run = 0
     for _ in range(settings.update_epochs):
         epochs_run += 1
         order = torch.randperm(n_envs, generator=generator)
-        stop = False
         for start in range(0, n_envs, per_batch):
             envs = order[start : start + per_batch]
-            mb = buffer.select_envs(envs)
-            ev = network.evaluate(mb.features, mb.masks, mb.actions, mb.initial_state)
-            adv = advantages[:, envs]
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8) if adv.numel() > 1 else adv
-            log_ratio = ev.log_prob - mb.log_probs
-            ratio = log_ratio.exp()
-            surrogate = torch.min(
-                ratio * adv, ratio.clamp(1 - settings.clip, 1 + settings.clip) * adv
+            batch = _Minibatch(
+                buffer.select_envs(envs), advantages[:, envs], old_value[:, envs], target[:, envs]
             )
-            policy_loss = -surrogate.mean()
-            v_old, v_target = old_value[:, envs], target[:, envs]
-            v_clipped = v_old + (ev.value - v_old).clamp(-settings.value_clip, settings.value_clip)
-            value_loss = (
-                0.5 * torch.max((ev.value - v_target) ** 2, (v_clipped - v_target) ** 2).mean()
-            )
-            head_entropy = {
-                h: _masked_mean(ev.entropy[h], ev.used[..., i]) for i, h in enumerate(HEAD_ORDER)
-            }
-            entropy = sum(head_entropy.values())
-            loss = policy_loss + settings.value_coef * value_loss - settings.entropy_coef * entropy
-            optimizer.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), settings.max_grad_norm)
-            optimizer.step()
-            with torch.no_grad():
-                approx_kl = float(((ratio - 1) - log_ratio).mean())  # Schulman's k3 estimator
-                stats["clip"].append(float(((ratio - 1).abs() > settings.clip).float().mean()))
-            stats["pg"].append(policy_loss.item())
-            stats["v"].append(value_loss.item())
-            stats["kl"].append(approx_kl)
-            stats["grad"].append(float(grad_norm))
-            for h, value in head_entropy.items():
-                entropy_sums[h.value].append(value.item())
-            if settings.target_kl is not None and approx_kl > 1.5 * settings.target_kl:
-                stop = True
+            steps.append(_step(network, optimizer, batch, settings))
+            if settings.target_kl is not None and steps[-1]["kl"] > 1.5 * settings.target_kl:
                 break
-        if stop:
-            break
+        else:
+            continue
+        break  # the KL early stop ends every remaining epoch too
 
     with torch.no_grad():
         final = network.evaluate(
             buffer.features, buffer.masks, buffer.actions, buffer.initial_state
         )
     return UpdateMetrics(
-        policy_loss=_mean(stats["pg"]),
-        value_loss=_mean(stats["v"]),
-        entropy={h: _mean(v) for h, v in entropy_sums.items()},
-        approx_kl=_mean(stats["kl"]),
-        clip_fraction=_mean(stats["clip"]),
+        policy_loss=_mean(steps, "pg"),
+        value_loss=_mean(steps, "v"),
+        entropy={h.value: _mean(steps, "entropy_" + h.value) for h in HEAD_ORDER},
+        approx_kl=_mean(steps, "kl"),
+        clip_fraction=_mean(steps, "clip"),
         explained_variance=explained_variance(final.value.flatten(), target.flatten()),
-        grad_norm=_mean(stats["grad"]),
+        grad_norm=_mean(steps, "grad"),
         epochs_run=epochs_run,
         initial_log_prob_error=initial_error,
     )
+
+
+@dataclass(frozen=True)
+class _Minibatch:
+    rollout: RolloutBuffer  # a few envs' whole sequences
+    advantages: Tensor  # (T, n)
+    old_value: Tensor  # (T, n) normalized value at collection time
+    target: Tensor  # (T, n) normalized return
+
+
+def _log_prob_error(network: PolicyNetwork, buffer: RolloutBuffer) -> float:
+    """Max |recomputed - stored| log-prob: the stored inputs must reproduce what was sampled."""
+    with torch.no_grad():
+        ev = network.evaluate(buffer.features, buffer.masks, buffer.actions, buffer.initial_state)
+    return float((ev.log_prob - buffer.log_probs).abs().max())
+
+
+def _step(
+    network: PolicyNetwork,
+    optimizer: torch.optim.Optimizer,
+    batch: _Minibatch,
+    settings: PPOSettings,
+) -> dict[str, float]:
+    """One gradient step on one minibatch; returns its statistics."""
+    mb = batch.rollout
+    ev = network.evaluate(mb.features, mb.masks, mb.actions, mb.initial_state)
+    adv = batch.advantages
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8) if adv.numel() > 1 else adv
+    log_ratio = ev.log_prob - mb.log_probs  # joint over the heads each op used
+    ratio = log_ratio.exp()
+    surrogate = torch.min(ratio * adv, ratio.clamp(1 - settings.clip, 1 + settings.clip) * adv)
+    policy_loss = -surrogate.mean()
+    v_old, v_target = batch.old_value, batch.target
+    v_clipped = v_old + (ev.value - v_old).clamp(-settings.value_clip, settings.value_clip)
+    value_loss = 0.5 * torch.max((ev.value - v_target) ** 2, (v_clipped - v_target) ** 2).mean()
+    head_entropy = {
+        h: _masked_mean(ev.entropy[h], ev.used[..., i]) for i, h in enumerate(HEAD_ORDER)
+    }
+    entropy = sum(head_entropy.values())
+    loss = policy_loss + settings.value_coef * value_loss - settings.entropy_coef * entropy
+    optimizer.zero_grad()
+    loss.backward()  # type: ignore[no-untyped-call]
+    grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), settings.max_grad_norm)
+    optimizer.step()
+    with torch.no_grad():
+        stats = {
+            "pg": policy_loss.item(),
+            "v": value_loss.item(),
+            "kl": float(((ratio - 1) - log_ratio).mean()),  # Schulman's k3 estimator
+            "clip": float(((ratio - 1).abs() > settings.clip).float().mean()),
+            "grad": float(grad_norm),
+        }
+    stats.update({"entropy_" + h.value: v.item() for h, v in head_entropy.items()})
+    return stats
 
 
 def _masked_mean(values: Tensor, used: Tensor) -> Tensor:
@@ -143,5 +161,5 @@ def _masked_mean(values: Tensor, used: Tensor) -> Tensor:
     return (values * used).sum() / count.clamp(min=1)
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else float("nan")
+def _mean(steps: list[dict[str, float]], key: str) -> float:
+    return sum(s[key] for s in steps) / len(steps) if steps else float("nan")
