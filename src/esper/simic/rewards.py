@@ -5,7 +5,8 @@ so per-step accuracy terms are divided by the episode length T. Terms:
 - `attribution` (shaped, basic): sum over probationary seeds with alpha > 0 of their measured
   counterfactual contribution (pp) / T — accuracy the seeds demonstrably cause;
 - `pbrs` (shaped, simplified): potential-based stage shaping w * (gamma * Phi(s') - Phi(s)),
-  Phi summed over slots (Ng, Harada & Russell, 1999); a pruned seed loses its potential;
+  Phi summed over slots (Ng, Harada & Russell, 1999), 0 at the terminal state; a pruned seed
+  loses its potential;
 - `rent`: - w * 10 * log(1 + seed params / max(host params, floor)) / T per step, so growing by
   the host's own size costs ~3.5 pp-episodes at w = 0.5;
 - `shock` (shaped): - w * sum over slots of (alpha change)^2 * log(1 + seed share), for sudden
@@ -122,10 +123,13 @@ def shock(before: StepState, after: StepState, config: RewardConfig) -> float:
     return -config.shock_weight * total
 
 
-def pbrs(before: StepState, after: StepState, config: RewardConfig) -> float:
-    return config.pbrs_weight * (
-        config.gamma * potential(after, config) - potential(before, config)
-    )
+def pbrs(before: StepState, after: StepState, config: RewardConfig, is_terminal: bool) -> float:
+    """w * (gamma * Phi(s') - Phi(s)), with Phi = 0 at the terminal state: summed over an
+    episode it telescopes to -w * Phi(s_0), so it moves credit earlier but cannot change which
+    policy is optimal (Ng et al., 1999). Without the terminal convention a fossilized seed
+    would keep paying its potential as a bonus at the end of every episode."""
+    after_potential = 0.0 if is_terminal else potential(after, config)
+    return config.pbrs_weight * (config.gamma * after_potential - potential(before, config))
 
 
 def compute_reward(
@@ -143,7 +147,7 @@ def compute_reward(
     if mode in (RewardMode.SHAPED, RewardMode.BASIC):
         terms["attribution"] = config.contribution_weight * attribution(after)
     if mode in (RewardMode.SHAPED, RewardMode.SIMPLIFIED):
-        terms["pbrs"] = pbrs(before, after, config)
+        terms["pbrs"] = pbrs(before, after, config, is_terminal)
     if mode == RewardMode.SHAPED:
         terms["shock"] = shock(before, after, config)
     if mode == RewardMode.SIMPLIFIED:
