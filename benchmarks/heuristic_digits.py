@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import time
 
+import torch
+
 from esper.kasmina import blueprint_names
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.simic.episodes import run_episodes
@@ -22,7 +24,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     task = get_task("digits")
     env = MorphogeneticEnv(task, config=EnvConfig(episode_length=task.episode_length))

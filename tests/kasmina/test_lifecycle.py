@@ -119,6 +119,44 @@ def test_germinate_plants_a_seed_that_starts_training_after_one_epoch() -> None:
     assert slot.alpha == 0.0  # the host still cannot see the seed
 
 
+def test_seed_with_insane_output_is_pruned_instead_of_training(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = make_model()
+    germinate(model)
+    monkeypatch.setattr(model.slot(SLOT), "probe_output_sane", lambda: False)
+
+    events = epoch(model)
+
+    assert moves(events) == [(Stage.GERMINATED, Stage.PRUNED)]
+    assert events[0].initiator == Initiator.AUTOMATIC
+    assert "G1 failed" in events[0].reason
+
+
+def test_germinate_with_an_unknown_blueprint_is_an_illegal_action() -> None:
+    model = make_model()
+    action = FactoredAction(
+        Op.GERMINATE,
+        slot=SLOT,
+        blueprint="no_such_blueprint",
+        blend=BlendOp.ADD,
+        tempo=Tempo.FAST,
+        alpha_target=1.0,
+        curve=Curve.LINEAR,
+    )
+
+    with pytest.raises(IllegalActionError, match="no_such_blueprint"):
+        model.execute(action)
+    assert model.slot(SLOT).stage == Stage.DORMANT
+
+
+def test_action_on_a_slot_that_is_not_enabled_is_illegal() -> None:
+    model = MorphogeneticModel(CNNHost(widths=(2, 4)), slots=["r0c1"], limits=LIMITS)
+
+    with pytest.raises(IllegalActionError, match=r"ADVANCE.*r0c0"):
+        model.execute(FactoredAction(Op.ADVANCE, slot="r0c0"))
+
+
 @pytest.mark.parametrize("curve", list(Curve), ids=lambda c: c.name)
 @pytest.mark.parametrize("target", ALPHA_TARGETS)
 def test_fast_ramp_reaches_holding_after_three_boundaries_exactly_at_target(

@@ -48,6 +48,13 @@ LIMITS = LifecycleLimits(min_prune_age=2, embargo_epochs=2)
 BLUEPRINTS = blueprint_names("cnn")
 SLOT_IDS = ("r0c0", "r0c1")  # the two slots of CNNHost(widths=(2, 4))
 
+# Automatic transitions that wait for epochs in the stage they leave.
+EPOCHS_BEFORE = {
+    (Stage.GERMINATED, Stage.TRAINING): 1,
+    (Stage.PRUNED, Stage.EMBARGOED): 1,
+    (Stage.EMBARGOED, Stage.DORMANT): LIMITS.embargo_epochs,
+}
+
 # Fake measurements, around the strict gate thresholds (DESIGN.md §11).
 MAYBE_PP = st.sampled_from([None, -1.0, 0.4, 1.0, 3.0])
 MAYBE_STDERR = st.sampled_from([None, 0.1, 0.5, 2.0])
@@ -81,8 +88,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         torch.manual_seed(0)
         self.model = MorphogeneticModel(CNNHost(widths=(2, 4)), limits=LIMITS, gates=self.gates)
         assert tuple(self.model.slot_ids) == SLOT_IDS
-        # The stage of every slot as told by the events so far.
+        # What the events and the epochs so far say each slot should show.
         self.stage_from_events = {sid: Stage.DORMANT for sid in SLOT_IDS}
+        self.epochs_in_stage = dict.fromkeys(SLOT_IDS, 0)
+        self.seed_age = dict.fromkeys(SLOT_IDS, 0)
 
     def teardown(self) -> None:
         torch.set_num_threads(self.torch_threads)
@@ -92,7 +101,12 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert change.initiator == initiator, change
             assert change.to_stage in TRANSITIONS[change.from_stage], change
             assert change.from_stage == self.stage_from_events[change.slot_id], change
+            wait = EPOCHS_BEFORE.get((change.from_stage, change.to_stage), 0)
+            assert self.epochs_in_stage[change.slot_id] >= wait, change
             self.stage_from_events[change.slot_id] = change.to_stage
+            self.epochs_in_stage[change.slot_id] = 0
+            if change.to_stage == Stage.GERMINATED:
+                self.seed_age[change.slot_id] = 0
 
     # Rules
 
@@ -105,6 +119,9 @@ class LifecycleMachine(RuleBasedStateMachine):
                 if s.stage == Stage.BLENDING
             }
             self.model.end_epoch()
+            for sid in SLOT_IDS:
+                self.epochs_in_stage[sid] += 1
+                self.seed_age[sid] += self.stage_from_events[sid] in LIVE_STAGES
             self.follow(self.model.advance_boundary(), Initiator.AUTOMATIC)
             self.check_all_invariants()
             for slot_id, (alpha, target) in ramps.items():  # a ramp only moves towards its target
@@ -176,6 +193,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         if legal and action.op != Op.WAIT:
             assert action.slot is not None
             assert action.op in legal_ops(reports[action.slot], LIMITS)
+            if action.op == Op.PRUNE:
+                assert self.seed_age[action.slot] >= LIMITS.min_prune_age
         if legal:
             self.execute_legal(action)
         else:
@@ -222,6 +241,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     def check_all_invariants(self) -> None:
         self.every_stage_change_emitted_one_event()
+        self.timers_count_the_epochs_that_passed()
         self.alpha_isolation_and_seed_match_the_stage()
         self.seed_params_count_real_parameters()
 
@@ -230,6 +250,25 @@ class LifecycleMachine(RuleBasedStateMachine):
         for slot in self.model.seed_slots():
             assert slot.stage == self.stage_from_events[slot.slot_id]
             event(f"reached {slot.stage.name}")
+
+    @invariant()
+    def timers_count_the_epochs_that_passed(self) -> None:
+        for slot in self.model.seed_slots():
+            assert slot.epochs_in_stage == self.epochs_in_stage[slot.slot_id]
+            if slot.stage in LIVE_STAGES:
+                assert slot.seed_age == self.seed_age[slot.slot_id]
+            # Automatic transitions happen at the first boundary they are due (after a full
+            # epoch: invariants never run between `end_epoch` and `advance_boundary`).
+            if slot.stage in (Stage.GERMINATED, Stage.PRUNED):
+                assert slot.epochs_in_stage == 0
+            if slot.stage == Stage.EMBARGOED:
+                assert slot.epochs_in_stage < LIMITS.embargo_epochs
+            # A committed ramp (to fossilize, or to prune) runs only while BLENDING.
+            report = slot.report()
+            if report.is_fossilizing:
+                assert slot.stage == Stage.BLENDING
+            if report.is_pruning:
+                assert slot.stage in (Stage.BLENDING, Stage.PRUNED)
 
     @invariant()
     def alpha_isolation_and_seed_match_the_stage(self) -> None:

@@ -75,18 +75,32 @@ def test_training_stage_is_invisible_to_the_host_but_the_seed_learns(blend: Blen
     assert model.slot("r0c1").stage == Stage.TRAINING
     perturb_seeds(model)  # a seed that has learned something: its blended output would differ
     x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
-    torch.manual_seed(1)
     out = model(x)
-    torch.manual_seed(1)
     assert torch.equal(out, plain(x))
     _loss(model, x, y).backward()
     _loss(plain, x, y).backward()
+    running_mean = model.host.blocks[2][1].running_mean.clone()
+    # The seed learns on its shadow pass, into its own parameters only.
+    (slot, shadow_out), *others = model.shadow_outputs()
+    assert slot.slot_id == "r0c1" and not others
+    params = slot.seed_parameters()
+    grads = torch.autograd.grad(F.cross_entropy(shadow_out, y), params)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
     for (name, p), q in zip(model.host.named_parameters(), plain.host.parameters(), strict=True):
         assert p.grad is not None and q.grad is not None
         assert torch.equal(p.grad, q.grad), name
-    seed_grads = [p.grad for p in model.slot("r0c1").seed_parameters()]
-    assert all(g is not None for g in seed_grads)
-    assert sum(float(g.abs().sum()) for g in seed_grads if g is not None) > 0
+    assert torch.equal(model.host.blocks[2][1].running_mean, running_mean)  # BN untouched
+    if blend == BlendOp.ADD:
+        # By hand: the training forward's activation at r0c1, plus the seed's change, then the
+        # downstream block and head in eval mode (held fixed).
+        with torch.no_grad():
+            model.train()
+            h = model.host.forward_segment(1, model.host.forward_segment(0, x))
+            model.eval()
+            seed = model.slot("r0c1").seed
+            assert seed is not None
+            reference = model.host.head(model.host.forward_segment(2, seed(h)))
+        assert torch.allclose(shadow_out.detach(), reference, atol=1e-5)
 
 
 @pytest.mark.parametrize("stage", [Stage.HOLDING, Stage.FOSSILIZED])

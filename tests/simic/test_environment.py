@@ -1,4 +1,4 @@
-"""MorphogeneticEnv as a gymnasium.Env on digits (tiny episodes)."""
+"""MorphogeneticEnv as a gymnasium.Env on digits (tiny episodes; `digits` from conftest)."""
 
 import math
 import warnings
@@ -22,7 +22,7 @@ from esper.leyline import (
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.tamiyo.action_codec import encode
 from esper.tamiyo.features import Observation
-from esper.tolaria import DataOptions, get_task
+from esper.tolaria import get_task
 from esper.tolaria.data import DataSplits
 
 TASK = get_task("digits")
@@ -36,11 +36,6 @@ GERMINATE = FactoredAction(
     alpha_target=1.0,
     curve=Curve.LINEAR,
 )
-
-
-@pytest.fixture(scope="module")
-def digits() -> DataSplits:
-    return TASK.load(DataOptions())
 
 
 def make_env(data: DataSplits, **config: object) -> MorphogeneticEnv:

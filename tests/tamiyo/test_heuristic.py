@@ -93,13 +93,13 @@ def test_no_germination_before_the_minimum_epoch() -> None:
 
 def test_no_germination_before_a_plateau() -> None:
     dormant = slots(slot("r0c0"))
-    assert controller().decide(metrics(plateau=2), dormant) == FactoredAction.wait()
+    assert controller().decide(metrics(plateau=1), dormant) == FactoredAction.wait()
 
 
 def test_an_unstabilized_host_needs_a_longer_plateau() -> None:
     dormant = slots(slot("r0c0"))
-    assert controller().decide(metrics(plateau=3, is_stabilized=False), dormant).op == Op.WAIT
-    assert controller().decide(metrics(plateau=4, is_stabilized=False), dormant).op == Op.GERMINATE
+    assert controller().decide(metrics(plateau=2, is_stabilized=False), dormant).op == Op.WAIT
+    assert controller().decide(metrics(plateau=3, is_stabilized=False), dormant).op == Op.GERMINATE
 
 
 def test_germinates_the_first_dormant_slot_in_numeric_order_with_the_first_blueprint() -> None:

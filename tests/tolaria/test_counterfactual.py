@@ -52,7 +52,7 @@ def test_contributions_sign_conventions_and_shape_check() -> None:
 
 # -- real seeds on a digits host that has trained a few epochs ------------------------------------
 
-HOST_EPOCHS = 4
+HOST_EPOCHS = 8
 
 
 @pytest.fixture(scope="module")
@@ -155,25 +155,25 @@ def test_prospective_is_measured_in_training_and_nothing_once_fossilized(
     session: HostSession,
 ) -> None:
     model = session.model
-    germinate(session, "r0c2", "conv_light", BlendOp.ADD)
-    walk_to(session, "r0c2", Stage.TRAINING)
+    germinate(session, "r0c1", "conv_light", BlendOp.ADD)
+    walk_to(session, "r0c1", Stage.TRAINING)
 
     result = session.train_and_evaluate()
-    assert [(c.slot_id, c.is_prospective) for c in result.contributions] == [("r0c2", True)]
-    measured = model.slot("r0c2").measured
+    assert [(c.slot_id, c.is_prospective) for c in result.contributions] == [("r0c1", True)]
+    measured = model.slot("r0c1").measured
     assert measured.prospective == result.contributions[0].value_pp
     assert measured.prospective_stderr is not None
     assert measured.contribution is None
 
-    walk_to(session, "r0c2", Stage.HOLDING)
+    walk_to(session, "r0c1", Stage.HOLDING)
     result = session.train_and_evaluate()
-    assert [(c.slot_id, c.is_prospective) for c in result.contributions] == [("r0c2", False)]
-    kept = model.slot("r0c2").measured.contribution
+    assert [(c.slot_id, c.is_prospective) for c in result.contributions] == [("r0c1", False)]
+    kept = model.slot("r0c1").measured.contribution
     assert kept == result.contributions[0].value_pp
 
-    session.apply(FactoredAction(Op.FOSSILIZE, slot="r0c2"))
-    assert model.slot("r0c2").stage == Stage.FOSSILIZED
+    session.apply(FactoredAction(Op.FOSSILIZE, slot="r0c1"))
+    assert model.slot("r0c1").stage == Stage.FOSSILIZED
     result = session.train_and_evaluate()
     assert result.contributions == ()
-    assert model.slot("r0c2").measured.contribution == kept
+    assert model.slot("r0c1").measured.contribution == kept
     assert result.val.correct.shape[0] == 1  # one configuration: the real model

@@ -23,7 +23,10 @@ def uneven_batches(sizes: tuple[int, ...] = (4, 4, 3)) -> list[tuple[Tensor, Ten
     """Batches whose last one is smaller, so a mean of batch means is not the per-sample mean."""
     generator = torch.Generator().manual_seed(1)
     return [
-        (torch.randn(n, 1, 8, 8, generator=generator), torch.randint(0, 3, (n,), generator=generator))
+        (
+            torch.randn(n, 1, 8, 8, generator=generator),
+            torch.randint(0, 3, (n,), generator=generator),
+        )
         for n in sizes
     ]
 
@@ -61,9 +64,7 @@ def test_train_epoch_loss_is_the_per_sample_mean_over_uneven_batches() -> None:
 
     # The same SGD steps by hand, keeping each batch's loss and correct count.
     reference.train()
-    sgd = torch.optim.SGD(
-        reference.host.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4
-    )
+    sgd = torch.optim.SGD(reference.host.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     batch_losses, correct = [], 0
     for x, y in batches:
         logits = reference(x)
@@ -86,7 +87,9 @@ def test_train_epoch_loss_is_the_per_sample_mean_over_uneven_batches() -> None:
 
 def test_train_epoch_reports_gradient_ratio_of_a_training_seed_only() -> None:
     model = tiny_model()
-    assert train_epoch(model, SeedOptimizer(model, SETTINGS), uneven_batches()).gradient_ratios == {}
+    assert (
+        train_epoch(model, SeedOptimizer(model, SETTINGS), uneven_batches()).gradient_ratios == {}
+    )
 
     germinate(model, "r0c1")
     walk_to(model, "r0c1", Stage.TRAINING)
@@ -150,7 +153,9 @@ def test_evaluate_k_configurations_matches_separate_passes() -> None:
 
 def test_evaluate_on_a_language_model_has_one_column_per_token() -> None:
     torch.manual_seed(0)
-    host = TransformerHost(vocab_size=16, block_size=8, n_layer=2, n_head=2, n_embd=16, n_segments=2)
+    host = TransformerHost(
+        vocab_size=16, block_size=8, n_layer=2, n_head=2, n_embd=16, n_segments=2
+    )
     model = MorphogeneticModel(host)
     tokens = torch.randint(0, 16, (5, 9))
     batches = [(tokens[:3, :-1], tokens[:3, 1:]), (tokens[3:, :-1], tokens[3:, 1:])]

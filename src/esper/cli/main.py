@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from esper.cli.arguments import apply_threads
+from esper.cli.evaluate import add_evaluate_parser
 from esper.cli.train_heuristic import add_heuristic_parser
 from esper.cli.train_ppo import add_ppo_parser
 from esper.tolaria.data import DataError
@@ -20,7 +21,7 @@ class OneLineParser(argparse.ArgumentParser):
     """Reports a usage mistake in one line (no usage dump), exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"esper: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     controllers = train.add_subparsers(dest="controller", required=True, metavar="CONTROLLER")
     add_heuristic_parser(controllers)
     add_ppo_parser(controllers)
+    add_evaluate_parser(commands)
     return parser
 
 

@@ -11,6 +11,17 @@ from esper.kasmina.host import SlotSpec
 from esper.leyline import slot_id
 
 
+def _group_norm(width: int) -> nn.Module:
+    groups = max(g for g in range(1, min(8, width) + 1) if width % g == 0)
+    return nn.GroupNorm(groups, width)
+
+
+# BatchNorm is the classic choice; GroupNorm normalizes each sample on its own, so a seed's
+# counterfactual ("the same batch with this seed's alpha at 0") is not confounded by running
+# statistics that were collected with the seed in place (or without it).
+_NORMS = {"batch": nn.BatchNorm2d, "group": _group_norm}
+
+
 class CNNHost(nn.Module):
     """A small image classifier cut into one segment per conv block.
 
@@ -20,6 +31,7 @@ class CNNHost(nn.Module):
         widths: output channels of each block (one slot after each, ids r0c0, r0c1, ...).
         num_classes: logits produced by the head.
         pool: max-pool 2x2 after each block (bool for all, or one flag per block).
+        norm: "batch" (BatchNorm) or "group" (GroupNorm, up to 8 groups).
 
     Raises:
         ValueError: on empty or non-positive widths, or pooling that shrinks the image below 1x1.
@@ -34,6 +46,7 @@ class CNNHost(nn.Module):
         widths: Sequence[int] = (2, 4, 8),
         num_classes: int = 10,
         pool: bool | Sequence[bool] = True,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         if not widths or any(w < 1 for w in widths):
@@ -42,6 +55,8 @@ class CNNHost(nn.Module):
             raise ValueError(
                 f"need in_channels >= 1 and num_classes >= 2, got {in_channels}, {num_classes}"
             )
+        if norm not in _NORMS:
+            raise ValueError(f"unknown norm {norm!r}; known: {sorted(_NORMS)}")
         pools = [pool] * len(widths) if isinstance(pool, bool) else list(pool)
         if len(pools) != len(widths):
             raise ValueError(f"pool has {len(pools)} flags for {len(widths)} blocks")
@@ -56,7 +71,7 @@ class CNNHost(nn.Module):
         for width, has_pool in zip(widths, pools, strict=True):
             layers: list[nn.Module] = [
                 nn.Conv2d(c_in, width, 3, padding=1, bias=False),  # BN supplies the bias
-                nn.BatchNorm2d(width),
+                _NORMS[norm](width),
                 nn.ReLU(inplace=True),
             ]
             if has_pool:

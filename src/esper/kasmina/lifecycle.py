@@ -12,6 +12,7 @@ exactly one `LifecycleEvent`.
 from __future__ import annotations
 
 from esper.kasmina.alpha_schedule import AlphaSchedule
+from esper.kasmina.blueprints import blueprint_names
 from esper.kasmina.gates import g1_sanity
 from esper.kasmina.slot import BlendPlan, SeedSlot
 from esper.leyline import (
@@ -62,7 +63,7 @@ def execute(slot: SeedSlot, action: FactoredAction) -> list[LifecycleEvent]:
         return []
     if action.slot != slot.slot_id:
         raise ValueError(f"action targets slot {action.slot}, not {slot.slot_id}")
-    check_action(action, {slot.slot_id: slot.report()}, slot.limits)
+    check_action(action, {slot.slot_id: slot.report()}, slot.limits, blueprint_names(slot.topology))
     controller = Initiator.CONTROLLER
     if action.op == Op.GERMINATE:
         assert action.blueprint and action.blend is not None and action.tempo is not None

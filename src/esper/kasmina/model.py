@@ -115,6 +115,32 @@ class MorphogeneticModel(nn.Module):
         out = self.host.head(stacked)
         return out.view(k, b, *out.shape[1:])
 
+    def forward_from(self, position: int, x: Tensor) -> Tensor:
+        """Run the segments after slot `position` (with their slots) and the head."""
+        for i, spec in enumerate(self.specs[position + 1 :], start=position + 1):
+            x = self.host.forward_segment(i, x)
+            if spec.slot_id in self.slots:
+                x = self.slots[spec.slot_id](x)
+        return self.host.head(x)
+
+    def shadow_outputs(self) -> list[tuple[SeedSlot, Tensor]]:
+        """For every seed still invisible to the host, the model's output on the last training
+        batch with that seed fully blended in and everything downstream held fixed (eval-mode
+        BatchNorm, so the pass changes no running statistics). Backpropagate each loss into
+        that seed's parameters only (`torch.autograd.grad(loss, slot.seed_parameters())`)."""
+        shadows = [
+            s for s in self.seed_slots() if s.is_shadow_training and s.shadow_input is not None
+        ]
+        if not shadows:
+            return []
+        was_training = self.training
+        self.eval()
+        try:
+            position = {spec.slot_id: i for i, spec in enumerate(self.specs)}
+            return [(s, self.forward_from(position[s.slot_id], s.shadow_output())) for s in shadows]
+        finally:
+            self.train(was_training)
+
     def execute(self, action: FactoredAction) -> list[LifecycleEvent]:
         if action.op == Op.WAIT:
             return []

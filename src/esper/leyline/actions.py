@@ -123,7 +123,7 @@ class FactoredAction:
 
 # Defaults the heuristic uses for the heads it does not speak.
 HEURISTIC_BLEND = BlendOp.ADD
-HEURISTIC_TEMPO = Tempo.STANDARD
+HEURISTIC_TEMPO = Tempo.FAST  # short episodes: 3 epochs of ramp leave time to judge the seed
 HEURISTIC_ALPHA_TARGET = 1.0
 HEURISTIC_CURVE = Curve.LINEAR
 

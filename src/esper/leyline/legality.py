@@ -72,7 +72,9 @@ def check_action(
         and action.blueprint is not None
         and action.blueprint not in blueprints
     ):
-        raise IllegalActionError(f"unknown blueprint {action.blueprint!r}; known: {blueprints}")
+        raise IllegalActionError(
+            f"{action.op.name} names unknown blueprint {action.blueprint!r}; known: {blueprints}"
+        )
     for head, value in ((Head.TEMPO, action.tempo), (Head.ALPHA_TARGET, action.alpha_target)):
         if head in HEADS_USED[action.op]:
             choices = legal_choices(report, action.op, head)

@@ -44,9 +44,9 @@ def gae(
     deltas = _deltas(rewards, values, dones, last_values, gamma)  # (T, N)
     decay = gamma * lam * (1.0 - dones[:-1])  # (T-1, N): A_t depends on A_{t+1} through this
     # (I - S) A = delta with S[t, t+1] = decay[t]: an upper bidiagonal system per env.
-    system = torch.eye(T, dtype=rewards.dtype).repeat(N, 1, 1)  # (N, T, T)
+    system = torch.eye(T, dtype=rewards.dtype, device=rewards.device).repeat(N, 1, 1)  # (N, T, T)
     if T > 1:
-        idx = torch.arange(T - 1)
+        idx = torch.arange(T - 1, device=rewards.device)
         system[:, idx, idx + 1] = -decay.T
     advantages = torch.linalg.solve_triangular(system, deltas.T.unsqueeze(-1), upper=True)
     advantages = advantages.squeeze(-1).T  # (T, N)

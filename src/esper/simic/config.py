@@ -107,7 +107,10 @@ class TrainingConfig(BaseModel):
     max_grad_norm: PositiveFloat = 1.0
     target_kl: PositiveFloat | None = 0.015  # stop the update's epochs past this KL; None = never
     entropy_coef: NonNegativeFloat = 0.05  # on normalized per-head entropy, at the first round
-    entropy_coef_final: NonNegativeFloat = 0.01  # linearly annealed to this by the last round
+    entropy_coef_final: NonNegativeFloat = 0.01  # linearly annealed to this ...
+    # ... over this many rounds: a horizon of its own, not `rounds`, so a run resumed with more
+    # rounds follows the same schedule as an uninterrupted one.
+    entropy_anneal_rounds: int = Field(default=30, ge=1)
     value_coef: NonNegativeFloat = 0.5
     hidden: int = Field(default=128, ge=1)  # MLP and LSTM width
     update_epochs: int = Field(default=4, ge=1)  # passes over the rollout per update

@@ -52,7 +52,7 @@ def step_result(env: MorphogeneticEnv, action: FactoredAction) -> StepResult:
         terminated=terminated,
         truncated=truncated,
         outcome=info.get("outcome"),
-        timing=info["timing"],
+        timing=env.last_timing,
     )
 
 

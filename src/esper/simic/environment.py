@@ -43,7 +43,7 @@ from esper.tamiyo.features import (
     build_masks,
 )
 from esper.tamiyo.tracker import SignalTracker
-from esper.tolaria import DataOptions, HostSession, SessionOptions, Task
+from esper.tolaria import DataOptions, EpochResult, HostSession, SessionOptions, Task
 from esper.tolaria.data import DataSplits
 
 
@@ -102,6 +102,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         self.epoch = 0
         self.episode_seed = 0
         self.pruned = 0  # seeds pruned this episode
+        self.last_timing: dict[str, float] = {}  # phase -> seconds of the last step
 
     # -- gymnasium API -------------------------------------------------------------------------
 
@@ -126,26 +127,13 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         if self._state.epoch >= self.config.episode_length:
             raise RuntimeError("episode is over: call reset() first")
         chosen = action if isinstance(action, FactoredAction) else decode(self.feature_spec, action)
-        info: dict[str, Any] = {"illegal_action": False}
         started = time.perf_counter()
-        try:
-            events = self.session.apply(chosen)
-        except IllegalActionError:
-            if self.config.illegal_action == "raise":
-                raise
-            chosen, events, info["illegal_action"] = FactoredAction.wait(), [], True
-        events += self.session.boundary()
+        chosen, events, is_illegal = self._execute(chosen)
         acted = time.perf_counter()
         result = self.session.train_and_evaluate()
         events += result.events
         self.epoch += 1
-        metrics = self.tracker.update(
-            self.epoch,
-            result.train.loss,
-            result.train.accuracy,
-            result.val.loss,
-            result.val.accuracy,
-        )
+        metrics = self._track(result)
         before, after = self._state, self._step_state(metrics)
         terminated = self.epoch >= self.config.episode_length
         reward = compute_reward(
@@ -159,22 +147,45 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         self._state = after
         self.pruned += sum(e.to_stage == Stage.PRUNED for e in events)
         obs = self._observe(metrics)
-        self._emit(events, result.rollback_reason, metrics, chosen, reward.terms, reward.total)
-        info.update(
-            action_mask=obs.masks.as_dict(),
-            observation=obs,
-            reward_terms=reward.terms,
-            action=chosen,
-            events=events,
-            timing={
-                "action": acted - started,
-                "host_training": result.train_s,
-                "evaluation": result.evaluate_s,
-            },
-        )
+        self._emit(events, result, metrics, chosen, reward.terms, reward.total)
+        # Wall times are kept out of `info`, which must be deterministic (gymnasium's checker).
+        self.last_timing = {
+            "action": acted - started,
+            "host_training": result.train_s,
+            "evaluation": result.evaluate_s,
+        }
+        info: dict[str, Any] = {
+            "illegal_action": is_illegal,
+            "action_mask": obs.masks.as_dict(),
+            "observation": obs,
+            "reward_terms": reward.terms,
+            "action": chosen,
+            "events": events,
+        }
         if terminated:
             info["outcome"] = self.outcome()
         return obs.features, reward.total, terminated, False, info
+
+    def _execute(self, action: FactoredAction) -> tuple[FactoredAction, list[LifecycleEvent], bool]:
+        """Apply the action and tick the epoch boundary; returns what was actually done."""
+        is_illegal = False
+        try:
+            events = self.session.apply(action)
+        except IllegalActionError:
+            if self.config.illegal_action == "raise":
+                raise
+            action, events, is_illegal = FactoredAction.wait(), [], True
+        return action, events + self.session.boundary(), is_illegal
+
+    def _track(self, result: EpochResult) -> EpochMetrics:
+        train_loss, train_accuracy = result.train.loss, result.train.accuracy
+        if result.rollback_reason is not None:
+            # This epoch's training figures belong to the discarded weights (maybe NaN); the
+            # restored host's validation figures stand in, as at reset.
+            train_loss, train_accuracy = result.val.loss, result.val.accuracy
+        return self.tracker.update(
+            self.epoch, train_loss, train_accuracy, result.val.loss, result.val.accuracy
+        )
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -213,7 +224,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
     def _emit(
         self,
         events: list[LifecycleEvent],
-        rollback_reason: str | None,
+        result: EpochResult,
         metrics: EpochMetrics,
         action: FactoredAction,
         terms: dict[str, float],
@@ -224,9 +235,10 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         epoch, ctx, hub = self.epoch, self.context, self.hub
         for event in events:
             hub.emit_payload(event, ctx, epoch)
-        if rollback_reason is not None:
+        if result.rollback_reason is not None:
             pruned = tuple(e.slot_id for e in events if e.initiator == Initiator.GOVERNOR)
-            hub.emit_payload(RollbackEvent(rollback_reason, metrics.train_loss, pruned), ctx, epoch)
+            rollback = RollbackEvent(result.rollback_reason, result.train.loss, pruned)
+            hub.emit_payload(rollback, ctx, epoch)
         reports = self._state.reports
         hub.emit_payload(
             EpochEvent(

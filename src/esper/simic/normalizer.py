@@ -29,7 +29,11 @@ class RunningNormalizer:
 
     def update(self, batch: np.ndarray) -> None:
         """Fold in samples of shape (N, *shape)."""
-        batch = np.asarray(batch, dtype=np.float64).reshape(-1, *self.mean.shape)
+        batch = np.asarray(batch, dtype=np.float64)
+        if batch.shape[1:] != self.mean.shape:
+            raise ValueError(
+                f"batch of shape {batch.shape} does not hold samples of shape {self.mean.shape}"
+            )
         n = batch.shape[0]
         if n == 0:
             return
@@ -50,7 +54,11 @@ class RunningNormalizer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         mean = np.asarray(state["mean"], dtype=np.float64)
-        if mean.shape != self.mean.shape:
-            raise ValueError(f"normalizer shape {mean.shape} does not match {self.mean.shape}")
-        self.mean, self.m2 = mean, np.asarray(state["m2"], dtype=np.float64)
+        m2 = np.asarray(state["m2"], dtype=np.float64)
+        if mean.shape != self.mean.shape or m2.shape != self.mean.shape:
+            raise ValueError(
+                f"normalizer state of shapes {mean.shape}/{m2.shape} does not match "
+                f"{self.mean.shape}"
+            )
+        self.mean, self.m2 = mean, m2
         self.count = int(state["count"])

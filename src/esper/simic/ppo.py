@@ -79,11 +79,14 @@ def ppo_update(
                 buffer.select_envs(envs), advantages[:, envs], old_value[:, envs], target[:, envs]
             )
             steps.append(_step(network, optimizer, batch, settings))
-            if settings.target_kl is not None and steps[-1]["kl"] > 1.5 * settings.target_kl:
-                break
-        else:
-            continue
-        break  # the KL early stop ends every remaining epoch too
+        # Early stop on the KL of the policy as updated, over the whole rollout: a check inside
+        # the minibatch loop sees the ratio before its own step, so with one minibatch per
+        # epoch it would read 0 and could never stop the first overshoot.
+        if (
+            settings.target_kl is not None
+            and _rollout_kl(network, buffer) > 1.5 * settings.target_kl
+        ):
+            break
 
     with torch.no_grad():
         final = network.evaluate(
@@ -108,6 +111,14 @@ class _Minibatch:
     advantages: Tensor  # (T, n)
     old_value: Tensor  # (T, n) normalized value at collection time
     target: Tensor  # (T, n) normalized return
+
+
+def _rollout_kl(network: PolicyNetwork, buffer: RolloutBuffer) -> float:
+    """Approximate KL(old || new) over the rollout (Schulman's k3 estimator)."""
+    with torch.no_grad():
+        ev = network.evaluate(buffer.features, buffer.masks, buffer.actions, buffer.initial_state)
+        log_ratio = ev.log_prob - buffer.log_probs
+        return float(((log_ratio.exp() - 1) - log_ratio).mean())
 
 
 def _log_prob_error(network: PolicyNetwork, buffer: RolloutBuffer) -> float:

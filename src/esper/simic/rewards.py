@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from esper.leyline import PROBATION_STAGES, FactoredAction, Op, SlotReport, Stage
+from esper.leyline import LIVE_STAGES, PROBATION_STAGES, FactoredAction, Op, SlotReport, Stage
 
 
 class RewardMode(StrEnum):
@@ -77,7 +77,8 @@ class StepState:
 
     @property
     def seed_params(self) -> int:
-        return sum(r.seed_params for r in self.reports.values())
+        """Parameters of seeds that exist (a pruned seed stops paying rent at once)."""
+        return sum(r.seed_params for r in self.reports.values() if r.stage in LIVE_STAGES)
 
 
 @dataclass(frozen=True)

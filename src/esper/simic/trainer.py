@@ -73,7 +73,7 @@ class VectorizedTrainer:
 
     def entropy_coef(self) -> float:
         c = self.config
-        progress = self.round / max(1, c.rounds - 1)
+        progress = self.round / c.entropy_anneal_rounds
         return c.entropy_coef + (c.entropy_coef_final - c.entropy_coef) * min(1.0, progress)
 
     def run_round(self) -> RoundSummary:

@@ -115,6 +115,13 @@ class ActionMasks:
     def as_dict(self) -> dict[str, np.ndarray]:
         return {h.value: getattr(self, h.value) for h in Head}
 
+    def __eq__(self, other: object) -> bool:  # arrays compare by value, not elementwise
+        if not isinstance(other, ActionMasks):
+            return NotImplemented
+        return all(np.array_equal(getattr(self, h.value), getattr(other, h.value)) for h in Head)
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -125,6 +132,18 @@ class Observation:
     masks: ActionMasks
     metrics: EpochMetrics
     reports: Mapping[str, SlotReport]
+
+    def __eq__(self, other: object) -> bool:  # arrays compare by value, not elementwise
+        if not isinstance(other, Observation):
+            return NotImplemented
+        return (
+            np.array_equal(self.features, other.features)
+            and self.masks == other.masks
+            and self.metrics == other.metrics
+            and dict(self.reports) == dict(other.reports)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _clip(x: float) -> float:

@@ -74,12 +74,14 @@ from esper.leyline import (
 class HeuristicConfig:
     """Thresholds of the heuristic (DESIGN.md §11); contributions in percentage points."""
 
-    germinate_plateau_epochs: int = 3  # host accuracy flat this many epochs before a germination
+    # Host accuracy flat this many epochs before a germination. §11 says 3; on digits (25-epoch
+    # episodes, a host still improving until about epoch 20) a 3-epoch plateau came at epochs
+    # 15-24, too late to blend and judge a seed; 2 came at about epoch 13.
+    germinate_plateau_epochs: int = 2
     germinate_min_epoch: int = 5  # never germinate before this epoch: early plateaus are noise
-    # A plateau this long germinates without the loss latch. On digits (lr 0.03) the val-loss
-    # latch rarely sets within 25 epochs while accuracy stalls from about epoch 10; 6 left
-    # too few epochs for a seed to blend and be judged.
-    unstabilized_plateau_epochs: int = 4
+    # A plateau this long germinates without the loss latch, which on digits rarely sets
+    # before epoch 20 of 25 (the validation loss keeps falling by more than 3% an epoch).
+    unstabilized_plateau_epochs: int = 3
     prune_patience: int = 5  # epochs without a new best (or at <= 0) before a prune
     prune_drop_pp: float = 2.0  # prune once the score is this far below its best
     fossilize_pp: float = 0.5  # a contribution must exceed this to fossilize

@@ -63,6 +63,7 @@ class PolicyNetwork(nn.Module):
             {h.value: nn.Linear(hidden + n_ops + n_slots, self.head_sizes[h]) for h in _LATE_HEADS}
         )
         self.value_head = nn.Linear(hidden, 1)
+        self.used_table: Tensor
         self.register_buffer("used_table", used_heads_table(), persistent=False)
         for layer in (self.op_head, self.slot_head, *self.late_heads.values()):
             nn.init.orthogonal_(layer.weight, gain=0.01)  # near-uniform initial policy

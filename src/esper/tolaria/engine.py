@@ -67,6 +67,17 @@ def _gradient_norms(model: MorphogeneticModel) -> dict[str, Tensor]:
     return norms
 
 
+def _shadow_backward(model: MorphogeneticModel, y: Tensor) -> None:
+    """Gradients for seeds still invisible to the host, from their shadow passes: the loss with
+    that seed blended in, differentiated with respect to that seed's parameters only."""
+    for slot, output in model.shadow_outputs():
+        logits, targets = _flat(output, y)
+        params = slot.seed_parameters()
+        grads = torch.autograd.grad(F.cross_entropy(logits, targets), params)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g if p.grad is None else p.grad + g
+
+
 def train_epoch(
     model: MorphogeneticModel, optimizer: SeedOptimizer, batches: Iterable[tuple[Tensor, Tensor]]
 ) -> TrainStats:
@@ -82,6 +93,7 @@ def train_epoch(
         loss = F.cross_entropy(logits, targets)
         optimizer.zero_grad()
         loss.backward()
+        _shadow_backward(model, y)
         if not norms:
             norms = _gradient_norms(model)
         optimizer.step()

@@ -66,13 +66,23 @@ class Governor:
             if loss > mean + c.explosion_sigmas * sigma and loss > c.explosion_ratio * mean:
                 self.explosive_epochs += 1
                 if self.explosive_epochs >= c.explosion_epochs:
-                    return f"loss explosion ({self.explosive_epochs} epochs above {loss:.4f} bar)"
+                    bar = max(mean + c.explosion_sigmas * sigma, c.explosion_ratio * mean)
+                    return (
+                        f"loss explosion ({self.explosive_epochs} epochs above {bar:.4f}; "
+                        f"last {loss:.4f})"
+                    )
                 return None
         self.explosive_epochs = 0
         return None
 
     def record_healthy(self, model: MorphogeneticModel, loss: float) -> None:
-        """Remember a healthy epoch and snapshot host + fossilized seeds (in memory)."""
+        """Remember a healthy epoch and snapshot host + fossilized seeds (in memory).
+
+        An epoch already counted as explosive is not healthy: it must neither raise the
+        explosion bar nor become the state a rollback returns to.
+        """
+        if self.explosive_epochs > 0:
+            return
         self.history.append(loss)
         self.best_loss = min(self.best_loss, loss)
         self.snapshot(model)

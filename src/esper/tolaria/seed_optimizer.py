@@ -22,19 +22,11 @@ class OptimizerSettings:
     seed_lr: float
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    # While a seed is invisible (GERMINATED / TRAINING) its straight-through gradient is a
-    # linearisation at d = 0 that never sees the seed's own effect, so full-size steps let d run
-    # away (measured on digits: prospective contribution fell to -8..-13 pp within 4 epochs at
-    # the host's lr, and stayed near 0 at a fifth of it). Smaller steps keep the linearisation
-    # honest; the seed gets the full seed_lr once it is really blended.
-    training_lr_scale: float = 0.2
 
     def __post_init__(self) -> None:
         for name in ("host_lr", "seed_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not 0 < self.training_lr_scale <= 1:
-            raise ValueError(f"training_lr_scale must be in (0, 1], got {self.training_lr_scale}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
 
@@ -57,11 +49,7 @@ class SeedOptimizer:
         self.sync()
 
     def _group_lr(self, stage: Stage) -> float:
-        if stage == Stage.FOSSILIZED:
-            return self.settings.host_lr
-        if stage in (Stage.GERMINATED, Stage.TRAINING):
-            return self.settings.seed_lr * self.settings.training_lr_scale
-        return self.settings.seed_lr
+        return self.settings.host_lr if stage == Stage.FOSSILIZED else self.settings.seed_lr
 
     def sync(self) -> None:
         wanted = {slot.slot_id: slot for slot in self.model.seed_slots() if slot.is_live}

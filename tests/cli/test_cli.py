@@ -1,0 +1,118 @@
+"""The `esper` command: a real run writes its run directory; bad input is one clear line."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from esper.cli.main import main
+from esper.nissa import CONFIG_FILE, EVENTS_FILE, read_events
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `esper argv`; argparse errors exit through SystemExit."""
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def only_run_dir(runs_dir: Path) -> Path:
+    (run_dir,) = runs_dir.iterdir()
+    return run_dir
+
+
+def test_train_heuristic_writes_a_run_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "heuristic", "--task", "digits", "--episodes", "1", "--episode-length", "4"]
+    code, out, _ = run_cli([*argv, "--runs-dir", str(tmp_path), "--no-live"], capsys)
+
+    assert code == 0
+    run_dir = only_run_dir(tmp_path)
+    assert run_dir.name.endswith("-heuristic-digits")
+    assert str(run_dir) in out.replace("\n", "")  # the console may wrap a long path
+    config = json.loads((run_dir / CONFIG_FILE).read_text())
+    assert (config["task"], config["episodes"], config["episode_length"]) == ("digits", 1, 4)
+    events = read_events(run_dir / EVENTS_FILE)
+    types = [e["type"] for e in events]
+    assert types[0] == "run_start" and types[-1] == "run_end"
+    assert events[-1]["payload"]["status"] == "completed"
+    assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2, 3, 4]
+    (episode,) = [e["payload"] for e in events if e["type"] == "episode"]
+    assert 0 <= episode["outcome"]["test_accuracy"] <= 100
+
+
+def test_three_heuristic_episodes_show_full_lifecycles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Acceptance 1: `esper train heuristic --task digits --episodes 3` (25 epochs each)."""
+    argv = ["train", "heuristic", "--task", "digits", "--episodes", "3"]
+    code, out, _ = run_cli([*argv, "--runs-dir", str(tmp_path), "--no-live"], capsys)
+
+    assert code == 0
+    assert "run completed" in out  # the final summary
+    events = read_events(only_run_dir(tmp_path) / EVENTS_FILE)
+    assert len([e for e in events if e["type"] == "epoch"]) == 3 * 25
+    episodes = [e["payload"] for e in events if e["type"] == "episode"]
+    assert [e["seed"] for e in episodes] == [0, 1, 2]
+    lifecycle = [e["payload"] for e in events if e["type"] == "lifecycle"]
+    reached = {p["to_stage"] for p in lifecycle}
+    assert reached >= {"GERMINATED", "TRAINING", "BLENDING", "HOLDING", "FOSSILIZED"}
+    fossilized = [p for p in lifecycle if p["to_stage"] == "FOSSILIZED"]
+    # FOSSILIZE is only legal on a measured counterfactual (G3); the outcomes agree.
+    assert sum(e["outcome"]["seeds_fossilized"] for e in episodes) == len(fossilized)
+
+
+BAD_INPUT = {  # case: (arguments, what the error line must name)
+    "unknown task": (["--task", "nope"], "nope"),
+    "negative episodes": (["--episodes", "-1"], "-1"),
+    "missing data dir": (["--data-dir", "/nonexistent"], "/nonexistent"),
+    "cifar10 without data dir": (["--task", "cifar10"], "--data-dir"),
+}
+
+
+@pytest.mark.parametrize(("extra", "named"), list(BAD_INPUT.values()), ids=list(BAD_INPUT))
+def test_bad_input_exits_with_one_clear_line(
+    extra: list[str], named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs_dir = tmp_path / "runs"
+    argv = ["train", "heuristic", *extra, "--runs-dir", str(runs_dir), "--no-live"]
+
+    code, _, err = run_cli(argv, capsys)
+
+    assert code != 0
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("esper: error:"), lines[0]
+    assert named in lines[0]
+    assert not runs_dir.exists()  # nothing was started
+
+
+def test_cifar10_with_an_empty_data_dir_says_where_to_put_the_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "heuristic", "--task", "cifar10", "--data-dir", str(tmp_path)]
+    code, _, err = run_cli([*argv, "--runs-dir", str(tmp_path / "runs"), "--no-live"], capsys)
+
+    assert code != 0
+    (line,) = err.splitlines()
+    assert line.startswith("esper: error: CIFAR-10 not found")
+    assert str(tmp_path / "cifar-10-batches-py") in line
+
+
+def test_bad_input_from_a_real_process_has_no_traceback() -> None:
+    command = [sys.executable, "-m", "esper.cli.main", "train", "heuristic", "--task", "nope"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("esper: error:")
+    assert "nope" in line and "digits" in line  # the bad value and the allowed ones
+    assert done.stdout == ""

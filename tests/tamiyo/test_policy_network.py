@@ -1,0 +1,218 @@
+"""PolicyNetwork over random slot states (DESIGN.md §6, §10; issue 4 acceptance 5).
+
+A randomly initialised network, its heads scaled up so that it is far from uniform (a freshly
+initialised policy is near uniform and would hide a mask that is merely down-weighted), samples
+actions for random slot states. Every decoded action must pass the legality oracle; `evaluate`
+must recompute the joint log-probs `act` returned; heads the op does not use carry no entropy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+
+from esper.leyline import (
+    ALPHA_TARGETS,
+    HEAD_ORDER,
+    HEADS_USED,
+    BlendOp,
+    Curve,
+    EpochMetrics,
+    Head,
+    LifecycleLimits,
+    Op,
+    SlotReport,
+    Stage,
+    check_action,
+)
+from esper.tamiyo.action_codec import decode
+from esper.tamiyo.features import FeatureSpec, build_features, build_masks
+from esper.tamiyo.policy_network import PolicyNetwork, stack_masks
+
+SLOT_IDS = ("r0c0", "r0c1", "r0c2")
+BLUEPRINTS = ("norm", "attention", "conv_light", "conv_heavy")
+SPEC = FeatureSpec(
+    slot_ids=SLOT_IDS,
+    blueprints=BLUEPRINTS,
+    episode_length=20,
+    chance_loss=2.3,
+    host_params=500,
+)
+N_ENVS = 32  # every step's state is shown to this many envs, so each example samples many actions
+HEAD_SCALE = 300.0  # heads are initialised with gain 0.01; this makes logits O(1)-O(10)
+
+MAYBE_PP = st.one_of(st.none(), st.floats(-20, 20))
+MAYBE_STDERR = st.one_of(st.none(), st.floats(0, 5))
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@st.composite
+def slot_reports(draw: st.DrawFn, slot_id: str) -> SlotReport:
+    stage = draw(st.sampled_from(Stage))
+    has_seed = stage not in (Stage.DORMANT, Stage.PRUNED, Stage.EMBARGOED)
+    return SlotReport(
+        slot_id=slot_id,
+        stage=stage,
+        epochs_in_stage=draw(st.integers(0, 30)),
+        seed_age=draw(st.integers(0, 30)) if has_seed else 0,
+        alpha=draw(st.floats(0, 1)),
+        alpha_target=draw(st.sampled_from((0.0, *ALPHA_TARGETS))),
+        alpha_curve=draw(st.sampled_from(Curve)),
+        alpha_steps_left=draw(st.integers(0, 8)),
+        blueprint=draw(st.sampled_from(BLUEPRINTS)) if has_seed else None,
+        blend=draw(st.sampled_from(BlendOp)) if has_seed else None,
+        seed_params=draw(st.integers(0, 5000)) if has_seed else 0,
+        contribution=draw(MAYBE_PP),
+        contribution_stderr=draw(MAYBE_STDERR),
+        contribution_trend=draw(MAYBE_PP),
+        prospective=draw(MAYBE_PP),
+        prospective_stderr=draw(MAYBE_STDERR),
+        gradient_ratio=draw(st.one_of(st.none(), st.floats(0, 10))),
+        is_pruning=draw(st.booleans()) and has_seed,
+        is_fossilizing=draw(st.booleans()) and has_seed,
+        passes_advance_gate=draw(st.booleans()),
+        passes_fossilize_gate=draw(st.booleans()),
+    )
+
+
+@st.composite
+def slot_states(draw: st.DrawFn) -> dict[str, SlotReport]:
+    return {slot_id: draw(slot_reports(slot_id)) for slot_id in SLOT_IDS}
+
+
+def epoch_metrics(epoch: int) -> EpochMetrics:
+    return EpochMetrics(
+        epoch=epoch,
+        train_loss=0.7,
+        train_accuracy=75.0,
+        val_loss=0.8,
+        val_accuracy=72.0,
+        val_loss_delta=-0.05,
+        val_accuracy_delta=0.5,
+        best_val_accuracy=72.0,
+        plateau_epochs=epoch % 4,
+        is_stabilized=epoch > 2,
+    )
+
+
+def far_from_uniform_network(seed: int, hidden: int = 16) -> PolicyNetwork:
+    torch.manual_seed(seed)
+    network = PolicyNetwork(SPEC.size, SPEC.head_sizes, hidden)
+    with torch.no_grad():
+        for layer in (network.op_head, network.slot_head, *network.late_heads.values()):
+            layer.weight.mul_(HEAD_SCALE)
+            layer.bias.normal_(0.0, 2.0)
+    return network
+
+
+def network_inputs(
+    reports: dict[str, SlotReport], limits: LifecycleLimits, epoch: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(N_ENVS, F) features and (N_ENVS, ...) masks: one state shown to every env."""
+    features = build_features(SPEC, epoch_metrics(epoch), reports)
+    masks = build_masks(SPEC, reports, limits)
+    stacked = stack_masks([masks] * N_ENVS)
+    return (
+        torch.from_numpy(np.stack([features] * N_ENVS)),
+        {k: torch.from_numpy(v) for k, v in stacked.items()},
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    states=st.lists(slot_states(), min_size=1, max_size=4),
+    min_prune_age=st.integers(0, 6),
+    seed=st.integers(0, 2**16),
+    deterministic=st.booleans(),
+)
+def test_sampled_actions_are_legal_and_evaluate_recomputes_their_log_probs(
+    states: list[dict[str, SlotReport]], min_prune_age: int, seed: int, deterministic: bool
+) -> None:
+    limits = LifecycleLimits(min_prune_age=min_prune_age)
+    network = far_from_uniform_network(seed)
+    generator = torch.Generator().manual_seed(seed)
+    state = initial = network.initial_state(N_ENVS)
+    features, masks, actions, log_probs = [], [], [], []
+    for t, reports in enumerate(states):
+        x, m = network_inputs(reports, limits, epoch=t)
+        a, logp, value, state = network.act(x, m, state, generator, deterministic)
+        assert a.shape == (N_ENVS, len(HEAD_ORDER)) and logp.shape == value.shape == (N_ENVS,)
+        assert torch.all(logp <= 0) and torch.all(torch.isfinite(logp))
+        for indices in a.numpy():
+            check_action(decode(SPEC, indices), reports, limits, SPEC.blueprints)  # never raises
+        features.append(x)
+        masks.append(m)
+        actions.append(a)
+        log_probs.append(logp)
+
+    sequence_masks = {k: torch.stack([m[k] for m in masks]) for k in masks[0]}  # (T, B, ...)
+    with torch.no_grad():
+        evaluation = network.evaluate(
+            torch.stack(features), sequence_masks, torch.stack(actions), initial
+        )
+    stored = torch.stack(log_probs)  # (T, B)
+    assert evaluation.log_prob.shape == stored.shape
+    assert float((evaluation.log_prob - stored).abs().max()) <= 1e-5
+
+    ops = torch.stack(actions)[..., HEAD_ORDER.index(Head.OP)]  # (T, B)
+    for head in HEAD_ORDER:
+        is_used = torch.tensor(
+            [head == Head.OP or head in HEADS_USED[Op(int(o))] for o in ops.flatten()]
+        )
+        is_used = is_used.reshape(ops.shape)
+        assert torch.equal(evaluation.used[..., HEAD_ORDER.index(head)], is_used)
+        assert torch.all(evaluation.entropy[head][~is_used] == 0)
+        entropy = evaluation.entropy[head][is_used]
+        assert torch.all(entropy >= -1e-6) and torch.all(entropy <= 1 + 1e-5)
+
+
+def test_scaled_network_is_far_from_uniform() -> None:
+    """The property test above would prove little if its policy were near uniform."""
+    reports = {s: SlotReport(s, Stage.DORMANT) for s in SLOT_IDS}
+    reports["r0c1"] = SlotReport(
+        "r0c1",
+        Stage.HOLDING,
+        seed_age=9,
+        contribution=2.0,
+        passes_fossilize_gate=True,
+        alpha=1.0,
+        alpha_target=1.0,
+    )
+    x, m = network_inputs(reports, LifecycleLimits(), epoch=3)
+    network = far_from_uniform_network(0)
+    actions, *_ = network.act(x, m, network.initial_state(N_ENVS))
+    with torch.no_grad():
+        evaluation = network.evaluate(
+            x.unsqueeze(0),
+            {k: v.unsqueeze(0) for k, v in m.items()},
+            actions.unsqueeze(0),
+            network.initial_state(N_ENVS),
+        )
+    assert float(evaluation.entropy[Head.OP].mean()) < 0.7
+
+
+def test_masked_choices_are_never_sampled_even_when_the_network_prefers_them() -> None:
+    """Bias the op head toward ADVANCE (illegal on dormant slots): it must still never appear."""
+    reports = {s: SlotReport(s, Stage.DORMANT) for s in SLOT_IDS}
+    x, m = network_inputs(reports, LifecycleLimits(), epoch=0)
+    network = far_from_uniform_network(1)
+    with torch.no_grad():
+        network.op_head.bias[Op.ADVANCE] = 1e4
+        network.op_head.bias[Op.PRUNE] = 1e4
+    generator = torch.Generator().manual_seed(0)
+    actions, log_probs, _, _ = network.act(x, m, network.initial_state(N_ENVS), generator)
+    ops = set(actions[:, 0].tolist())
+    assert ops <= {Op.WAIT, Op.GERMINATE}
+    assert torch.all(torch.isfinite(log_probs))
