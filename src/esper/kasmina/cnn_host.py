@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +19,7 @@ def _group_norm(width: int) -> nn.Module:
 # BatchNorm is the classic choice; GroupNorm normalizes each sample on its own, so a seed's
 # counterfactual ("the same batch with this seed's alpha at 0") is not confounded by running
 # statistics that were collected with the seed in place (or without it).
-_NORMS = {"batch": nn.BatchNorm2d, "group": _group_norm}
+_NORMS: dict[str, Callable[[int], nn.Module]] = {"batch": nn.BatchNorm2d, "group": _group_norm}
 
 
 class CNNHost(nn.Module):
