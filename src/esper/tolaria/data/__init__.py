@@ -1,0 +1,39 @@
+"""Tasks' data: train / validation / test splits held in memory, and a seeded loader over them.
+
+`digits` and `stories` are embedded (no download); `cifar10` and `tinystories` read local files
+in their standard formats and raise `DataError` saying where the files go when they are missing.
+`TensorLoader` batches tensors already in memory (and on the GPU once moved there).
+"""
+
+from esper.tolaria.data.augment import crop_flip, random_crop_flip
+from esper.tolaria.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD, cifar_augment, load_cifar10
+from esper.tolaria.data.digits import load_digits
+from esper.tolaria.data.splits import DataError, DataSplits, Split, stratified_order
+from esper.tolaria.data.stories import (
+    byte_windows,
+    generate_stories,
+    language_splits,
+    load_stories,
+)
+from esper.tolaria.data.tensor_loader import TensorLoader
+from esper.tolaria.data.tinystories import load_tinystories
+
+__all__ = [
+    "CIFAR10_MEAN",
+    "CIFAR10_STD",
+    "DataError",
+    "DataSplits",
+    "Split",
+    "TensorLoader",
+    "byte_windows",
+    "cifar_augment",
+    "crop_flip",
+    "generate_stories",
+    "language_splits",
+    "load_cifar10",
+    "load_digits",
+    "load_stories",
+    "load_tinystories",
+    "random_crop_flip",
+    "stratified_order",
+]
