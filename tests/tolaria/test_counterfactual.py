@@ -151,7 +151,7 @@ def test_an_identity_at_birth_seed_contributes_exactly_zero(
     assert measured == Contribution("r0c1", False, 0.0, 0.0)
 
 
-def test_prospective_is_measured_in_training_and_nothing_once_fossilized(
+def test_prospective_in_training_then_contribution_also_once_fossilized(
     session: HostSession,
 ) -> None:
     model = session.model
@@ -174,6 +174,7 @@ def test_prospective_is_measured_in_training_and_nothing_once_fossilized(
     session.apply(FactoredAction(Op.FOSSILIZE, slot="r0c1"))
     assert model.slot("r0c1").stage == Stage.FOSSILIZED
     result = session.train_and_evaluate()
-    assert result.contributions == ()
-    assert model.slot("r0c1").measured.contribution == kept
-    assert result.val.correct.shape[0] == 1  # one configuration: the real model
+    # A fossil is still measured (rewards keep attributing to it), never prospectively.
+    assert [(c.slot_id, c.is_prospective) for c in result.contributions] == [("r0c1", False)]
+    assert model.slot("r0c1").measured.contribution == result.contributions[0].value_pp
+    assert result.val.correct.shape[0] == 2  # the real model and the fossil removed

@@ -2,7 +2,7 @@
 
 Units: one reward unit is one percentage point of validation accuracy held for a whole episode,
 so per-step accuracy terms are divided by the episode length T. Terms:
-- `attribution` (shaped, basic): sum over probationary seeds with alpha > 0 of their measured
+- `attribution` (shaped, basic): sum over live seeds (fossils too) with alpha > 0 of their measured
   counterfactual contribution (pp) / T — accuracy the seeds demonstrably cause;
 - `pbrs` (shaped, simplified): potential-based stage shaping w * (gamma * Phi(s') - Phi(s)),
   Phi summed over slots (Ng, Harada & Russell, 1999), 0 at the terminal state; a pruned seed
@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from esper.leyline import LIVE_STAGES, PROBATION_STAGES, FactoredAction, Op, SlotReport, Stage
+from esper.leyline import LIVE_STAGES, FactoredAction, Op, SlotReport, Stage
 
 
 class RewardMode(StrEnum):
@@ -102,7 +102,7 @@ def attribution(after: StepState) -> float:
     live = [
         r.contribution
         for r in after.reports.values()
-        if r.stage in PROBATION_STAGES and r.alpha > 0 and r.contribution is not None
+        if r.stage in LIVE_STAGES and r.alpha > 0 and r.contribution is not None
     ]
     return sum(live) / after.episode_length
 

@@ -5,7 +5,9 @@ accuracy(real) - accuracy(that seed's alpha forced to 0). For a seed still invis
 (GERMINATED / TRAINING), its prospective contribution is accuracy(that seed at alpha 1) -
 accuracy(real). All configurations run in one fused pass on the same batches, so the difference
 is paired: its standard error comes from the per-sample flips.
-Fossilized seeds are part of the host and are not measured (no decision depends on them).
+Fossilized seeds are measured too: rewards keep attributing accuracy to them, so keeping a seed
+for good never costs the controller the credit it earned while the seed was on probation (when
+fossils went unmeasured, PPO learned to hold seeds at alpha < 1 instead of fossilizing them).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def probes(model: MorphogeneticModel) -> list[Probe]:
     """The configurations to evaluate besides the real one (index 0, `{}`)."""
     found = []
     for slot in model.seed_slots():
-        if not slot.is_live or slot.stage == Stage.FOSSILIZED:
+        if not slot.is_live:
             continue
         if slot.stage in _PROSPECTIVE_STAGES:
             found.append(Probe(slot.slot_id, True, {slot.slot_id: 1.0}))

@@ -1,8 +1,13 @@
 import pytest
 import torch
 
-from esper.tolaria.data import DataError, byte_windows, generate_stories, language_splits
-from esper.tolaria.data import load_stories
+from esper.tolaria.data import (
+    DataError,
+    byte_windows,
+    generate_stories,
+    language_splits,
+    load_stories,
+)
 
 
 def decode(tokens: torch.Tensor) -> str:

@@ -45,7 +45,7 @@ def test_a_missing_file_says_where_to_get_it(tmp_path: Path) -> None:
 def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     path = tmp_path / "binary.txt"
     path.write_bytes(b"\xff\xfe\x00 not text")
-    with pytest.raises(DataError, match="binary.txt"):
+    with pytest.raises(DataError, match=r"binary\.txt"):
         load_tinystories(path)
 
 
