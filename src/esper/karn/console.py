@@ -10,10 +10,12 @@ Either way the run ends with `summary_table`, which the `evaluate` command reuse
 from __future__ import annotations
 
 import statistics
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -83,17 +85,23 @@ def summary_table(episode_payloads: list[dict[str, Any]]) -> Table:
     Raises:
         KeyError: a payload missing one of those fields.
     """
-    table = Table(title="Episodes", title_justify="left")
-    table.add_column("episode", justify="right")
-    table.add_column("env seed", justify="right")
-    table.add_column("controller")
-    table.add_column("test acc %", justify="right")
-    table.add_column("host params", justify="right")
-    table.add_column("params added", justify="right")
+    # Short headers: the table must fit an 80-column terminal or CI log.
+    table = Table(
+        title="Episodes (F/P: seeds fossilized / pruned)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+    )
+    table.add_column("ep", justify="right")
+    table.add_column("seed", justify="right")
+    table.add_column("ctrl")
+    table.add_column("test %", justify="right")
+    table.add_column("host", justify="right")
+    table.add_column("+params", justify="right")
     table.add_column("growth", justify="right")
-    table.add_column("fossilized / pruned", justify="right")
+    table.add_column("F/P", justify="right")
     table.add_column("return", justify="right")
-    table.add_column("wall time", justify="right")
+    table.add_column("time", justify="right")
 
     by_controller: dict[str, list[dict[str, Any]]] = {}
     for payload in episode_payloads:
@@ -166,7 +174,10 @@ class ConsoleSink:
     """
 
     def __init__(self, console: Console | None = None, live: bool | None = None) -> None:
-        self.console = console if console is not None else Console()
+        # Logs and CI (not a terminal) get room for the summary table instead of rich's 80 columns.
+        self.console = (
+            console if console is not None else Console(width=None if sys.stdout.isatty() else 120)
+        )
         self.is_live = self.console.is_terminal if live is None else live
         self._rows: dict[int, _EnvRow] = {}
         self._episodes: list[dict[str, Any]] = []  # `episode` payloads, in arrival order

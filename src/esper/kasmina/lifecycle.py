@@ -98,8 +98,14 @@ def execute(slot: SeedSlot, action: FactoredAction) -> list[LifecycleEvent]:
 def _fossilize(slot: SeedSlot) -> list[LifecycleEvent]:
     """At alpha 1 the seed fossilizes now; at a partial alpha it first ramps to 1 (G3 passed
     on the measured counterfactual) and fossilizes when the ramp ends."""
+    m = slot.measured
+    evidence = f"G3 passed: {m.contribution:+.2f} pp" if m.contribution is not None else "G3"
+    if m.contribution_stderr is not None:
+        evidence += f" ± {m.contribution_stderr:.2f}"
     if slot.alpha >= 1.0:
-        return [_transition(slot, Stage.FOSSILIZED, "fossilize (G3 passed)", Initiator.CONTROLLER)]
+        return [
+            _transition(slot, Stage.FOSSILIZED, f"fossilize ({evidence})", Initiator.CONTROLLER)
+        ]
     assert slot.plan is not None
     slot.alpha_schedule.retarget(1.0, slot.plan.tempo, slot.plan.curve)
     slot.is_fossilizing = True
