@@ -129,6 +129,19 @@ def _resumed_config(args: argparse.Namespace) -> tuple[TrainingConfig, dict[str,
     return saved, checkpoint
 
 
+def refuse_unbuilt(config: TrainingConfig) -> None:
+    """Settings the config accepts but this version cannot honour yet: refuse, never ignore."""
+    unbuilt = {
+        "ab": config.ab is not None,
+        "amp": config.amp,
+        "compile": config.compile,
+        f"backend {config.backend!r}": config.backend != "local",
+    }
+    named = [k for k, is_set in unbuilt.items() if is_set]
+    if named:
+        raise ValueError(f"not available yet: {', '.join(named)} (remove them from the config)")
+
+
 def run_ppo(args: argparse.Namespace) -> int:
     checkpoint = None
     if args.resume is not None:
@@ -136,6 +149,7 @@ def run_ppo(args: argparse.Namespace) -> int:
         run_dir = args.resume
     else:
         config = resolve_config(args)
+        refuse_unbuilt(config)
         run_dir = create_run_dir(args.runs_dir, name=args.name or f"ppo-{config.task}")
     write_config(run_dir, config.to_json_dict())
     task = get_task(config.task)
