@@ -53,6 +53,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="override the preset's lr")
     parser.add_argument("--minibatch-envs", type=int, default=None)
     parser.add_argument("--update-epochs", type=int, default=None)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="any config setting"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = TrainingConfig.preset("digits").with_overrides(
@@ -63,6 +66,7 @@ def main() -> None:
             "lr": args.lr,
             "minibatch_envs": args.minibatch_envs,
             "update_epochs": args.update_epochs,
+            **dict(item.split("=", 1) for item in args.set),
         }
     )
     print(header("PPO learning sanity on digits", runs=1))
