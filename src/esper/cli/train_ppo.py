@@ -156,7 +156,7 @@ def run_ppo(args: argparse.Namespace) -> int:
     data = task.load(DataOptions(config.data_dir, config.train_subset, config.download))
     sinks: list[Any] = [
         JsonlSink(run_dir / EVENTS_FILE),
-        ConsoleSink(live=False if args.no_live else None),
+        ConsoleSink(live=False if args.no_live else None, log_lifecycle=False),
     ]
     hub = TelemetryHub(sinks, level=parse_level(config.telemetry))
     context = EventContext(run=run_dir.name, group=config.reward_mode.value)

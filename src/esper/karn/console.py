@@ -171,14 +171,18 @@ class ConsoleSink:
         live: draw the live display (progress bar + env table). `False` prints one plain line
             per finished episode instead, for logs and CI. `None` picks live exactly when the
             console is an interactive terminal.
+        log_lifecycle: print a line for every fossilized or pruned seed.
     """
 
-    def __init__(self, console: Console | None = None, live: bool | None = None) -> None:
+    def __init__(
+        self, console: Console | None = None, live: bool | None = None, log_lifecycle: bool = True
+    ) -> None:
         # Logs and CI (not a terminal) get room for the summary table instead of rich's 80 columns.
         self.console = (
             console if console is not None else Console(width=None if sys.stdout.isatty() else 120)
         )
         self.is_live = self.console.is_terminal if live is None else live
+        self.log_lifecycle = log_lifecycle  # PPO runs have too many seeds to log each one
         self._rows: dict[int, _EnvRow] = {}
         self._episodes: list[dict[str, Any]] = []  # `episode` payloads, in arrival order
         self._rounds: list[dict[str, Any]] = []  # `round` payloads (PPO runs)
@@ -267,7 +271,7 @@ class ConsoleSink:
     def _on_lifecycle(self, record: dict[str, Any]) -> None:
         payload = record["payload"]
         verb = _LOGGED_STAGES.get(payload["to_stage"])
-        if verb is None:
+        if verb is None or not self.log_lifecycle:
             return
         blueprint = f" {payload['blueprint']}" if payload["blueprint"] else ""
         self._log(
