@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data = task.load(DataOptions(args.data_dir))
     seeds = held_out_seeds(args.seeds)
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # logs: room for the tables
     console.print(
         Text(
             f"evaluate on {task.name}: {', '.join(s.label for s in specs)} on {len(seeds)} "
