@@ -120,6 +120,26 @@ class FactoredAction:
     def wait() -> FactoredAction:
         return FactoredAction(Op.WAIT)
 
+    @staticmethod
+    def germinate(
+        slot: str,
+        blueprint: str,
+        blend: BlendOp = BlendOp.ADD,
+        tempo: Tempo = Tempo.STANDARD,
+        alpha_target: float = 1.0,
+        curve: Curve = Curve.LINEAR,
+    ) -> FactoredAction:
+        """GERMINATE with every head given (the defaults are DESIGN.md's starting values)."""
+        return FactoredAction(
+            Op.GERMINATE,
+            slot=slot,
+            blueprint=blueprint,
+            blend=blend,
+            tempo=tempo,
+            alpha_target=alpha_target,
+            curve=curve,
+        )
+
 
 # Defaults the heuristic uses for the heads it does not speak.
 HEURISTIC_BLEND = BlendOp.ADD
