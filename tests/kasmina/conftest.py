@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from esper.kasmina import CNNHost, MorphogeneticModel, TransformerHost
-from esper.leyline import BlendOp, Curve, FactoredAction, Op, Stage, Tempo
+from esper.leyline import BlendOp, FactoredAction, Op, Stage, Tempo
 
 
 def trained_cnn_host(widths: tuple[int, ...] = (4, 8, 16), steps: int = 20) -> CNNHost:
@@ -37,14 +37,8 @@ def germinate(
     target: float = 1.0,
     tempo: Tempo = Tempo.FAST,
 ) -> None:
-    action = FactoredAction(
-        Op.GERMINATE,
-        slot=slot,
-        blueprint=blueprint,
-        blend=blend,
-        tempo=tempo,
-        alpha_target=target,
-        curve=Curve.LINEAR,
+    action = FactoredAction.germinate(
+        slot, blueprint, blend=blend, tempo=tempo, alpha_target=target
     )
     model.execute(action)
 

@@ -23,7 +23,6 @@ from esper.kasmina import (
     gate_profile,
 )
 from esper.leyline import (
-    BlendOp,
     Curve,
     FactoredAction,
     IllegalActionError,
@@ -212,15 +211,7 @@ def test_strict_model_refuses_advance_until_the_g2_thresholds_are_met() -> None:
     model = MorphogeneticModel(
         CNNHost(widths=(2, 4)), limits=LifecycleLimits(min_prune_age=2), gates=STRICT
     )
-    germinate = FactoredAction(
-        Op.GERMINATE,
-        slot="r0c0",
-        blueprint="norm",
-        blend=BlendOp.ADD,
-        tempo=Tempo.FAST,
-        alpha_target=1.0,
-        curve=Curve.COSINE,
-    )
+    germinate = FactoredAction.germinate("r0c0", "norm", tempo=Tempo.FAST, curve=Curve.COSINE)
     model.execute(germinate)
     slot = model.slot("r0c0")
     advance = FactoredAction(Op.ADVANCE, slot="r0c0")

@@ -50,14 +50,8 @@ def germinate(
     curve: Curve = Curve.LINEAR,
     blend: BlendOp = BlendOp.ADD,
 ) -> list[LifecycleEvent]:
-    action = FactoredAction(
-        Op.GERMINATE,
-        slot=SLOT,
-        blueprint="conv_small",
-        blend=blend,
-        tempo=tempo,
-        alpha_target=target,
-        curve=curve,
+    action = FactoredAction.germinate(
+        SLOT, "conv_small", blend=blend, tempo=tempo, alpha_target=target, curve=curve
     )
     return model.execute(action)
 
@@ -135,15 +129,7 @@ def test_seed_with_insane_output_is_pruned_instead_of_training(
 
 def test_germinate_with_an_unknown_blueprint_is_an_illegal_action() -> None:
     model = make_model()
-    action = FactoredAction(
-        Op.GERMINATE,
-        slot=SLOT,
-        blueprint="no_such_blueprint",
-        blend=BlendOp.ADD,
-        tempo=Tempo.FAST,
-        alpha_target=1.0,
-        curve=Curve.LINEAR,
-    )
+    action = FactoredAction.germinate(SLOT, "no_such_blueprint", tempo=Tempo.FAST)
 
     with pytest.raises(IllegalActionError, match="no_such_blueprint"):
         model.execute(action)

@@ -1,8 +1,6 @@
 import pytest
 
 from esper.leyline import (
-    BlendOp,
-    Curve,
     FactoredAction,
     Head,
     IllegalActionError,
@@ -67,15 +65,7 @@ def test_check_action_names_op_stage_and_legal_ops() -> None:
         check_action(FactoredAction(Op.ADVANCE, slot="r0c0"), slots, LIMITS)
     with pytest.raises(IllegalActionError, match="unknown slot"):
         check_action(FactoredAction(Op.ADVANCE, slot="r9c9"), slots, LIMITS)
-    germinate = FactoredAction(
-        Op.GERMINATE,
-        slot="r0c0",
-        blueprint="norm",
-        blend=BlendOp.ADD,
-        tempo=Tempo.INSTANT,
-        alpha_target=1.0,
-        curve=Curve.LINEAR,
-    )
+    germinate = FactoredAction.germinate("r0c0", "norm", tempo=Tempo.INSTANT)
     with pytest.raises(IllegalActionError, match="tempo"):
         check_action(germinate, slots, LIMITS)
     check_action(FactoredAction.wait(), slots, LIMITS)

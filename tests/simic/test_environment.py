@@ -10,8 +10,6 @@ from gymnasium.utils.env_checker import check_env
 
 from esper.leyline import (
     HEAD_ORDER,
-    BlendOp,
-    Curve,
     EpisodeOutcome,
     FactoredAction,
     IllegalActionError,
@@ -27,15 +25,7 @@ from esper.tolaria.data import DataSplits
 
 TASK = get_task("digits")
 
-GERMINATE = FactoredAction(
-    Op.GERMINATE,
-    slot="r0c1",
-    blueprint="conv_light",
-    blend=BlendOp.ADD,
-    tempo=Tempo.FAST,
-    alpha_target=1.0,
-    curve=Curve.LINEAR,
-)
+GERMINATE = FactoredAction.germinate("r0c1", "conv_light", tempo=Tempo.FAST)
 
 
 def make_env(data: DataSplits, **config: object) -> MorphogeneticEnv:

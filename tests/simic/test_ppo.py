@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from esper.leyline import BlendOp, Curve, FactoredAction, Op, Tempo
+from esper.leyline import FactoredAction, Tempo
 from esper.simic.advantages import gae
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import build_pool
@@ -151,15 +151,7 @@ def _log_probs(network: PolicyNetwork, buffer: RolloutBuffer) -> torch.Tensor:
 
 def test_an_update_raises_the_log_prob_of_a_positive_advantage_action(played: Played) -> None:
     network = copy.deepcopy(played.trainer.network)
-    germinate = FactoredAction(
-        Op.GERMINATE,
-        slot="r0c1",
-        blueprint="conv_light",
-        blend=BlendOp.ADD,
-        tempo=Tempo.FAST,
-        alpha_target=1.0,
-        curve=Curve.LINEAR,
-    )
+    germinate = FactoredAction.germinate("r0c1", "conv_light", tempo=Tempo.FAST)
     buffer = _one_step_buffer(network, played, [FactoredAction.wait(), germinate])
     before = _log_probs(network, buffer)  # (1, 2)
     advantages = torch.tensor([[1.0, -1.0]])  # WAIT was good here, GERMINATE bad

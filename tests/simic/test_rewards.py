@@ -162,15 +162,7 @@ def test_rent_is_relative_to_the_host_with_a_floor() -> None:
 
 
 def germinate(slot: str) -> FactoredAction:
-    return FactoredAction(
-        Op.GERMINATE,
-        slot=slot,
-        blueprint="conv_light",
-        blend=BlendOp.ADD,
-        tempo=Tempo.FAST,
-        alpha_target=1.0,
-        curve=Curve.LINEAR,
-    )
+    return FactoredAction.germinate(slot, "conv_light", tempo=Tempo.FAST)
 
 
 def scripted_action(step: int, observation: Observation) -> FactoredAction:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from esper.kasmina import blueprint_names
-from esper.leyline import BlendOp, Curve, FactoredAction, Op, Stage, Tempo
+from esper.leyline import BlendOp, FactoredAction, Op, Stage, Tempo
 from esper.tolaria import DataOptions, HostSession, evaluate, get_task, paired_difference
 from esper.tolaria.counterfactual import Contribution, Probe, contributions, probes
 
@@ -77,17 +77,7 @@ def session(trained_digits: tuple[Any, Any, dict[str, Tensor]]) -> HostSession:
 
 
 def germinate(session: HostSession, slot: str, blueprint: str, blend: BlendOp) -> None:
-    session.apply(
-        FactoredAction(
-            Op.GERMINATE,
-            slot=slot,
-            blueprint=blueprint,
-            blend=blend,
-            tempo=Tempo.FAST,
-            alpha_target=1.0,
-            curve=Curve.LINEAR,
-        )
-    )
+    session.apply(FactoredAction.germinate(slot, blueprint, blend=blend, tempo=Tempo.FAST))
 
 
 def pass_epoch_untrained(session: HostSession) -> None:

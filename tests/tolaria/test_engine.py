@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from esper.kasmina import CNNHost, MorphogeneticModel, TransformerHost
-from esper.leyline import BlendOp, Curve, FactoredAction, Op, Stage, Tempo
+from esper.leyline import FactoredAction, Op, Stage, Tempo
 from esper.tolaria import OptimizerSettings, SeedOptimizer, evaluate, train_epoch
 
 SETTINGS = OptimizerSettings(host_lr=0.1, seed_lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -32,17 +32,7 @@ def uneven_batches(sizes: tuple[int, ...] = (4, 4, 3)) -> list[tuple[Tensor, Ten
 
 
 def germinate(model: MorphogeneticModel, slot: str, blueprint: str = "conv_light") -> None:
-    model.execute(
-        FactoredAction(
-            Op.GERMINATE,
-            slot=slot,
-            blueprint=blueprint,
-            blend=BlendOp.ADD,
-            tempo=Tempo.FAST,
-            alpha_target=1.0,
-            curve=Curve.LINEAR,
-        )
-    )
+    model.execute(FactoredAction.germinate(slot, blueprint, tempo=Tempo.FAST))
 
 
 def walk_to(model: MorphogeneticModel, slot: str, stage: Stage) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from esper.kasmina import CNNHost, MorphogeneticModel
-from esper.leyline import BlendOp, Curve, EpisodeOutcome, FactoredAction, Op, Stage, Tempo
+from esper.leyline import EpisodeOutcome, FactoredAction, Stage, Tempo
 from esper.nissa import MemorySink, TelemetryHub
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.tolaria import Governor, GovernorConfig, get_task
@@ -130,15 +130,7 @@ def test_non_finite_weight_mid_episode_rolls_back_and_the_episode_completes() ->
         get_task("digits"), config=EnvConfig(episode_length=6), hub=TelemetryHub([sink])
     )
     env.reset(seed=0)
-    germinate = FactoredAction(
-        Op.GERMINATE,
-        slot="r0c1",
-        blueprint="conv_light",
-        blend=BlendOp.ADD,
-        tempo=Tempo.FAST,
-        alpha_target=1.0,
-        curve=Curve.LINEAR,
-    )
+    germinate = FactoredAction.germinate("r0c1", "conv_light", tempo=Tempo.FAST)
     env.step(germinate)
     env.step(FactoredAction.wait())
     model = env.session.model

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from esper.kasmina import CNNHost, MorphogeneticModel
-from esper.leyline import BlendOp, Curve, FactoredAction, LifecycleLimits, Op, Stage, Tempo
+from esper.leyline import Curve, FactoredAction, LifecycleLimits, Op, Stage, Tempo
 from esper.tolaria import OptimizerSettings, SeedOptimizer
 from esper.tolaria.engine import train_epoch
 
@@ -19,17 +19,7 @@ def make_model() -> MorphogeneticModel:
 
 
 def germinate(model: MorphogeneticModel, slot: str, blueprint: str = "conv_light") -> None:
-    model.execute(
-        FactoredAction(
-            Op.GERMINATE,
-            slot=slot,
-            blueprint=blueprint,
-            blend=BlendOp.ADD,
-            tempo=Tempo.FAST,
-            alpha_target=1.0,
-            curve=Curve.LINEAR,
-        )
-    )
+    model.execute(FactoredAction.germinate(slot, blueprint, tempo=Tempo.FAST))
 
 
 def epoch(model: MorphogeneticModel) -> None:

@@ -177,10 +177,9 @@ def flat_to_factored(name: str, slot: str | None, blueprints: Sequence[str]) -> 
             raise ValueError(
                 f"unknown blueprint in flat action {name!r}; known: {sorted(blueprints)}"
             )
-        return FactoredAction(
-            Op.GERMINATE,
-            slot=slot,
-            blueprint=wanted,
+        return FactoredAction.germinate(
+            slot,
+            wanted,
             blend=HEURISTIC_BLEND,
             tempo=HEURISTIC_TEMPO,
             alpha_target=HEURISTIC_ALPHA_TARGET,
