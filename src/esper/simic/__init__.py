@@ -1,3 +1,3 @@
-"""Learning to decide: rewards, the gymnasium environment, episode runners (and, to come, the
-rollout buffer, PPO, the vectorized trainer, config and checkpoints).
+"""Learning to decide: rewards, the gymnasium environment, env pools, the rollout buffer, GAE,
+the recurrent PPO update, the vectorized trainer, config, checkpoints and evaluation.
 """
