@@ -37,9 +37,11 @@ def op_mix(rounds: list[RoundSummary]) -> tuple[dict[str, float], float]:
 def describe(label: str, rounds: list[RoundSummary]) -> None:
     returns = [r.mean_return for r in rounds]
     test = [sum(o.test_accuracy for o in r.outcomes) / len(r.outcomes) for r in rounds]
+    added = [sum(o.params_added for o in r.outcomes) / len(r.outcomes) for r in rounds]
     freq, entropy = op_mix(rounds)
     mix = " ".join(f"{k}={v:.2f}" for k, v in freq.items())
     print(f"{label}: return {spread(returns)} | test acc {spread(test)}")
+    print(f"{'':{len(label)}}  params added {spread(added)}")
     print(f"{'':{len(label)}}  op mix {mix} | normalized op entropy {entropy:.3f}")
 
 
