@@ -28,7 +28,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
 typecheck: venv
-	$(VENV)/bin/mypy src/esper/leyline src/esper/kasmina src/esper/simic
+	$(VENV)/bin/mypy src/esper
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,15 +37,15 @@ def decode(spec: FeatureSpec, indices: Sequence[int] | np.ndarray) -> FactoredAc
     chosen = dict(zip(HEAD_ORDER, values, strict=True))
     op = Op(chosen[Head.OP])
     used = HEADS_USED[op]
-    lookups = {
-        Head.SLOT: lambda i: spec.slot_ids[i],
-        Head.BLUEPRINT: lambda i: spec.blueprints[i],
-        Head.BLEND: lambda i: list(BlendOp)[i],
-        Head.TEMPO: lambda i: list(Tempo)[i],
-        Head.ALPHA_TARGET: lambda i: ALPHA_TARGETS[i],
-        Head.CURVE: lambda i: list(Curve)[i],
+    choices: dict[Head, Sequence[Any]] = {
+        Head.SLOT: spec.slot_ids,
+        Head.BLUEPRINT: spec.blueprints,
+        Head.BLEND: list(BlendOp),
+        Head.TEMPO: list(Tempo),
+        Head.ALPHA_TARGET: ALPHA_TARGETS,
+        Head.CURVE: list(Curve),
     }
-    fields = {h.value: lookups[h](chosen[h]) for h in used}
+    fields: dict[str, Any] = {h.value: choices[h][chosen[h]] for h in used}
     return FactoredAction(op, **fields)
 
 

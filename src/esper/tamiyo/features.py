@@ -227,7 +227,7 @@ def build_masks(
             any_report = next(iter(reports.values()))  # tempo legality does not depend on slot
             allowed = legal_choices(any_report, op, Head.TEMPO)
             tempo[op] = [allowed is None or t in allowed for t in Tempo]
-    op_mask = slot.any(axis=1)
+    op_mask: np.ndarray = np.any(slot, axis=1)  # an op is legal if some slot allows it
     op_mask[Op.WAIT] = True
     return ActionMasks(
         op=op_mask,

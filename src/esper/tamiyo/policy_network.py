@@ -65,7 +65,9 @@ class PolicyNetwork(nn.Module):
         self.value_head = nn.Linear(hidden, 1)
         self.used_table: Tensor
         self.register_buffer("used_table", used_heads_table(), persistent=False)
-        for layer in (self.op_head, self.slot_head, *self.late_heads.values()):
+        heads = [self.op_head, self.slot_head]
+        heads += [m for m in self.late_heads.values() if isinstance(m, nn.Linear)]
+        for layer in heads:
             nn.init.orthogonal_(layer.weight, gain=0.01)  # near-uniform initial policy
             nn.init.zeros_(layer.bias)
 

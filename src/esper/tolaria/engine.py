@@ -92,7 +92,7 @@ def train_epoch(
         logits, targets = _flat(model(x), y)
         loss = F.cross_entropy(logits, targets)
         optimizer.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         _shadow_backward(model, y)
         if not norms:
             norms = _gradient_norms(model)
