@@ -167,3 +167,24 @@ def test_non_finite_weight_mid_episode_rolls_back_and_the_episode_completes() ->
     assert isinstance(outcome, EpisodeOutcome)
     assert math.isfinite(outcome.test_accuracy) and outcome.test_accuracy > 20
     assert outcome.seeds_pruned == 1
+
+
+def test_after_a_rollback_a_recovering_host_is_not_rolled_back_again() -> None:
+    """Regression: a host restored without its pruned seeds averages a high loss for an epoch
+    or two; that recovery must not count as another collapse (it used to, every epoch)."""
+    chance = math.log(10)
+    governor = Governor(chance)
+    model = MorphogeneticModel(CNNHost(widths=(2, 4)))
+    for loss in (2.0, 1.0, 0.5, 0.4):
+        assert governor.diagnose(loss) is None
+        governor.record_healthy(model, loss)
+    reason = governor.diagnose(2.5)
+    assert reason is not None and "collapse" in reason
+    governor.rollback(model, reason)
+    assert governor.diagnose(2.5) is None  # recovering, not collapsing
+    governor.record_healthy(model, 2.5)
+    assert governor.diagnose(float("nan")) is not None  # non-finite is still caught at once
+    for loss in (1.0, 0.5):
+        assert governor.diagnose(loss) is None
+        governor.record_healthy(model, loss)
+    assert governor.diagnose(2.5) is not None  # learned again: collapse re-armed

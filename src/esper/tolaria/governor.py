@@ -110,5 +110,13 @@ class Governor:
                 model.host.load_state_dict(self._snapshot["host"])
                 for slot_id, state in self._snapshot["fossils"].items():
                     model.slot(slot_id).load_state_dict(state)
+        # The restored host may have co-adapted to seeds that are now pruned, so its first
+        # epochs back can average a loss near chance while it recovers. Judged against the old
+        # baselines, every such epoch "collapsed" again and was rolled back to the same
+        # snapshot, forever (seen in PPO runs on digits: rollbacks every epoch to the episode's
+        # end). The baselines restart: collapse re-arms once the host learns again, and the
+        # explosion history refills. Non-finite losses are still caught at once.
         self.explosive_epochs = 0
+        self.best_loss = math.inf
+        self.history.clear()
         return events
