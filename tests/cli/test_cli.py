@@ -3,22 +3,14 @@
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from esper.cli.main import main
 from esper.nissa import CONFIG_FILE, EVENTS_FILE, read_events
 
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of `esper argv`; argparse errors exit through SystemExit."""
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+RunCli = Callable[[list[str]], tuple[int, str, str]]  # the `cli` fixture (tests/cli/conftest.py)
 
 
 def only_run_dir(runs_dir: Path) -> Path:
@@ -26,11 +18,9 @@ def only_run_dir(runs_dir: Path) -> Path:
     return run_dir
 
 
-def test_train_heuristic_writes_a_run_directory(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_train_heuristic_writes_a_run_directory(tmp_path: Path, cli: RunCli) -> None:
     argv = ["train", "heuristic", "--task", "digits", "--episodes", "1", "--episode-length", "4"]
-    code, out, _ = run_cli([*argv, "--runs-dir", str(tmp_path), "--no-live"], capsys)
+    code, out, _ = cli([*argv, "--runs-dir", str(tmp_path), "--no-live"])
 
     assert code == 0
     run_dir = only_run_dir(tmp_path)
@@ -47,12 +37,10 @@ def test_train_heuristic_writes_a_run_directory(
     assert 0 <= episode["outcome"]["test_accuracy"] <= 100
 
 
-def test_three_heuristic_episodes_show_full_lifecycles(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_three_heuristic_episodes_show_full_lifecycles(tmp_path: Path, cli: RunCli) -> None:
     """Acceptance 1: `esper train heuristic --task digits --episodes 3` (25 epochs each)."""
     argv = ["train", "heuristic", "--task", "digits", "--episodes", "3"]
-    code, out, _ = run_cli([*argv, "--runs-dir", str(tmp_path), "--no-live"], capsys)
+    code, out, _ = cli([*argv, "--runs-dir", str(tmp_path), "--no-live"])
 
     assert code == 0
     assert "run completed" in out  # the final summary
@@ -78,12 +66,12 @@ BAD_INPUT = {  # case: (arguments, what the error line must name)
 
 @pytest.mark.parametrize(("extra", "named"), list(BAD_INPUT.values()), ids=list(BAD_INPUT))
 def test_bad_input_exits_with_one_clear_line(
-    extra: list[str], named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    extra: list[str], named: str, tmp_path: Path, cli: RunCli
 ) -> None:
     runs_dir = tmp_path / "runs"
     argv = ["train", "heuristic", *extra, "--runs-dir", str(runs_dir), "--no-live"]
 
-    code, _, err = run_cli(argv, capsys)
+    code, _, err = cli(argv)
 
     assert code != 0
     assert "Traceback" not in err
@@ -95,10 +83,10 @@ def test_bad_input_exits_with_one_clear_line(
 
 
 def test_cifar10_with_an_empty_data_dir_says_where_to_put_the_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, cli: RunCli
 ) -> None:
     argv = ["train", "heuristic", "--task", "cifar10", "--data-dir", str(tmp_path)]
-    code, _, err = run_cli([*argv, "--runs-dir", str(tmp_path / "runs"), "--no-live"], capsys)
+    code, _, err = cli([*argv, "--runs-dir", str(tmp_path / "runs"), "--no-live"])
 
     assert code != 0
     (line,) = err.splitlines()

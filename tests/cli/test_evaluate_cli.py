@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from esper.cli.main import main
 from esper.simic.trainer import TRAINING_SEED_LIMIT
 
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of `esper argv`; argparse errors exit through SystemExit."""
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+RunCli = Callable[[list[str]], tuple[int, str, str]]  # the `cli` fixture (tests/cli/conftest.py)
 
 
-def test_evaluate_writes_paired_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_writes_paired_results(tmp_path: Path, cli: RunCli) -> None:
     out = tmp_path / "results.json"
     argv = ["evaluate", "--task", "digits", "--controllers", "static,heuristic", "--seeds", "2"]
 
-    code, stdout, err = run_cli([*argv, "--episode-length", "3", "--out", str(out)], capsys)
+    code, stdout, err = cli([*argv, "--episode-length", "3", "--out", str(out)])
 
     assert code == 0, err
     data = json.loads(out.read_text())
@@ -39,19 +31,17 @@ def test_evaluate_writes_paired_results(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_a_trained_ppo_checkpoint_is_evaluated_in_its_own_setting(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, cli: RunCli
 ) -> None:
     runs = tmp_path / "runs"
     train = ["train", "ppo", "--task", "digits", "--rounds", "1", "--envs", "2"]
-    code, _, err = run_cli(
-        [*train, "--episode-length", "3", "--runs-dir", str(runs), "--no-live"], capsys
-    )
+    code, _, err = cli([*train, "--episode-length", "3", "--runs-dir", str(runs), "--no-live"])
     assert code == 0, err
     (run_dir,) = runs.iterdir()
     out = tmp_path / "results.json"
 
     argv = ["evaluate", "--controllers", f"static,ppo:{run_dir}", "--seeds", "2"]
-    code, stdout, err = run_cli([*argv, "--out", str(out)], capsys)
+    code, stdout, err = cli([*argv, "--out", str(out)])
 
     assert code == 0, err
     data = json.loads(out.read_text())
@@ -60,7 +50,7 @@ def test_a_trained_ppo_checkpoint_is_evaluated_in_its_own_setting(
     assert [(c["minuend"], c["subtrahend"]) for c in data["comparisons"]] == [("ppo", "static")] * 2
     assert "ppo - static" in stdout
 
-    code, _, err = run_cli(["evaluate", "--task", "stories", *argv[1:]], capsys)
+    code, _, err = cli(["evaluate", "--task", "stories", *argv[1:]])
     assert code == 2
     (line,) = err.splitlines()
     assert line.startswith("esper: error: ppo was trained on task 'digits'")
@@ -74,10 +64,8 @@ BAD_INPUT = {  # case: (arguments, what the error line must name)
 
 
 @pytest.mark.parametrize(("argv", "named"), list(BAD_INPUT.values()), ids=list(BAD_INPUT))
-def test_bad_input_exits_with_one_clear_line(
-    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, stdout, err = run_cli(["evaluate", *argv, "--seeds", "2"], capsys)
+def test_bad_input_exits_with_one_clear_line(argv: list[str], named: str, cli: RunCli) -> None:
+    code, stdout, err = cli(["evaluate", *argv, "--seeds", "2"])
 
     assert code == 2
     (line,) = err.splitlines()

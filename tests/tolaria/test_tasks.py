@@ -1,36 +1,12 @@
 """Tasks end to end: each builds its host and trains on its data (tiny settings)."""
 
 import math
-import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from esper.tolaria import TASKS, DataOptions, HostSession, get_task
 from esper.tolaria.data import DataError, load_stories
-
-IMAGES_PER_FILE = 20
-
-
-def write_cifar_batch(path: Path, first_index: int) -> None:
-    """A batch file in the released python-pickle format, with random pixels."""
-    rng = np.random.default_rng(first_index)
-    data = rng.integers(0, 256, (IMAGES_PER_FILE, 3 * 32 * 32), dtype=np.uint8)
-    labels = [i % 10 for i in range(first_index, first_index + IMAGES_PER_FILE)]
-    with path.open("wb") as file:
-        pickle.dump({b"data": data, b"labels": labels, b"batch_label": b"fake"}, file, protocol=2)
-
-
-@pytest.fixture
-def cifar_root(tmp_path: Path) -> Path:
-    """A parent folder holding a tiny fake `cifar-10-batches-py` (100 train, 20 test images)."""
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    for i in range(1, 6):
-        write_cifar_batch(folder / f"data_batch_{i}", (i - 1) * IMAGES_PER_FILE)
-    write_cifar_batch(folder / "test_batch", 1000)
-    return tmp_path
 
 
 def test_stories_transformer_falls_well_below_chance_in_a_few_epochs() -> None:
