@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from esper.nissa import TelemetryLevel, parse_level
 from esper.tolaria import TASKS
 
@@ -46,8 +48,6 @@ def readable_dir(text: str) -> Path:
 
 
 def device(text: str) -> str:
-    import torch
-
     try:
         parsed = torch.device(text)
     except RuntimeError:
@@ -71,8 +71,6 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
 def apply_threads(threads: int) -> None:
     """Small hosts are dominated by per-op overhead: on 2 cores a digits PPO round took 0.9 s
     on one thread and 9-27 s on two while another process was busy (thread oversubscription)."""
-    import torch
-
     torch.set_num_threads(threads)
 
 

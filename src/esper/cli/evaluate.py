@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from esper.cli.arguments import add_threads_option, device, positive_int, readable_dir
-from esper.karn.console import ConsoleSink
+from esper.karn.console import ConsoleSink, default_console
 from esper.nissa import TelemetryHub
 from esper.simic.environment import MorphogeneticEnv
 from esper.simic.evaluation import (
@@ -71,7 +69,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data = task.load(DataOptions(args.data_dir))
     seeds = held_out_seeds(args.seeds)
 
-    console = Console(width=None if sys.stdout.isatty() else 120)  # logs: room for the tables
+    console = default_console()
     console.print(
         Text(
             f"evaluate on {task.name}: {', '.join(s.label for s in specs)} on {len(seeds)} "

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 from rich.console import Console
 
 from esper.cli.arguments import add_common_options, positive_int
-from esper.cli.run_setup import RunSetup, open_run
+from esper.cli.run_setup import RunSetup, open_run, recorded_run
 from esper.kasmina import blueprint_names
-from esper.leyline import RunEndEvent, RunStartEvent
+from esper.leyline import RunStartEvent
 from esper.simic.episodes import run_episodes
 from esper.tamiyo.policy import HeuristicPolicy
 
@@ -35,23 +34,10 @@ def run_heuristic(args: argparse.Namespace) -> int:
     envs = setup.make_envs(args.envs)
     policy = HeuristicPolicy(blueprint_names(envs[0].session.model.topology))
     seeds = [args.seed + i for i in range(args.episodes)]
-    started = time.perf_counter()
-    setup.hub.emit_payload(
-        RunStartEvent(
-            "train heuristic", args.task, policy.name, args.episodes, args.envs, setup.config
-        ),
-        setup.context,
-        0,
+    start = RunStartEvent(
+        "train heuristic", args.task, policy.name, args.episodes, args.envs, setup.config
     )
-    status = "failed"
-    try:
+    with recorded_run(setup.hub, setup.context, start):
         run_episodes(policy, envs, seeds, setup.hub)
-        status = "completed"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        setup.hub.emit_payload(RunEndEvent(status, time.perf_counter() - started), setup.context, 0)
-        setup.hub.close()
     Console().print(f"run directory: {setup.run_dir}")
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +15,11 @@ from esper.cli.arguments import (
     positive_int,
     telemetry_level,
 )
-from esper.karn.console import ConsoleSink
-from esper.leyline import EventContext, RunEndEvent, RunStartEvent
+from esper.cli.run_setup import open_telemetry, recorded_run
+from esper.leyline import EventContext, RunStartEvent
 from esper.nissa import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
-    EVENTS_FILE,
-    JsonlSink,
-    TelemetryHub,
     create_run_dir,
     parse_level,
     write_config,
@@ -154,38 +150,25 @@ def run_ppo(args: argparse.Namespace) -> int:
     write_config(run_dir, config.to_json_dict())
     task = get_task(config.task)
     data = task.load(DataOptions(config.data_dir, config.train_subset, config.download))
-    sinks: list[Any] = [
-        JsonlSink(run_dir / EVENTS_FILE),
-        ConsoleSink(live=False if args.no_live else None, log_lifecycle=False),
-    ]
-    hub = TelemetryHub(sinks, level=parse_level(config.telemetry))
+    hub = open_telemetry(
+        run_dir, parse_level(config.telemetry), is_live=not args.no_live, log_lifecycle=False
+    )
     context = EventContext(run=run_dir.name, group=config.reward_mode.value)
     pool = build_pool(config, data, hub, context)
     trainer = VectorizedTrainer(config, pool, hub, context)
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint["trainer"])
-    started = time.perf_counter()
-    hub.emit_payload(
-        RunStartEvent(
-            "train ppo", config.task, "ppo", config.rounds, config.n_envs, config.to_json_dict()
-        ),
-        context,
-        0,
+    start = RunStartEvent(
+        "train ppo", config.task, "ppo", config.rounds, config.n_envs, config.to_json_dict()
     )
-    status = "failed"
     try:
-        while trainer.round < config.rounds:
-            trainer.run_round()
-            save_checkpoint(
-                run_dir / CHECKPOINTS_DIR / LATEST, trainer.state_dict(), config.to_json_dict()
-            )
-        status = "completed"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
+        with recorded_run(hub, context, start):
+            while trainer.round < config.rounds:
+                trainer.run_round()
+                save_checkpoint(
+                    run_dir / CHECKPOINTS_DIR / LATEST, trainer.state_dict(), config.to_json_dict()
+                )
     finally:
-        hub.emit_payload(RunEndEvent(status, time.perf_counter() - started), context, 0)
-        hub.close()
         pool.close()
     print(f"run directory: {run_dir}")
     return 0

@@ -163,6 +163,12 @@ class _EnvRow:
     episode_reward: float = 0.0  # sum of this episode's step rewards so far
 
 
+def default_console() -> Console:
+    """stdout; logs and CI (not a terminal) get 120 columns instead of rich's 80, so the
+    summary tables are not cut."""
+    return Console(width=None if sys.stdout.isatty() else 120)
+
+
 class ConsoleSink:
     """Renders a run on a `rich` console; implements the nissa `Sink` protocol.
 
@@ -177,10 +183,7 @@ class ConsoleSink:
     def __init__(
         self, console: Console | None = None, live: bool | None = None, log_lifecycle: bool = True
     ) -> None:
-        # Logs and CI (not a terminal) get room for the summary table instead of rich's 80 columns.
-        self.console = (
-            console if console is not None else Console(width=None if sys.stdout.isatty() else 120)
-        )
+        self.console = console if console is not None else default_console()
         self.is_live = self.console.is_terminal if live is None else live
         self.log_lifecycle = log_lifecycle  # PPO runs have too many seeds to log each one
         self._rows: dict[int, _EnvRow] = {}

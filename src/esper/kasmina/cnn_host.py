@@ -7,19 +7,14 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from esper.kasmina.blueprints.cnn import group_norm
 from esper.kasmina.host import SlotSpec
 from esper.leyline import slot_id
-
-
-def _group_norm(width: int) -> nn.Module:
-    groups = max(g for g in range(1, min(8, width) + 1) if width % g == 0)
-    return nn.GroupNorm(groups, width)
-
 
 # BatchNorm is the classic choice; GroupNorm normalizes each sample on its own, so a seed's
 # counterfactual ("the same batch with this seed's alpha at 0") is not confounded by running
 # statistics that were collected with the seed in place (or without it).
-_NORMS: dict[str, Callable[[int], nn.Module]] = {"batch": nn.BatchNorm2d, "group": _group_norm}
+_NORMS: dict[str, Callable[[int], nn.Module]] = {"batch": nn.BatchNorm2d, "group": group_norm}
 
 
 class CNNHost(nn.Module):

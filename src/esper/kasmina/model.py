@@ -101,7 +101,7 @@ class MorphogeneticModel(nn.Module):
                 raise ValueError(
                     f"configuration names unknown slots {unknown}; enabled: {self.slot_ids}"
                 )
-        stacked = x.repeat(k, *([1] * (x.dim() - 1)))  # (K*B, ...)
+        stacked = x if k == 1 else x.repeat(k, *([1] * (x.dim() - 1)))  # (K*B, ...)
         for i, spec in enumerate(self.specs):
             stacked = self.host.forward_segment(i, stacked)
             if spec.slot_id in self.slots:
