@@ -18,6 +18,19 @@ from esper.tamiyo.policy import PolicyStep
 from esper.tamiyo.policy_network import PolicyNetwork, stack_masks
 
 
+def network_input(
+    observations: Sequence[Observation], normalizer: RunningNormalizer
+) -> tuple[np.ndarray, torch.Tensor, dict[str, torch.Tensor]]:
+    """What the policy network sees for a batch of envs: raw features (N, F), the normalized
+    features (N, F) and the stacked masks (head -> (N, ...))."""
+    raw = np.stack([o.features for o in observations])  # (N, F)
+    features = torch.from_numpy(normalizer.normalize(raw))
+    masks = {
+        k: torch.from_numpy(v) for k, v in stack_masks([o.masks for o in observations]).items()
+    }
+    return raw, features, masks
+
+
 class LearnedPolicy:
     """A policy network with the feature normalizer it was trained with (frozen).
 
@@ -67,11 +80,7 @@ class LearnedPolicy:
         return self.network.initial_state(n_envs)
 
     def act(self, observations: Sequence[Observation], state: Any) -> PolicyStep:
-        raw = np.stack([o.features for o in observations])
-        features = torch.from_numpy(self.normalizer.normalize(raw))
-        masks = {
-            k: torch.from_numpy(v) for k, v in stack_masks([o.masks for o in observations]).items()
-        }
+        _, features, masks = network_input(observations, self.normalizer)
         actions, log_probs, values, state = self.network.act(
             features, masks, state, generator=self.generator, deterministic=self.deterministic
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +20,12 @@ from esper.nissa import TelemetryHub
 from esper.simic.advantages import gae
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import EnvPool
+from esper.simic.learned_policy import network_input
 from esper.simic.normalizer import RunningNormalizer
 from esper.simic.ppo import PPOSettings, UpdateMetrics, ppo_update
 from esper.simic.rollout_buffer import RolloutBuffer
 from esper.tamiyo.action_codec import decode
-from esper.tamiyo.features import Observation
-from esper.tamiyo.policy_network import PolicyNetwork, stack_masks
+from esper.tamiyo.policy_network import PolicyNetwork
 
 # Env seeds used for training lie below this; evaluation draws its held-out seeds above it.
 TRAINING_SEED_LIMIT = 2**30
@@ -144,7 +143,7 @@ class VectorizedTrainer:
         ops: Counter[str] = Counter()
         for t in range(steps):
             started = time.perf_counter()
-            raw, features, masks = self._network_input(observations)
+            raw, features, masks = network_input(observations, self.obs_normalizer)
             if buffer is None:
                 shapes = {k: tuple(v.shape[1:]) for k, v in masks.items()}
                 buffer = RolloutBuffer.allocate(steps, pool.n_envs, spec.size, shapes, state)
@@ -179,16 +178,6 @@ class VectorizedTrainer:
         if not bool(buffer.dones[-1].all()):
             raise RuntimeError("every env must terminate on the episode's last step")
         return buffer, returns, [o for o in outcomes if o is not None], ops
-
-    def _network_input(
-        self, observations: Sequence[Observation]
-    ) -> tuple[np.ndarray, torch.Tensor, dict[str, torch.Tensor]]:
-        raw = np.stack([o.features for o in observations])  # (N, F)
-        features = torch.from_numpy(self.obs_normalizer.normalize(raw))
-        masks = {
-            k: torch.from_numpy(v) for k, v in stack_masks([o.masks for o in observations]).items()
-        }
-        return raw, features, masks
 
     def _denormalize(self, values: torch.Tensor) -> torch.Tensor:
         mean, std = float(self.return_normalizer.mean[0]), float(self.return_normalizer.std[0])
