@@ -85,15 +85,22 @@ def main() -> None:
         summary = trainer.run_round()
         history.append(summary)
         u = summary.update
+        outcomes = summary.outcomes
+        test = sum(o.test_accuracy for o in outcomes) / len(outcomes)
+        added = sum(o.params_added for o in outcomes) / len(outcomes)
+        grown = Counter(g for o in outcomes for g in o.grown)
         print(
-            f"round {summary.round:3d} return {summary.mean_return:8.2f} "
-            f"ops {dict(sorted(summary.op_counts.items()))} H(op) {u.entropy['op']:.3f} "
-            f"kl {u.approx_kl:.2e} EV {u.explained_variance:.2f}",
+            f"round {summary.round:3d} return {summary.mean_return:8.2f} test {test:5.2f} "
+            f"params {added:6.0f} ops {dict(sorted(summary.op_counts.items()))} "
+            f"H(op) {u.entropy['op']:.3f} kl {u.approx_kl:.2e} EV {u.explained_variance:.2f} "
+            f"grown {dict(grown.most_common())}",
             flush=True,
         )
     w = min(args.window, len(history) // 2)
     describe(f"first {w} rounds", history[:w])
     describe(f"last {w} rounds ", history[-w:])
+    grown = Counter(g for r in history[-w:] for o in r.outcomes for g in o.grown)
+    print(f"grown in the last {w} rounds: {dict(grown.most_common())}")
     print(f"wall time {time.perf_counter() - started:.0f} s")
 
 

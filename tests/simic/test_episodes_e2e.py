@@ -31,6 +31,9 @@ def fossilizations(
         fossils = [s for s in env.session.model.seed_slots() if s.stage == Stage.FOSSILIZED]
         assert sorted(fossil_events) == sorted(s.slot_id for s in fossils)
         assert record.outcome.seeds_fossilized == len(fossils)
+        visible = [s for s in env.session.model.seed_slots() if s.is_live and s.alpha > 0]
+        assert record.outcome.grown == tuple(f"{s.blueprint}@{s.slot_id}" for s in visible)
+        assert record.outcome.params_added == sum(s.seed_params for s in visible)
         # A fossil is never measured again, so its slot keeps the contribution it was kept on.
         found[seed] = [(s.slot_id, s.measured.contribution) for s in fossils]
     return found

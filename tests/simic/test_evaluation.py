@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,11 @@ from esper.simic.evaluation import (
     evaluate_controllers,
     evaluation_env_config,
     held_out_seeds,
+    most_common_growth,
     paired_bootstrap_ci,
     parse_controllers,
     summarize,
+    with_reward_of,
     write_results,
 )
 from esper.simic.rewards import RewardMode
@@ -49,6 +52,19 @@ def test_several_ppo_controllers_are_labelled_by_their_run_directory() -> None:
 
     assert [s.label for s in specs] == ["ppo:a", "ppo:b"]
     assert specs[1].path == Path("runs/b/checkpoints/latest.pt")
+
+
+def test_run_directory_timestamps_are_dropped_from_labels_when_names_stay_distinct() -> None:
+    lean, default = "runs/20261125-191342-lean", "runs/20261125-193000-ppo-digits"
+    assert [s.label for s in parse_controllers(f"ppo:{lean},ppo:{default}")] == [
+        "ppo:lean",
+        "ppo:ppo-digits",
+    ]
+    again = "runs/20261126-080000-ppo-digits"
+    assert [s.label for s in parse_controllers(f"ppo:{default},ppo:{again}")] == [
+        "ppo:20261125-193000-ppo-digits",
+        "ppo:20261126-080000-ppo-digits",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -188,6 +204,19 @@ def test_ppo_checkpoints_trained_in_different_settings_cannot_share_an_env() -> 
         evaluation_env_config("digits", configs)
 
 
+def test_checkpoints_trained_with_different_rewards_share_an_env_but_keep_their_rewards() -> None:
+    lean = TrainingConfig(rent_weight=1.5, host_param_floor=300)
+    configs = {"ppo:a": TrainingConfig(), "ppo:lean": lean}
+
+    shared = evaluation_env_config("digits", configs)
+
+    assert shared.reward.rent_weight == TrainingConfig().rent_weight
+    assert with_reward_of(shared, None) == shared  # baselines
+    own = with_reward_of(shared, lean)
+    assert (own.reward.rent_weight, own.reward.host_param_floor) == (1.5, 300)
+    assert replace(own, reward=shared.reward) == shared  # nothing else changes
+
+
 # -- running ----------------------------------------------------------------------------------
 
 
@@ -201,7 +230,7 @@ def test_every_controller_plays_the_same_seeds(digits: DataSplits) -> None:
     ]
 
     result = evaluate_controllers(
-        specs, lambda: MorphogeneticEnv(task, digits, EnvConfig(episode_length=3)), seeds
+        specs, lambda spec: MorphogeneticEnv(task, digits, EnvConfig(episode_length=3)), seeds
     )
 
     assert (result.task, result.episode_length, result.seeds) == ("digits", 3, tuple(seeds))
@@ -258,6 +287,19 @@ def test_summary_compares_ppo_with_both_baselines_and_the_heuristic_with_static(
     assert ppo_vs_heuristic.mean == pytest.approx(2.0)
     assert ppo_vs_heuristic.excludes_zero  # +2 on every seed
     assert summary.comparisons[1].difference.mean == -50
+
+
+def test_the_most_common_growth_is_named_with_its_count() -> None:
+    result = synthetic_result()
+    grown = [("conv_small@r0c0", "norm@r0c1"), ("conv_small@r0c0", "norm@r0c1"), ()]
+    ppo = tuple(
+        replace(r, outcome=replace(r.outcome, grown=g))
+        for r, g in zip(result.records["ppo"], grown, strict=True)
+    )
+    summary = summarize(replace(result, records={**result.records, "ppo": ppo}))
+
+    assert most_common_growth(summary, "ppo") == ("conv_small@r0c0+norm@r0c1", 2)
+    assert most_common_growth(summary, "static") == ("none", 3)
 
 
 def test_summary_refuses_records_that_do_not_pair_up() -> None:

@@ -31,6 +31,14 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def setting(text: str) -> tuple[str, str]:
+    """KEY=VALUE for `--set`; the value is validated later, with the whole config."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
 def telemetry_level(text: str) -> TelemetryLevel:
     try:
         return parse_level(text)

@@ -22,8 +22,10 @@ from esper.simic.evaluation import (
     evaluate_controllers,
     evaluation_env_config,
     held_out_seeds,
+    most_common_growth,
     parse_controllers,
     summarize,
+    with_reward_of,
     write_results,
 )
 from esper.tolaria import TASKS, DataOptions, get_task
@@ -83,7 +85,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # Plain lines per finished episode as progress, then the per-episode table on close.
     hub = TelemetryHub([ConsoleSink(console, live=False)])
     result = evaluate_controllers(
-        specs, lambda: MorphogeneticEnv(task, data, env_config), seeds, hub
+        specs,
+        lambda spec: MorphogeneticEnv(
+            task, data, with_reward_of(env_config, ppo_configs.get(spec.label))
+        ),
+        seeds,
+        hub,
     )
     hub.close()
 
@@ -113,8 +120,10 @@ def controller_table(summary: EvaluationSummary) -> Table:
     table.add_column(f"test acc % [{percent} CI]", justify="right", no_wrap=True)
     for name in ("params added", "growth", "fossilized", "pruned", "s/episode"):
         table.add_column(name, justify="right")
+    table.add_column("grown most often")
     for c in summary.controllers:
         acc = c.test_accuracy
+        grown, count = most_common_growth(summary, c.label)
         table.add_row(
             Text(c.label),
             f"{acc.mean:.2f} [{acc.lo:.2f}, {acc.hi:.2f}]",
@@ -123,6 +132,7 @@ def controller_table(summary: EvaluationSummary) -> Table:
             f"{c.seeds_fossilized.mean:.1f}",
             f"{c.seeds_pruned.mean:.1f}",
             f"{c.wall_time_s.mean:.1f}",
+            Text(f"{grown} ({count}/{c.episodes})"),
         )
     return table
 

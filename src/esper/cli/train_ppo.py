@@ -13,6 +13,7 @@ from esper.cli.arguments import (
     add_threads_option,
     non_negative_int,
     positive_int,
+    setting,
     telemetry_level,
 )
 from esper.cli.run_setup import open_telemetry, recorded_run
@@ -75,6 +76,14 @@ def add_ppo_parser(commands: Any) -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--train-subset", type=positive_int, default=None)
     parser.add_argument("--telemetry", type=telemetry_level, default=None)
+    parser.add_argument(
+        "--set",
+        type=setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other setting, e.g. --set rent_weight=1.5 (repeatable)",
+    )
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
     parser.add_argument("--name", default=None, help="run name (default: ppo-<task>)")
     parser.add_argument("--no-live", action="store_true", help="plain lines, no live display")
@@ -85,7 +94,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     given = {field: getattr(args, flag) for flag, field in _OVERRIDES.items()}
     if given["telemetry"] is not None:
         given["telemetry"] = given["telemetry"].name.lower()
-    return {k: v for k, v in given.items() if v is not None}
+    flags = {k: v for k, v in given.items() if v is not None}
+    settings = dict(args.set)
+    both = sorted(set(flags) & set(settings))
+    if both:
+        raise ValueError(f"--set {both[0]}=... repeats a setting given by its own flag; use one")
+    return {**settings, **flags}
 
 
 def resolve_config(args: argparse.Namespace) -> TrainingConfig:

@@ -7,6 +7,7 @@ dataclasses with a `TYPE` tag; one generic `LifecycleEvent` covers every stage c
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
@@ -194,6 +195,12 @@ def payload_to_dict(payload: Any) -> dict[str, Any]:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.name if not isinstance(value, str) else value.value
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if isinstance(value, numbers.Integral):  # numpy integers are not ints
+        return int(value)
+    if isinstance(value, numbers.Real):  # numpy float32 is not a float
+        return float(value)
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

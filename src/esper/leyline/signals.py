@@ -77,6 +77,7 @@ class EpisodeOutcome:
     seeds_fossilized: int
     seeds_pruned: int
     episode_return: float = 0.0
+    grown: tuple[str, ...] = ()  # "blueprint@slot" of every seed visible at the end (alpha > 0)
 
     @property
     def growth_ratio(self) -> float:

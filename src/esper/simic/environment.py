@@ -219,6 +219,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             params_added=sum(s.seed_params for s in visible),
             seeds_fossilized=sum(s.stage == Stage.FOSSILIZED for s in model.seed_slots()),
             seeds_pruned=self.pruned,
+            grown=tuple(f"{s.blueprint}@{s.slot_id}" for s in visible),
         )
 
     def _emit(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -57,7 +59,9 @@ COMPARED_METRICS = ("test_accuracy", "params_added")
 @dataclass(frozen=True)
 class ControllerSpec:
     kind: ControllerKind
-    label: str  # the name in tables and results: the kind, or ppo:<run dir name> for several ppo
+    # The name in tables and results: the kind, or for several ppo "ppo:<run dir name>" (without
+    # its timestamp prefix when the names stay distinct).
+    label: str
     path: Path | None = None  # ppo only: a run directory or a checkpoint file
 
 
@@ -69,14 +73,19 @@ def parse_controllers(text: str) -> list[ControllerSpec]:
     """
     specs: list[ControllerSpec] = []
     parts = [part.strip() for part in text.split(",")]
-    n_ppo = sum(part.startswith("ppo") for part in parts)
+    paths = [Path(p[len("ppo:") :].strip()) for p in parts if p.startswith("ppo:")]
+    names = [_run_name(path) for path in paths]
+    short = [_TIMESTAMP.sub("", name) for name in names]  # "20261125-191342-lean" -> "lean"
+    if len(set(short)) == len(short):
+        names = short
+    ppo_names = iter(names)
     for part in parts:
         if part in _BASELINES:
             specs.append(ControllerSpec(_BASELINES[part], part))
         elif part.startswith("ppo:") and part[len("ppo:") :].strip():
-            path = Path(part[len("ppo:") :].strip())
-            label = f"ppo:{_run_name(path)}" if n_ppo > 1 else "ppo"
-            specs.append(ControllerSpec("ppo", label, path))
+            name = next(ppo_names)
+            label = f"ppo:{name}" if len(paths) > 1 else "ppo"
+            specs.append(ControllerSpec("ppo", label, Path(part[len("ppo:") :].strip())))
         elif part == "ppo" or part.startswith("ppo:"):
             raise ValueError(f"controller {part!r} needs a checkpoint: ppo:PATH")
         else:
@@ -86,6 +95,9 @@ def parse_controllers(text: str) -> list[ControllerSpec]:
     if twice:
         raise ValueError(f"controllers given twice: {', '.join(twice)} (in {text!r})")
     return specs
+
+
+_TIMESTAMP = re.compile(r"^\d{8}-\d{6}-")  # create_run_dir's prefix
 
 
 def _run_name(path: Path) -> str:
@@ -120,7 +132,9 @@ def evaluation_env_config(
     device: str = "cpu",
 ) -> EnvConfig:
     """The env every controller is evaluated in: the setting the ppo checkpoints were trained in
-    (episode length, rewards, slots, lifecycle), else a default training config's for `task`.
+    (episode length, slots, lifecycle, and the first one's rewards), else a default training
+    config's for `task`. Rewards may differ between checkpoints (they change what a controller
+    wanted, not what happens in an episode): see `with_reward_of`.
 
     Args:
         ppo_configs: label -> the training config of each ppo controller.
@@ -145,7 +159,9 @@ def evaluation_env_config(
     (first_label, first), *others = settings.items()
     for label, other in others:
         differing = [
-            f.name for f in fields(EnvConfig) if getattr(first, f.name) != getattr(other, f.name)
+            f.name
+            for f in fields(EnvConfig)
+            if f.name != "reward" and getattr(first, f.name) != getattr(other, f.name)
         ]
         if differing:
             raise ValueError(
@@ -155,6 +171,13 @@ def evaluation_env_config(
     if episode_length is not None:
         first = replace(first, episode_length=episode_length)
     return first
+
+
+def with_reward_of(config: EnvConfig, trained: TrainingConfig | None) -> EnvConfig:
+    """`config` with the rewards (and the reward-derived feature scale) a ppo checkpoint was
+    trained with, so that it sees the observations it learned on and its returns are its own;
+    unchanged for a baseline controller (trained=None)."""
+    return config if trained is None else replace(config, reward=env_config_for(trained, 0).reward)
 
 
 def _on_device(config: EnvConfig, device: str) -> EnvConfig:
@@ -207,22 +230,27 @@ def held_out_seeds(n: int, base: int = TRAINING_SEED_LIMIT) -> list[int]:
 
 def evaluate_controllers(
     specs: Sequence[ControllerSpec],
-    make_env: Callable[[], MorphogeneticEnv],
+    make_env: Callable[[ControllerSpec], MorphogeneticEnv],
     seeds: Sequence[int],
     hub: TelemetryHub | None = None,
 ) -> EvaluationResult:
-    """Play every controller on every seed, in one env, one episode after another.
+    """Play every controller on every seed, in its own env, one episode after another.
 
     All controllers are built before any episode runs, so a bad checkpoint fails at once. Each
     episode starts from a fresh controller state (`run_episodes` with one env).
     """
-    env = make_env()
-    policies = [build_policy(spec, env) for spec in specs]
-    records = {
-        spec.label: tuple(run_episodes(policy, [env], seeds, hub))
-        for spec, policy in zip(specs, policies, strict=True)
+    envs = [make_env(spec) for spec in specs]
+    policies = [build_policy(spec, env) for spec, env in zip(specs, envs, strict=True)]
+    lengths = {env.config.episode_length for env in envs}
+    if len(lengths) != 1 or len({env.task.name for env in envs}) != 1:
+        raise ValueError("every controller must play the same task and episode length")
+    records = {  # labelled by spec, so that two ppo checkpoints stay apart
+        spec.label: tuple(
+            replace(r, controller=spec.label) for r in run_episodes(policy, [env], seeds, hub)
+        )
+        for spec, policy, env in zip(specs, policies, envs, strict=True)
     }
-    return EvaluationResult(env.task.name, env.config.episode_length, tuple(seeds), records)
+    return EvaluationResult(envs[0].task.name, lengths.pop(), tuple(seeds), records)
 
 
 # -- statistics -------------------------------------------------------------------------------
@@ -371,6 +399,15 @@ def summarize(
         comparisons,
         episodes,
     )
+
+
+def most_common_growth(summary: EvaluationSummary, label: str) -> tuple[str, int]:
+    """The final network a controller grew most often ("+"-joined blueprint@slot, "none" for
+    the host alone) and on how many seeds."""
+    grown = Counter(
+        "+".join(r.outcome.grown) or "none" for r in summary.episodes if r.controller == label
+    )
+    return grown.most_common(1)[0] if grown else ("none", 0)
 
 
 def _compared_pairs(labels: list[str]) -> list[tuple[str, str]]:

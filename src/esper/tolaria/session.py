@@ -8,6 +8,8 @@ Per step: `apply(action)` -> `boundary()` -> `train_and_evaluate()`.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -58,6 +60,7 @@ class HostSession:
             self.device
         )
         self._model: MorphogeneticModel | None = None
+        self._rng_states: tuple[torch.Tensor, torch.Tensor | None] = (torch.get_rng_state(), None)
 
     @property
     def model(self) -> MorphogeneticModel:
@@ -65,13 +68,44 @@ class HostSession:
             raise RuntimeError("call reset(seed) before using the session")
         return self._model
 
+    def _cuda_devices(self) -> list[int]:
+        if self.device.type != "cuda":
+            return []
+        return [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+
+    def _save_rng(self) -> None:
+        cuda = self._cuda_devices()
+        self._rng_states = (
+            torch.get_rng_state(),
+            torch.cuda.get_rng_state(cuda[0]) if cuda else None,
+        )
+
+    @contextmanager
+    def _private_rng(self) -> Iterator[None]:
+        """Run on this session's own random stream (module initialisation of the host and of
+        planted seeds, dropout), then give torch's global RNG back as it was: an episode depends
+        only on its seed and actions, never on what other envs in the process did meanwhile."""
+        cuda = self._cuda_devices()
+        with torch.random.fork_rng(devices=cuda):
+            cpu_state, cuda_state = self._rng_states
+            torch.set_rng_state(cpu_state)
+            if cuda_state is not None:
+                torch.cuda.set_rng_state(cuda_state, cuda[0])
+            try:
+                yield
+            finally:
+                self._save_rng()
+
     def reset(self, seed: int) -> EvalStats:
         """Build a fresh host (initialised from `seed`) and evaluate it on validation."""
-        torch.manual_seed(seed)
-        host = self.task.build_host(self.data)
-        self._model = MorphogeneticModel(
-            host, self.options.slots, self.options.limits, self.options.gates
-        ).to(self.device)
+        with torch.random.fork_rng(devices=self._cuda_devices()):
+            torch.manual_seed(seed)  # the stream starts where torch.manual_seed(seed) puts it
+            self._save_rng()
+        with self._private_rng():
+            host = self.task.build_host(self.data)
+            self._model = MorphogeneticModel(
+                host, self.options.slots, self.options.limits, self.options.gates
+            ).to(self.device)
         self.optimizer = SeedOptimizer(
             self._model,
             OptimizerSettings(
@@ -91,7 +125,8 @@ class HostSession:
 
     def apply(self, action: FactoredAction) -> list[LifecycleEvent]:
         """Execute the controller's action (raises IllegalActionError if it is illegal)."""
-        events = self.model.execute(action)
+        with self._private_rng():  # a GERMINATE initialises a seed module
+            events = self.model.execute(action)
         self.optimizer.sync()
         return events
 
@@ -105,7 +140,8 @@ class HostSession:
         """One epoch of training, the governor's check, then validation with counterfactuals."""
         model = self.model
         started = time.perf_counter()
-        train = train_epoch(model, self.optimizer, self.train_loader)
+        with self._private_rng():  # dropout, where a host has it
+            train = train_epoch(model, self.optimizer, self.train_loader)
         trained = time.perf_counter()
         model.end_epoch()
         for slot_id, ratio in train.gradient_ratios.items():

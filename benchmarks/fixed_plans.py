@@ -1,0 +1,133 @@
+"""What can growth buy on digits, and at what parameter cost? Fixed plans, no controller.
+
+Each plan names seeds as BLUEPRINT@SLOT joined by "+", e.g. "conv_small@r0c0+norm@r0c1". A plan
+germinates its seeds one per epoch from the first epoch on (ADD blend, FAST tempo, alpha 1,
+linear curve), advances each as soon as its gate allows and fossilizes it as soon as G3 allows:
+the earliest, simplest schedule. Plans run on the same env seeds (training seeds, below 2^30; the
+evaluation seeds are never used here) with the digits preset's env settings. For every plan the
+script prints the mean test accuracy, the mean paired difference to the host alone ("none",
+always run first) with its 95% bootstrap interval, and the parameters added. It maps the
+accuracy/parameter frontier that bounds what any controller can reach with these blueprints on
+this host (a controller that adapts per episode could do somewhat better than the best fixed
+plan, but not by much on a task this uniform).
+
+Usage: python benchmarks/fixed_plans.py [--plans none,conv_light@r0c0,...] [--seeds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Sequence
+
+import torch
+
+from esper.kasmina import blueprint_names, get_blueprint
+from esper.leyline import FactoredAction, Op, Tempo, legal_ops
+from esper.simic.config import TrainingConfig
+from esper.simic.env_pool import env_config_for
+from esper.simic.environment import MorphogeneticEnv
+from esper.simic.episodes import run_episodes
+from esper.simic.evaluation import paired_bootstrap_ci
+from esper.tamiyo.features import Observation
+from esper.tamiyo.policy import PolicyStep
+from esper.tolaria import get_task
+from machine import header
+
+
+class PlanPolicy:
+    """Plants a fixed list of (slot, blueprint) seeds as early as the lifecycle allows."""
+
+    def __init__(self, plan: Sequence[tuple[str, str]]) -> None:
+        self.plan = tuple(plan)
+        self.name = "+".join(f"{bp}@{slot}" for slot, bp in self.plan) or "none"
+
+    def initial_state(self, n_envs: int) -> list[set[str]]:
+        return [set() for _ in range(n_envs)]  # per env: slots already germinated
+
+    def _action(self, obs: Observation, planted: set[str]) -> FactoredAction:
+        for slot, blueprint in self.plan:
+            ops = legal_ops(obs.reports[slot])
+            if Op.GERMINATE in ops and slot not in planted:
+                planted.add(slot)
+                return FactoredAction.germinate(slot, blueprint, tempo=Tempo.FAST)
+            for op in (Op.ADVANCE, Op.FOSSILIZE):
+                if op in ops:
+                    return FactoredAction(op, slot=slot)
+        return FactoredAction.wait()
+
+    def act(self, observations: Sequence[Observation], state: list[set[str]]) -> PolicyStep:
+        actions = [self._action(o, p) for o, p in zip(observations, state, strict=True)]
+        return PolicyStep(actions, state)
+
+
+def parse_plan(text: str, slots: Sequence[str], blueprints: Sequence[str]) -> list[tuple[str, str]]:
+    if text == "none":
+        return []
+    plan = []
+    for part in text.split("+"):
+        blueprint, _, slot = part.partition("@")
+        if blueprint not in blueprints or slot not in slots:
+            raise SystemExit(
+                f"bad plan part {part!r}: expected BLUEPRINT@SLOT with a blueprint in "
+                f"{list(blueprints)} and a slot in {list(slots)}"
+            )
+        plan.append((slot, blueprint))
+    if len({slot for slot, _ in plan}) != len(plan):
+        raise SystemExit(f"plan {text!r} uses a slot twice")
+    return plan
+
+
+def default_plans(slots: Sequence[str], blueprints: Sequence[str]) -> list[str]:
+    singles = [f"{bp}@{slot}" for slot in slots for bp in blueprints]
+    pairs = [f"{a}@{slots[0]}+{b}@{slots[1]}" for a in blueprints for b in blueprints]
+    return singles + pairs if len(slots) >= 2 else singles
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--plans", default=None, help="comma-separated plans (default: all)")
+    parser.add_argument("--seeds", type=int, default=6)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--max-params", type=int, default=None, help="skip bigger plans")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = TrainingConfig.preset("digits")
+    env = MorphogeneticEnv(get_task("digits"), config=env_config_for(config, 0))
+    slots = env.session.model.slot_ids
+    blueprints = blueprint_names(env.session.model.topology)
+    texts = args.plans.split(",") if args.plans else default_plans(slots, blueprints)
+    widths = {spec.slot_id: spec.width for spec in env.session.model.specs}
+    topology = env.session.model.topology
+
+    def cost(plan: list[tuple[str, str]]) -> int:
+        return sum(get_blueprint(topology, bp).param_count(widths[slot]) for slot, bp in plan)
+
+    parsed = [parse_plan(t, slots, blueprints) for t in ["none", *texts] if t]
+    limit = args.max_params
+    plans = [PlanPolicy(p) for p in parsed if limit is None or cost(p) <= limit]
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    print(header("fixed growth plans on digits", runs=len(seeds)))
+    print(f"env seeds {seeds} | episode {config.resolved_episode_length()} epochs")
+    print(f"{'plan':40s} {'test acc %':>10s} {'vs none, pp [95% CI]':>24s} {'params':>7s}  s/ep")
+    baseline: list[float] | None = None
+    for policy in plans:
+        started = time.perf_counter()
+        records = run_episodes(policy, [env], seeds)
+        acc = [r.outcome.test_accuracy for r in records]
+        baseline = baseline or acc
+        mean, lo, hi = paired_bootstrap_ci(acc, baseline)
+        added = statistics.mean(r.outcome.params_added for r in records)
+        seconds = (time.perf_counter() - started) / len(seeds)
+        vs_none = f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+        print(
+            f"{policy.name:40s} {statistics.mean(acc):10.2f} {vs_none:>24s} {added:7.0f}"
+            f"  {seconds:.1f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
