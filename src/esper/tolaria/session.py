@@ -132,7 +132,8 @@ class HostSession:
 
     def boundary(self) -> list[LifecycleEvent]:
         """Tick alpha schedules and run the automatic transitions."""
-        events = self.model.advance_boundary()
+        with self._private_rng():  # G1 probes a germinated seed with random input
+            events = self.model.advance_boundary()
         self.optimizer.sync()
         return events
 
