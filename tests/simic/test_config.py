@@ -145,8 +145,18 @@ def test_telemetry_is_normalized() -> None:
 
 def test_presets_load_and_differ() -> None:
     configs = {name: TrainingConfig.preset(name) for name in PRESETS}
-    assert set(configs) == {"digits", "cifar10", "cifar10_gpu", "stories", "tinystories"}
-    assert len({config.to_json_dict()["task"] + config.device for config in configs.values()}) == 5
+    assert set(configs) == {
+        "digits",
+        "digits_lean",
+        "cifar10",
+        "cifar10_gpu",
+        "stories",
+        "tinystories",
+    }
+    assert len({c.to_json_dict()["task"] + c.device for c in configs.values()}) == 5
+    lean = configs["digits_lean"]
+    assert lean.rent_weight == 1.5 > configs["digits"].rent_weight
+    assert lean.with_overrides({"rent_weight": configs["digits"].rent_weight}) == configs["digits"]
     gpu = configs["cifar10_gpu"]
     assert (gpu.device, gpu.amp) == ("cuda", True)
     assert gpu.rounds > configs["cifar10"].rounds and gpu.n_envs > configs["cifar10"].n_envs
@@ -154,7 +164,7 @@ def test_presets_load_and_differ() -> None:
 
 
 def test_unknown_preset_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown preset 'imagenet'; known: digits, cifar10"):
+    with pytest.raises(ValueError, match="unknown preset 'imagenet'; known: digits, digits_lean, cifar10"):
         TrainingConfig.preset("imagenet")
 
 

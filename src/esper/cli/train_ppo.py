@@ -26,7 +26,7 @@ from esper.nissa import (
     write_config,
 )
 from esper.simic.checkpoint import LATEST, load_checkpoint, save_checkpoint
-from esper.simic.config import TrainingConfig, format_validation_error
+from esper.simic.config import PRESETS, TrainingConfig, format_validation_error
 from esper.simic.env_pool import build_pool
 from esper.simic.trainer import VectorizedTrainer
 from esper.tolaria import DataOptions, get_task
@@ -58,7 +58,7 @@ def add_ppo_parser(commands: Any) -> None:
         description="Train the recurrent PPO controller; settings: preset < --config < flags.",
     )
     add_threads_option(parser)
-    parser.add_argument("--preset", default=None, help="digits, cifar10, cifar10_gpu, stories, ...")
+    parser.add_argument("--preset", default=None, help=", ".join(PRESETS))
     parser.add_argument("--config", type=Path, default=None, help="JSON or YAML settings file")
     parser.add_argument("--resume", type=Path, default=None, help="continue the run in RUN_DIR")
     parser.add_argument("--task", default=None)
