@@ -383,14 +383,15 @@ def _round_line(record: dict[str, Any], update: dict[str, Any] | None, is_first:
     health = "-"
     if update is not None:
         health = (
-            f"H(op) {update['entropy'].get('op', float('nan')):.2f} kl {update['approx_kl']:.4f} "
+            f"H {update['entropy'].get('op', float('nan')):.2f} kl {update['approx_kl']:.3f} "
             f"clip {update['clip_fraction']:.2f} EV {update['explained_variance']:.2f}"
         )
+    # Kept to about 120 characters: one round, one line in a wide terminal.
     line = (
-        f"round {record['round']:4d} | return {p['mean_return']:+8.2f} | "
-        f"val {p['mean_val_accuracy']:5.1f}% test {p['mean_test_accuracy']:5.1f}% | "
+        f"round {record['round']:4d} | ret {p['mean_return']:+7.2f} | "
+        f"val {p['mean_val_accuracy']:4.1f} test {p['mean_test_accuracy']:4.1f}% | "
         f"+{p['mean_params_added']:.0f} params | {ops} | {health} | "
-        f"{total:.1f} s (ppo {ppo_share:.0f}%)"
+        f"{total:.1f}s, ppo {ppo_share:.0f}%"
     )
     return Text(line)
 
