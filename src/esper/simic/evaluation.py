@@ -72,24 +72,22 @@ def parse_controllers(text: str) -> list[ControllerSpec]:
         ValueError: an unknown name, a ppo without a path, or a controller given twice.
     """
     specs: list[ControllerSpec] = []
-    parts = [part.strip() for part in text.split(",")]
-    paths = [Path(p[len("ppo:") :].strip()) for p in parts if p.startswith("ppo:")]
-    names = [_run_name(path) for path in paths]
-    short = [_TIMESTAMP.sub("", name) for name in names]  # "20261125-191342-lean" -> "lean"
-    if len(set(short)) == len(short):
-        names = short
-    ppo_names = iter(names)
-    for part in parts:
+    for part in (part.strip() for part in text.split(",")):
+        path = part[len("ppo:") :].strip() if part.startswith("ppo:") else ""
         if part in _BASELINES:
             specs.append(ControllerSpec(_BASELINES[part], part))
-        elif part.startswith("ppo:") and part[len("ppo:") :].strip():
-            name = next(ppo_names)
-            label = f"ppo:{name}" if len(paths) > 1 else "ppo"
-            specs.append(ControllerSpec("ppo", label, Path(part[len("ppo:") :].strip())))
+        elif path:
+            specs.append(ControllerSpec("ppo", "ppo", Path(path)))
         elif part == "ppo" or part.startswith("ppo:"):
             raise ValueError(f"controller {part!r} needs a checkpoint: ppo:PATH")
         else:
             raise ValueError(f"unknown controller {part!r}; expected {CONTROLLER_FORMS}")
+    ppo = {i: spec.path for i, spec in enumerate(specs) if spec.path is not None}
+    if len(ppo) > 1:  # several: name each by its run directory
+        names = [_run_name(path) for path in ppo.values()]
+        short = [_TIMESTAMP.sub("", name) for name in names]  # "20261125-191342-lean" -> "lean"
+        for i, name in zip(ppo, short if len(set(short)) == len(short) else names, strict=True):
+            specs[i] = replace(specs[i], label=f"ppo:{name}")
     labels = [spec.label for spec in specs]
     twice = sorted({label for label in labels if labels.count(label) > 1})
     if twice:
