@@ -1,20 +1,24 @@
-# Two commands on a fresh machine: `make run` (PPO training on digits) and `make test`. Both create .venv when missing. torch is installed first and pinned, so
-# pip never resolves a bare `torch` (which would pull a multi-GB CUDA build on a CPU machine).
+# Two commands on a fresh machine: `make run` (PPO training on digits) and `make test`. Both create
+# .venv when missing. torch is installed first and pinned, so pip never resolves a bare `torch`
+# (which would pull a multi-GB CUDA build on a CPU machine); every other package is installed at
+# the exact version in requirements.lock, the versions the suite last passed on.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
+LOCK ?= requirements.lock
+LATEST_VENV ?= .venv-latest
 
-.PHONY: run test lint typecheck clean venv
+.PHONY: run test test-threads test-latest lock lint typecheck clean venv
 
 venv: $(VENV)/.installed-$(EXTRAS)
 
-$(VENV)/.installed-$(EXTRAS): pyproject.toml
+$(VENV)/.installed-$(EXTRAS): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet --constraint $(LOCK) -e ".[$(EXTRAS)]"
 	touch $@
 
 run: venv
@@ -22,6 +26,28 @@ run: venv
 
 test: venv
 	$(PY) -m pytest -n 2 --timeout 600
+
+# The suite must not depend on torch's thread count (reductions change order with it).
+test-threads: venv
+	ESPER_TEST_THREADS=1 $(PY) -m pytest -n 2 --timeout 600
+	ESPER_TEST_THREADS=2 $(PY) -m pytest -n 2 --timeout 600
+
+# The suite against the newest versions pip resolves today (torch stays pinned), in a venv of its
+# own: drift in numpy, scikit-learn, pydantic or the dev tools shows here before it bites.
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade -e ".[$(EXTRAS)]"
+	$(LATEST_VENV)/bin/python -m pytest -n 2 --timeout 600 -p no:cacheprovider
+
+# Refresh the lock: the newest versions, written only once the suite passes on them.
+lock: test-latest
+	{ echo "# Exact versions the suite passes on (torch: the Makefile's TORCH_SPEC). make lock"; \
+	  $(LATEST_VENV)/bin/python -m pip freeze --exclude-editable --exclude torch \
+		--exclude pip --exclude setuptools --exclude wheel; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -31,4 +57,4 @@ typecheck: venv
 	$(VENV)/bin/mypy src/esper
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST_VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -164,7 +164,8 @@ def test_presets_load_and_differ() -> None:
 
 
 def test_unknown_preset_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown preset 'imagenet'; known: digits, digits_lean, cifar10"):
+    known = "unknown preset 'imagenet'; known: digits, digits_lean, cifar10"
+    with pytest.raises(ValueError, match=known):
         TrainingConfig.preset("imagenet")
 
 
