@@ -1,11 +1,21 @@
 import json
+import logging
+import os
 from pathlib import Path
 
 import pytest
 
-from esper.leyline.events import Event, EventContext, Initiator, LifecycleEvent
+from conftest import FakeClock
+from esper.leyline.events import Event, EventContext, Initiator, LifecycleEvent, RewardEvent
 from esper.leyline.stages import Stage
-from esper.nissa import JsonlSink, MemorySink, TelemetryHub, TelemetryLevel, read_events
+from esper.nissa import (
+    JsonlSink,
+    MemorySink,
+    SinkStatus,
+    TelemetryHub,
+    TelemetryLevel,
+    read_events,
+)
 
 
 def lifecycle_event(epoch: int) -> Event:
@@ -76,6 +86,71 @@ def test_unserializable_payload_writes_nothing(tmp_path: Path) -> None:
     sink.write(lifecycle_event(1))
     sink.close()
     assert [event["epoch"] for event in read_events(path)] == [1]
+
+
+def test_write_after_close_raises(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "events.jsonl")
+    sink.close()
+    sink.close()  # closing twice is harmless
+    with pytest.raises(RuntimeError, match="after close"):
+        sink.write(lifecycle_event(0))
+
+
+def test_a_file_replaced_under_the_sink_is_reopened_not_written_blind(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "events.jsonl"
+    sink = JsonlSink(path)
+    sink.write(lifecycle_event(0))
+    (tmp_path / "other.jsonl").write_text("")
+    os.replace(tmp_path / "other.jsonl", path)  # the old file is now unlinked
+    with caplog.at_level(logging.WARNING, logger="esper.nissa.sinks"):
+        sink.write(lifecycle_event(1))
+        path.unlink()  # gone: the next write creates it again
+        sink.write(lifecycle_event(2))
+        sink.write(lifecycle_event(3))
+    sink.close()
+    assert [event["epoch"] for event in read_events(path)] == [2, 3]
+    assert len(caplog.records) == 2  # once per replacement, not per event
+    assert all("no longer names the file" in record.getMessage() for record in caplog.records)
+
+
+def test_one_unserializable_payload_does_not_disable_events_jsonl(
+    run_mode: None, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.jsonl"
+    with TelemetryHub([JsonlSink(path)], strict=False) as hub:
+        for epoch in range(5):
+            terms = {"loss": object() if epoch == 1 else 0.5}
+            hub.emit_payload(RewardEvent(terms, 0.5), EventContext(), epoch)  # type: ignore[arg-type]
+    assert [event["epoch"] for event in read_events(path)] == [0, 2, 3, 4]
+    health = hub.health()
+    assert health.dropped == {"unserializable": {"reward": 1}}
+    assert [sink.status for sink in health.sinks] == [SinkStatus.OK]
+
+
+def test_a_folder_replacing_events_jsonl_is_reported_and_writing_resumes_once_it_is_gone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, clock: FakeClock
+) -> None:
+    path = tmp_path / "events.jsonl"
+    hub = TelemetryHub([JsonlSink(path)], clock=clock)
+    hub.emit(lifecycle_event(0))
+    path.unlink()
+    path.mkdir()
+    with caplog.at_level(logging.ERROR, logger="esper.nissa.hub"):
+        for epoch in (1, 2, 3):  # the sink cannot open a folder: reported once, then dropped
+            hub.emit(lifecycle_event(epoch))
+            clock.advance(0.4)
+    assert len(caplog.records) == 1
+    assert "IsADirectoryError" in caplog.records[0].getMessage()
+    path.rmdir()
+    clock.advance(10.0)
+    hub.emit(lifecycle_event(4))  # the retry reopens the path: a fresh file
+    hub.emit(lifecycle_event(5))
+    (sink,) = hub.health().sinks
+    hub.close()
+    assert [event["epoch"] for event in read_events(path)] == [4, 5]
+    assert (sink.status, sink.dropped) == (SinkStatus.OK, 3)
 
 
 def test_hub_with_jsonl_and_memory_sinks(tmp_path: Path) -> None:

@@ -1,12 +1,16 @@
 """Telemetry event schema: an envelope (`Event`) around a typed payload record.
 
-Every line of a run's `events.jsonl` is one `Event.to_dict()`. Payload records are frozen
-dataclasses with a `TYPE` tag; one generic `LifecycleEvent` covers every stage change.
+Every line of a run's `events.jsonl` is one `Event.to_json()`. Payload records are frozen
+dataclasses with a `TYPE` tag; one generic `LifecycleEvent` covers every stage change. A value
+that has no JSON form raises `TelemetryError` naming its field, when the event is built or first
+serialized, never later inside a sink.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import numbers
 import time
 from dataclasses import dataclass, field
@@ -100,12 +104,43 @@ class RunStartEvent:
     config: dict[str, Any]
 
 
+class TelemetryError(TypeError):
+    """A telemetry event holds a value with no JSON form; the message names the field."""
+
+
+class SinkStatus(StrEnum):
+    OK = "ok"
+    RETRYING = "retrying"  # an I/O error: its events are dropped until a retry succeeds
+    DISABLED = "disabled"  # a bug in the sink (an error other than OSError): never written again
+
+
+@dataclass(frozen=True)
+class SinkHealth:
+    """How one telemetry sink fared in a run."""
+
+    sink: str  # the sink's repr, e.g. "JsonlSink('runs/.../events.jsonl')"
+    status: SinkStatus
+    failures: int  # failed writes (first failures and retries) and closes
+    dropped: int  # events this sink did not receive because it was failing
+    last_error: str | None  # e.g. "OSError: [Errno 28] No space left on device"
+
+
+@dataclass(frozen=True)
+class TelemetryHealth:
+    """What telemetry lost in a run: events no sink received, and each sink's failures."""
+
+    dropped: dict[str, dict[str, int]]  # reason ("unserializable") -> event type -> count
+    sinks: tuple[SinkHealth, ...]
+
+
 @dataclass(frozen=True)
 class RunEndEvent:
     TYPE: ClassVar[str] = "run_end"
 
     status: str  # "completed", "interrupted" or "failed"
     wall_time_s: float
+    # The hub's health when run_end is emitted; None when the caller did not report it.
+    telemetry: TelemetryHealth | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +209,22 @@ class Event:
             payload=payload_to_dict(payload),
         )
 
+    def to_json(self) -> str:
+        """This event as one events.jsonl line (without the newline).
+
+        Serialized once and kept: the hub serializes each event before any sink sees it, and
+        the JSONL sink writes the same string. Non-finite floats are written as `NaN`/`Infinity`,
+        which `json.loads` (and so `read_events`) reads back.
+
+        Raises:
+            TelemetryError: naming the first value with no JSON form, e.g. `payload.terms.foo`.
+        """
+        return self._json
+
+    @functools.cached_property
+    def _json(self) -> str:
+        return json.dumps({key: _jsonable(value, key) for key, value in self.to_dict().items()})
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "type": self.type,
@@ -188,11 +239,19 @@ class Event:
 
 
 def payload_to_dict(payload: Any) -> dict[str, Any]:
-    """JSON-ready dict of a payload record: enums by name, nested dataclasses flattened."""
-    return {k: _jsonable(v) for k, v in dataclasses.asdict(payload).items()}
+    """JSON-ready dict of a payload record: enums by name, nested dataclasses flattened.
+
+    Raises:
+        TelemetryError: naming the first field with no JSON form, e.g. `payload.terms.foo`.
+    """
+    if not dataclasses.is_dataclass(payload) or isinstance(payload, type):
+        raise TelemetryError(f"payload: expected a dataclass record, got {type(payload)}")
+    record: dict[str, Any] = _jsonable(payload, "payload")
+    return record
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: Any, path: str) -> Any:
+    """`value` as plain JSON types; `path` (e.g. `payload.terms.foo`) names it in an error."""
     if isinstance(value, Enum):
         return value.name if not isinstance(value, str) else value.value
     if isinstance(value, bool | int | float | str) or value is None:
@@ -201,8 +260,15 @@ def _jsonable(value: Any) -> Any:
         return int(value)
     if isinstance(value, numbers.Real):  # numpy float32 is not a float
         return float(value)
+    # Walked field by field rather than with dataclasses.asdict, which deep-copies every leaf
+    # and would fail on an odd value without saying which field holds it.
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _jsonable(getattr(value, f.name), f"{path}.{f.name}")
+            for f in dataclasses.fields(value)
+        }
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, f"{path}.{k}") for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
+        return [_jsonable(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    raise TelemetryError(f"{path}: cannot serialize {type(value)}")

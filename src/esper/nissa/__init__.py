@@ -1,14 +1,18 @@
 """Telemetry: typed events through one hub to sinks, at a chosen level, plus run directories.
 
-Every run writes `runs/<date>-<name>/events.jsonl` (one `Event.to_dict()` per line, the contract
+Every run writes `runs/<date>-<name>/events.jsonl` (one `Event.to_json()` per line, the contract
 that `karn` reads), its `config.json` and `checkpoints/`. Levels `off|minimal|normal|debug` only
-change what is written, never what training does; a failing sink is reported once and dropped,
-never allowed to stop training. Atomic writes (temp file + fsync + rename) live here too, for
-checkpoints and run records. Uses only `esper.leyline`; no torch.
+change what is written, never what training does. A bad payload or a sink bug raises in strict
+mode (the default, for tests and library code); in a run (`TelemetryHub(strict=False)`) it costs
+only that event or that sink, counted in `TelemetryHub.health()` and reported once, never
+stopping training. A sink failing on I/O is retried with backoff in both modes. Atomic writes
+(temp file + fsync + rename) live here too, for checkpoints and run records. Uses only
+`esper.leyline`; no torch.
 """
 
+from esper.leyline.events import SinkHealth, SinkStatus, TelemetryError, TelemetryHealth
 from esper.nissa.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from esper.nissa.hub import TelemetryHub
+from esper.nissa.hub import STRICT_TELEMETRY_ENV, TelemetryHub
 from esper.nissa.levels import (
     DEFAULT_EVENT_LEVEL,
     EVENT_LEVELS,
@@ -33,9 +37,14 @@ __all__ = [
     "DEFAULT_EVENT_LEVEL",
     "EVENTS_FILE",
     "EVENT_LEVELS",
+    "STRICT_TELEMETRY_ENV",
     "JsonlSink",
     "MemorySink",
     "Sink",
+    "SinkHealth",
+    "SinkStatus",
+    "TelemetryError",
+    "TelemetryHealth",
     "TelemetryHub",
     "TelemetryLevel",
     "atomic_write_bytes",

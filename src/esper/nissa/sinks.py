@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from esper.leyline.events import Event
+
+logger = logging.getLogger(__name__)
 
 _SCAN_CHUNK = 1 << 16  # bytes read per step when scanning backwards for the last newline
 
 
 class Sink(Protocol):
-    """Receives every event the hub lets through. May raise; the hub then disables it."""
+    """Receives every event the hub lets through (already checked to serialize).
+
+    `write` raises `OSError` for an I/O failure: the hub then drops this sink's events for a
+    while and calls `write` again later, so a sink should recover there if it can (reopen its
+    file). Any other exception is a bug in the sink.
+    """
 
     def write(self, event: Event) -> None: ...
 
@@ -21,29 +30,86 @@ class Sink(Protocol):
 
 
 class JsonlSink:
-    """Appends one `json.dumps(event.to_dict())` line per event to a file (a run's events.jsonl).
+    """Appends one `event.to_json()` line per event to a file (a run's events.jsonl).
 
     Each line is flushed as it is written, so a crash of the process loses at most the line being
-    written (no fsync per event: that would cost a disk round trip each time). Reopening a file
-    whose last line a crash left unfinished first drops that fragment, so a resumed run appends
-    on a fresh line and the file stays readable by `read_events`.
+    written (no fsync per event: that would cost a disk round trip each time). Opening a file
+    whose last line was left unfinished (by a crash, or by a write that failed) first drops that
+    fragment, so appending starts on a fresh line and the file stays readable by `read_events`.
+
+    Before each write the sink checks that `path` still names the file it holds open. If the
+    file was removed or replaced (or a folder now stands there), writing on would put events
+    into a file nobody can read: the sink reopens `path` instead, and says so in the log. A
+    failed write or reopen raises `OSError` and is retried on the next `write` the hub allows.
+
+    Raises:
+        OSError: `path` cannot be opened for appending (the run directory is missing, ...).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        _end_at_line_boundary(self.path)
-        self._file = self.path.open("a", encoding="utf-8", newline="\n")
+        self._file: TextIO | None = None
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
+        self._is_closed = False
+        self._open()
 
     def write(self, event: Event) -> None:
-        line = json.dumps(event.to_dict())  # serialize first: a bad payload writes nothing
-        self._file.write(line + "\n")
-        self._file.flush()
+        if self._is_closed:
+            raise RuntimeError(f"JsonlSink.write({event.type!r}) called after close()")
+        line = event.to_json() + "\n"  # serialize first: a bad payload writes nothing
+        file = self._current_file()
+        try:
+            file.write(line)
+            file.flush()
+        except OSError:
+            # Part of the line may be on disk; the reopen on the next write drops that fragment.
+            self._discard()
+            raise
 
     def close(self) -> None:
-        self._file.close()
+        self._is_closed = True
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
 
     def __repr__(self) -> str:
         return f"JsonlSink({str(self.path)!r})"
+
+    def _current_file(self) -> TextIO:
+        """The open file, after reopening `path` if it no longer names that file."""
+        if self._file is not None and self._names_open_file():
+            return self._file
+        if self._file is not None:
+            logger.warning(
+                "%s no longer names the file this sink was writing (removed or replaced); "
+                "reopening it",
+                self.path,
+            )
+            self._discard()
+        return self._open()
+
+    def _names_open_file(self) -> bool:
+        # One stat per event: about a microsecond, against events that come at most thousands
+        # of times a second.
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (stat.st_dev, stat.st_ino) == self._identity
+
+    def _open(self) -> TextIO:
+        _end_at_line_boundary(self.path)
+        file = self.path.open("a", encoding="utf-8", newline="\n")
+        stat = os.fstat(file.fileno())
+        self._file, self._identity = file, (stat.st_dev, stat.st_ino)
+        return file
+
+    def _discard(self) -> None:
+        """Let go of the open file after a failure (closing flushes, which may fail again)."""
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
 
 
 class MemorySink:
