@@ -10,9 +10,11 @@ from esper.leyline import BlendOp, FactoredAction, Op, Stage, Tempo
 
 
 def trained_cnn_host(widths: tuple[int, ...] = (4, 8, 16), steps: int = 20) -> CNNHost:
-    """A CNN host after a few SGD steps, so BatchNorm statistics and weights are not at init."""
+    """A BatchNorm CNN host after a few SGD steps, so its running statistics and weights are not
+    at init: the harder case for the fused pass (statistics must not mix configurations) and
+    for the shadow pass (which must leave them alone)."""
     torch.manual_seed(0)
-    host = CNNHost(in_channels=1, image_size=8, widths=widths)
+    host = CNNHost(in_channels=1, image_size=8, widths=widths, norm="batch")
     opt = torch.optim.SGD(host.parameters(), lr=0.1, momentum=0.9)
     x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 10, (64,))
     for _ in range(steps):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from esper.kasmina import CNNHost, MorphogeneticModel
-from esper.kasmina.lifecycle import force_prune
+from esper.kasmina.lifecycle import force_prune, remove_fossil
 from esper.leyline import (
     ALPHA_TARGETS,
     BlendOp,
@@ -321,6 +321,30 @@ def test_governor_force_prune_works_at_any_age(stage: Stage) -> None:
     assert events[0].reason == "loss exploded"
     assert slot.alpha == 0.0
     assert moves(epoch(model)) == [(Stage.PRUNED, Stage.EMBARGOED)]
+
+
+def test_the_governor_removes_a_fossil_with_exactly_one_event() -> None:
+    model = make_model()
+    grow_to_holding(model, target=1.0)
+    slot = model.slot(SLOT)
+    slot.measured.contribution = 1.0
+    model.execute(FactoredAction(Op.FOSSILIZE, slot=SLOT))
+
+    events = remove_fossil(slot, "governor rollback: not in the snapshot")
+
+    assert moves(events) == [(Stage.FOSSILIZED, Stage.PRUNED)]
+    assert events[0].initiator == Initiator.GOVERNOR
+    assert events[0].reason == "governor rollback: not in the snapshot"
+    assert not slot.is_live and slot.alpha == 0.0 and model.seed_param_count() == 0
+    assert moves(epoch(model)) == [(Stage.PRUNED, Stage.EMBARGOED)]
+
+
+def test_remove_fossil_refuses_a_seed_that_is_not_a_fossil() -> None:
+    model = make_model()
+    germinate(model)
+    with pytest.raises(ValueError, match="GERMINATED, not FOSSILIZED"):
+        remove_fossil(model.slot(SLOT), "rollback")
+    assert model.slot(SLOT).stage == Stage.GERMINATED
 
 
 def test_force_prune_leaves_an_empty_slot_alone() -> None:

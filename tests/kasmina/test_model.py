@@ -1,11 +1,13 @@
 import copy
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import epoch, germinate, perturb_seeds, trained_cnn_host, transformer_host, walk_to
+from torch import nn
 
-from esper.kasmina import MorphogeneticModel, blueprint_names
+from conftest import epoch, germinate, perturb_seeds, trained_cnn_host, transformer_host, walk_to
+from esper.kasmina import MorphogeneticModel, blending, blueprint_names
 from esper.leyline import BlendOp, FactoredAction, Op, SlotIdError, Stage
 
 
@@ -124,13 +126,17 @@ def test_full_alpha_keeps_gradient_flowing_to_every_upstream_host_layer(stage: S
 def _separate_forward(
     model: MorphogeneticModel, x: torch.Tensor, config: dict[str, float]
 ) -> torch.Tensor:
-    """Reference: one configuration at a time, each live slot at its (forced) alpha."""
+    """Reference: one configuration at a time, each live slot blended by hand at its (forced)
+    alpha; at alpha 0 the host's activation itself."""
     for i, spec in enumerate(model.specs):
         x = model.host.forward_segment(i, x)
         slot = model.slot(spec.slot_id)
-        if slot.is_live:
-            alpha = torch.full((x.shape[0],), config.get(spec.slot_id, slot.alpha))
-            x = slot(x, alpha_override=alpha)
+        alpha = config.get(spec.slot_id, slot.alpha)
+        if slot.is_live and alpha != 0:
+            assert slot.seed is not None and slot.blend_op is not None
+            inner = x.detach() if slot.is_isolated else x
+            gate = slot.gate(inner) if slot.gate is not None else None
+            x = blending.blend(slot.blend_op, x, slot.seed(inner) - inner, alpha, gate)
     return model.host.head(x)
 
 
@@ -193,3 +199,88 @@ def test_enabled_slots_are_validated() -> None:
         "r0c0",
         "r0c2",
     ]
+
+
+# -- a non-finite seed in the fused pass ---------------------------------------------------------
+
+
+class InfiniteSeed(nn.Module):
+    """A broken seed whose output is +inf everywhere."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(x, math.inf)
+
+
+def _grow_to(model: MorphogeneticModel, slot_id: str, stage: Stage, blend: BlendOp) -> None:
+    germinate(model, slot_id, "conv_light", blend)
+    if stage == Stage.FOSSILIZED:
+        walk_to(model, slot_id, Stage.HOLDING)
+        model.slot(slot_id).measured.contribution = 1.0
+        model.execute(FactoredAction(Op.FOSSILIZE, slot=slot_id))
+    else:
+        walk_to(model, slot_id, stage)
+    assert model.slot(slot_id).stage == stage
+
+
+def _break_seed(model: MorphogeneticModel, slot_id: str, seed_output: str) -> None:
+    slot = model.slot(slot_id)
+    if seed_output == "finite":
+        perturb_seeds(model)
+    elif seed_output == "nan_weights":
+        with torch.no_grad():
+            for p in slot.seed_parameters():
+                p.fill_(math.nan)
+    else:
+        slot.seed = InfiniteSeed()
+
+
+LIVE = [Stage.GERMINATED, Stage.TRAINING, Stage.BLENDING, Stage.HOLDING, Stage.FOSSILIZED]
+
+
+@pytest.mark.parametrize("seed_output", ["finite", "nan_weights", "inf_output"])
+@pytest.mark.parametrize("blend", list(BlendOp), ids=lambda b: b.name)
+@pytest.mark.parametrize("stage", LIVE, ids=lambda s: s.name)
+def test_fused_real_configuration_is_the_model_whatever_the_seed_outputs(
+    stage: Stage, blend: BlendOp, seed_output: str
+) -> None:
+    """Regression: configuration 0 of the fused pass gave every live slot a per-sample alpha, so
+    an invisible seed (alpha 0) computed h + 0 * NaN = NaN where the model returns h; the
+    validation loss became NaN and the episode ended."""
+    host = trained_cnn_host()
+    alone = MorphogeneticModel(copy.deepcopy(host)).eval()
+    model = MorphogeneticModel(copy.deepcopy(host))
+    _grow_to(model, "r0c1", stage, blend)
+    _break_seed(model, "r0c1", seed_output)
+    model.eval()
+    x = torch.randn(16, 1, 8, 8)
+    with torch.no_grad():
+        real, removed, prospective = model.fused_forward(x, [{}, {"r0c1": 0.0}, {"r0c1": 1.0}])
+        torch.testing.assert_close(real, model(x), atol=1e-5, rtol=0, equal_nan=True)
+        # At alpha 0 a sample gets the host's activation itself, never h + 0 * d.
+        torch.testing.assert_close(removed, alone(x), atol=1e-5, rtol=0)
+        if stage in (Stage.GERMINATED, Stage.TRAINING):
+            assert torch.equal(real, removed)
+        if seed_output == "finite":
+            assert torch.isfinite(prospective).all()
+
+
+def test_fused_forward_gradients_equal_those_of_separate_forwards() -> None:
+    """The per-configuration selection keeps every gradient path: the seed learns from the
+    configurations that show it, the host from all of them."""
+    model = MorphogeneticModel(trained_cnn_host())
+    _grow_three_seeds(model, ["conv_light", "attention", "bottleneck"])
+    model.eval()
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    configs = _configs(model)
+    params = list(model.parameters())
+
+    fused = model.fused_forward(x, configs)
+    fused_loss = sum(F.cross_entropy(fused[k], y) for k in range(len(configs)))
+    fused_grads = torch.autograd.grad(fused_loss, params, allow_unused=True)
+    separate_loss = sum(F.cross_entropy(_separate_forward(model, x, c), y) for c in configs)
+    separate_grads = torch.autograd.grad(separate_loss, params, allow_unused=True)
+
+    for a, b in zip(fused_grads, separate_grads, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None and b is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # gradients reach ~20

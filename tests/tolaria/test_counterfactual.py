@@ -10,7 +10,14 @@ from torch import Tensor, nn
 
 from esper.kasmina import blueprint_names
 from esper.leyline import BlendOp, FactoredAction, Op, Stage, Tempo
-from esper.tolaria import DataOptions, HostSession, evaluate, get_task, paired_difference
+from esper.tolaria import (
+    DataOptions,
+    EvalStats,
+    HostSession,
+    evaluate,
+    get_task,
+    paired_difference,
+)
 from esper.tolaria.counterfactual import Contribution, Probe, contributions, probes
 
 
@@ -39,7 +46,7 @@ def test_contributions_sign_conventions_and_shape_check() -> None:
         ],
         dtype=torch.bool,
     )
-    measured = contributions(found, correct)
+    measured = contributions(found, _stats(correct))
     assert [(c.slot_id, c.is_prospective) for c in measured] == [
         ("r0c0", False),
         ("r0c1", True),
@@ -47,7 +54,22 @@ def test_contributions_sign_conventions_and_shape_check() -> None:
     assert measured[0].value_pp == pytest.approx(25.0)
     assert measured[1].value_pp == pytest.approx(25.0)
     with pytest.raises(ValueError, match="expected 3 configurations, got 2"):
-        contributions(found, correct[:2])
+        contributions(found, _stats(correct[:2]))
+
+
+def test_a_configuration_with_a_non_finite_loss_counts_every_sample_wrong() -> None:
+    """Its argmax over NaN logits is meaningless (class 0, right for a tenth of the samples)."""
+    found = [Probe("r0c1", True, {"r0c1": 1.0})]
+    correct = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    (measured,) = contributions(found, _stats(correct, losses=(0.5, math.nan)))
+    assert measured.value_pp == pytest.approx(-75.0)
+    assert measured.stderr_pp == pytest.approx(25.0)  # d = [-1, -1, -1, 0]
+
+
+def _stats(correct: Tensor, losses: tuple[float, ...] | None = None) -> EvalStats:
+    k = correct.shape[0]
+    accuracies = tuple((100.0 * correct.float().mean(dim=1)).tolist())
+    return EvalStats(losses or (0.5,) * k, accuracies, correct)
 
 
 # -- real seeds on a digits host that has trained a few epochs ------------------------------------
@@ -99,7 +121,7 @@ def measure(session: HostSession) -> list[Contribution]:
     """The session's counterfactual measurement on validation, without training first."""
     found = probes(session.model)
     val = evaluate(session.model, session.val_loader, [{}, *(p.config for p in found)])
-    return contributions(found, val.correct)
+    return contributions(found, val)
 
 
 class NoiseSeed(nn.Module):
@@ -124,6 +146,28 @@ def test_a_seed_that_outputs_noise_has_a_strongly_negative_contribution(
 
     assert (measured.slot_id, measured.is_prospective) == ("r0c1", False)
     assert measured.value_pp < -20
+    assert measured.value_pp < -5 * measured.stderr_pp
+
+
+def test_a_training_seed_gone_nan_measures_clearly_harmful_and_leaves_the_real_model_alone(
+    session: HostSession,
+) -> None:
+    """Regression: the fused pass's real configuration went NaN with the invisible seed."""
+    germinate(session, "r0c1", "conv_light", BlendOp.ADD)
+    walk_to(session, "r0c1", Stage.TRAINING)
+    before = evaluate(session.model, session.val_loader)
+    with torch.no_grad():
+        for p in session.model.slot("r0c1").seed_parameters():
+            p.fill_(math.nan)
+
+    found = probes(session.model)
+    val = evaluate(session.model, session.val_loader, [{}, *(p.config for p in found)])
+    (measured,) = contributions(found, val)
+
+    assert (val.loss, val.accuracy) == (before.loss, before.accuracy)
+    assert math.isnan(val.losses[1])  # the seed at alpha 1: garbage, and only there
+    assert measured.is_prospective
+    assert measured.value_pp == pytest.approx(-before.accuracy)  # it would lose every sample
     assert measured.value_pp < -5 * measured.stderr_pp
 
 

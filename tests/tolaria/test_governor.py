@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from esper.kasmina import CNNHost, MorphogeneticModel
-from esper.leyline import EpisodeOutcome, FactoredAction, Stage, Tempo
+from esper.leyline import EpisodeOutcome, FactoredAction, Initiator, Op, Stage, Tempo
 from esper.nissa import MemorySink, TelemetryHub
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
-from esper.tolaria import Governor, GovernorConfig, get_task
+from esper.tolaria import Governor, GovernorConfig, HostSession, get_task
+from esper.tolaria.data import load_digits
 
 DIGITS_CHANCE = math.log(10)
 STORIES_CHANCE = math.log(256)
@@ -188,3 +189,96 @@ def test_after_a_rollback_a_recovering_host_is_not_rolled_back_again() -> None:
         assert governor.diagnose(loss) is None
         governor.record_healthy(model, loss)
     assert governor.diagnose(2.5) is not None  # learned again: collapse re-armed
+
+
+# -- a seed fossilized since the last healthy snapshot ---------------------------------------------
+
+
+def _fossilize_while_training(session: HostSession, slot_id: str) -> None:
+    """Grow a conv seed to FOSSILIZED the way an env does (act, boundary, train an epoch); every
+    epoch is healthy, so the governor's last snapshot holds the seed while it is HOLDING."""
+    model = session.model
+    session.apply(FactoredAction.germinate(slot_id, "conv_light", tempo=Tempo.FAST))
+    slot = model.slot(slot_id)
+    while not (slot.stage == Stage.HOLDING and slot.measured.contribution is not None):
+        if slot.report().passes_advance_gate:
+            session.apply(FactoredAction(Op.ADVANCE, slot=slot_id))
+        session.boundary()
+        assert session.train_and_evaluate().rollback_reason is None
+    session.apply(FactoredAction(Op.FOSSILIZE, slot=slot_id))
+    assert slot.stage == Stage.FOSSILIZED
+
+
+def test_nan_in_a_seed_fossilized_since_the_snapshot_rolls_back_once() -> None:
+    """Regression: such a fossil was neither restored (not in the snapshot) nor pruned (not on
+    probation), so it kept its NaN and the host was rolled back every epoch to the episode's
+    end. The governor removes it: the rollback returns to the host and fossils of the last
+    healthy epoch, the state that trained healthily."""
+    session = HostSession(get_task("digits"), load_digits())
+    session.reset(0)
+    _fossilize_while_training(session, "r0c1")
+    model = session.model
+    healthy_host = copy.deepcopy(model.host.state_dict())
+    with torch.no_grad():
+        for p in model.slot("r0c1").seed_parameters():
+            p.fill_(math.nan)
+
+    session.boundary()
+    result = session.train_and_evaluate()
+
+    assert result.rollback_reason is not None and "non-finite" in result.rollback_reason
+    assert [(e.slot_id, e.from_stage, e.to_stage, e.initiator) for e in result.events] == [
+        ("r0c1", Stage.FOSSILIZED, Stage.PRUNED, Initiator.GOVERNOR)
+    ]
+    for name, value in model.host.state_dict().items():
+        assert torch.equal(value, healthy_host[name]), name
+    assert session.optimizer.group_names() == ["host"]
+    assert math.isfinite(result.val.loss)
+    for _ in range(3):
+        session.boundary()
+        after = session.train_and_evaluate()
+        assert after.rollback_reason is None
+        assert math.isfinite(after.train.loss) and math.isfinite(after.val.loss)
+    assert model.slot("r0c1").stage == Stage.EMBARGOED
+
+
+def _fossil(model: MorphogeneticModel, slot_id: str) -> None:
+    """Walk a seed to FOSSILIZED without training (no healthy epoch, so no snapshot, between)."""
+    model.execute(FactoredAction.germinate(slot_id, "conv_light", tempo=Tempo.FAST))
+    while model.slot(slot_id).stage != Stage.HOLDING:
+        if model.slot(slot_id).report().passes_advance_gate:
+            model.execute(FactoredAction(Op.ADVANCE, slot=slot_id))
+        model.end_epoch()
+        model.advance_boundary()
+    model.slot(slot_id).measured.contribution = 1.0
+    model.execute(FactoredAction(Op.FOSSILIZE, slot=slot_id))
+
+
+def test_a_rollback_restores_the_fossils_of_the_snapshot_and_removes_the_others() -> None:
+    torch.manual_seed(0)
+    model = MorphogeneticModel(CNNHost(widths=(2, 4)))
+    governor = Governor(DIGITS_CHANCE)
+    _fossil(model, "r0c0")
+    governor.record_healthy(model, 1.0)  # snapshot: the host and the fossil in r0c0
+    kept = copy.deepcopy(model.slot("r0c0").state_dict())
+    _fossil(model, "r0c1")  # fossilized since the snapshot
+    with torch.no_grad():
+        for slot in model.seed_slots():
+            for p in slot.seed_parameters():
+                p.fill_(math.nan)
+
+    events = governor.rollback(model, "non-finite training loss (nan)")
+
+    assert [(e.slot_id, e.from_stage, e.to_stage, e.initiator) for e in events] == [
+        ("r0c1", Stage.FOSSILIZED, Stage.PRUNED, Initiator.GOVERNOR)
+    ]
+    assert events[0].reason == "governor rollback: non-finite training loss (nan)"
+    assert model.slot("r0c0").stage == Stage.FOSSILIZED
+    for name, value in model.slot("r0c0").state_dict().items():
+        assert torch.equal(value, kept[name]), name
+    assert torch.isfinite(model(torch.randn(4, 1, 8, 8))).all()
+
+
+def test_a_rollback_before_any_snapshot_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="snapshot"):
+        Governor(DIGITS_CHANCE).rollback(MorphogeneticModel(CNNHost(widths=(2, 4))), "nan")

@@ -1,4 +1,4 @@
-"""CNNHost: conv → BatchNorm → ReLU blocks with doubling widths; a slot after each block."""
+"""CNNHost: conv → norm → ReLU blocks with doubling widths; a slot after each block."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from esper.kasmina.blueprints.cnn import group_norm
 from esper.kasmina.host import SlotSpec
 from esper.leyline import slot_id
 
-# BatchNorm is the classic choice; GroupNorm normalizes each sample on its own, so a seed's
-# counterfactual ("the same batch with this seed's alpha at 0") is not confounded by running
-# statistics that were collected with the seed in place (or without it).
+# GroupNorm by default: it normalizes each sample on its own, so a seed's counterfactual ("this
+# seed's alpha at 0") is not confounded by BatchNorm's running statistics, gathered in training
+# with the seed in place (measured on digits: removing a blended seed "cost" 5-10 pp while the
+# host was no better for it). BatchNorm, the classic choice, stays available.
 _NORMS: dict[str, Callable[[int], nn.Module]] = {"batch": nn.BatchNorm2d, "group": group_norm}
 
 
@@ -26,7 +27,7 @@ class CNNHost(nn.Module):
         widths: output channels of each block (one slot after each, ids r0c0, r0c1, ...).
         num_classes: logits produced by the head.
         pool: max-pool 2x2 after each block (bool for all, or one flag per block).
-        norm: "batch" (BatchNorm) or "group" (GroupNorm, up to 8 groups).
+        norm: "group" (GroupNorm, up to 8 groups) or "batch" (BatchNorm).
 
     Raises:
         ValueError: on empty or non-positive widths, or pooling that shrinks the image below 1x1.
@@ -41,7 +42,7 @@ class CNNHost(nn.Module):
         widths: Sequence[int] = (2, 4, 8),
         num_classes: int = 10,
         pool: bool | Sequence[bool] = True,
-        norm: str = "batch",
+        norm: str = "group",
     ) -> None:
         super().__init__()
         if not widths or any(w < 1 for w in widths):
@@ -65,7 +66,7 @@ class CNNHost(nn.Module):
         c_in = in_channels
         for width, has_pool in zip(widths, pools, strict=True):
             layers: list[nn.Module] = [
-                nn.Conv2d(c_in, width, 3, padding=1, bias=False),  # BN supplies the bias
+                nn.Conv2d(c_in, width, 3, padding=1, bias=False),  # the norm supplies the bias
                 _NORMS[norm](width),
                 nn.ReLU(inplace=True),
             ]

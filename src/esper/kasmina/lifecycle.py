@@ -33,7 +33,8 @@ from esper.leyline import (
 def _transition(
     slot: SeedSlot, to_stage: Stage, reason: str, initiator: Initiator
 ) -> LifecycleEvent:
-    if not is_transition_allowed(slot.stage, to_stage):
+    by_governor = initiator == Initiator.GOVERNOR
+    if not is_transition_allowed(slot.stage, to_stage, by_governor=by_governor):
         raise IllegalActionError(
             f"slot {slot.slot_id}: transition {slot.stage.name} -> {to_stage.name} is not allowed"
         )
@@ -138,6 +139,14 @@ def force_prune(slot: SeedSlot, reason: str, initiator: Initiator) -> list[Lifec
         return []
     slot.is_pruning = slot.is_fossilizing = False
     return [_transition(slot, Stage.PRUNED, reason, initiator)]
+
+
+def remove_fossil(slot: SeedSlot, reason: str) -> list[LifecycleEvent]:
+    """Prune a fossil now (the governor's rollback, for a fossil its snapshot does not hold):
+    the only way out of FOSSILIZED, see `GOVERNOR_TRANSITIONS`."""
+    if slot.stage != Stage.FOSSILIZED:
+        raise ValueError(f"slot {slot.slot_id} is {slot.stage.name}, not FOSSILIZED")
+    return [_transition(slot, Stage.PRUNED, reason, Initiator.GOVERNOR)]
 
 
 def advance_boundary(slot: SeedSlot) -> list[LifecycleEvent]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import torch
 from torch import Tensor, nn
 
 from esper.kasmina import lifecycle
@@ -82,8 +81,10 @@ class MorphogeneticModel(nn.Module):
         """Run K alpha configurations in one batched pass (eval mode only).
 
         Each config maps slot ids to the alpha to force there; a live slot not named keeps its
-        current alpha. Inputs (B, ...) are stacked to (K*B, ...) and every live slot gets a
-        per-sample alpha, so one pass answers K "what if" questions.
+        current alpha. Inputs (B, ...) are stacked to (K*B, ...) and every live slot blends each
+        configuration at its own alpha, so one pass answers K "what if" questions. Where a
+        configuration's alpha is 0 the slot passes the host activation through untouched, so
+        configuration `{}` is exactly the plain forward, whatever the seeds compute.
 
         Returns:
             logits of shape (K, B, ...).
@@ -107,11 +108,8 @@ class MorphogeneticModel(nn.Module):
             if spec.slot_id in self.slots:
                 slot = self.slot(spec.slot_id)
                 if slot.is_live:
-                    alphas = torch.tensor(
-                        [float(c.get(slot.slot_id, slot.alpha)) for c in configs],
-                        device=stacked.device,
-                    ).repeat_interleave(b)  # (K*B,)
-                    stacked = slot(stacked, alpha_override=alphas)
+                    alphas = [float(c.get(slot.slot_id, slot.alpha)) for c in configs]
+                    stacked = slot(stacked, config_alphas=alphas)
         out = self.host.head(stacked)
         return out.view(k, b, *out.shape[1:])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -53,12 +54,14 @@ class SeedSlot(nn.Module):
     - no live seed: h;
     - GERMINATED / TRAINING: exactly h, so the host and its gradients are those of the model
       without the seed. The seed learns from the task loss as if fully blended through a
-      shadow pass (`MorphogeneticModel.shadow_losses`): h.detach() -> blend at alpha 1 -> the
-      downstream host with its weights and BatchNorm statistics held fixed -> loss, gradients
-      to this seed only. (A straight-through estimator, h + d - d.detach(), was tried first:
-      it linearises the loss at d = 0 and never sees the seed's own effect, so d grew without
-      bound; on digits a conv seed measured -60 to -70 pp at alpha 1 after 2 epochs.)
+      shadow pass (`MorphogeneticModel.shadow_outputs`): h.detach() -> blend at alpha 1 -> the
+      downstream host with its weights and normalisation statistics held fixed -> loss,
+      gradients to this seed only. (A straight-through estimator, h + d - d.detach(), was tried
+      first: it linearises the loss at d = 0 and never sees the seed's own effect, so d grew
+      without bound; on digits a conv seed measured -60 to -70 pp at alpha 1 after 2 epochs.)
     - BLENDING / HOLDING / FOSSILIZED: blend(op, h, seed(x) - x, alpha).
+    - a fused pass (`config_alphas`): each configuration blended at its own alpha, and exactly h
+      where that alpha is 0.
     """
 
     def __init__(
@@ -154,18 +157,47 @@ class SeedSlot(nn.Module):
         """Invisible to the host, learning on its own shadow pass (see `shadow_output`)."""
         return self.is_live and self.stage in (Stage.GERMINATED, Stage.TRAINING)
 
-    def forward(self, h: Tensor, alpha_override: Tensor | None = None) -> Tensor:
-        """`alpha_override` (N,) gives one alpha per sample (fused counterfactual evaluation)."""
+    def forward(self, h: Tensor, config_alphas: Sequence[float] | None = None) -> Tensor:
+        """The slot's output for host activation `h`.
+
+        Args:
+            h: (B, ...) host activation; in a fused pass (K*B, ...), K configurations of B
+                samples each, stacked on the batch dimension.
+            config_alphas: for a fused pass, the alpha of each of the K configurations.
+        """
         if not self.is_live:
             return h
-        if alpha_override is None and self.is_shadow_training:
+        if config_alphas is not None:
+            return self._blend_configurations(h, config_alphas)
+        if self.is_shadow_training:
             if self.training:
                 self.shadow_input = h.detach()  # (B, ...) for this batch's shadow pass
             return h
-        alpha: Tensor | float = self.alpha
-        if alpha_override is not None:
-            alpha = alpha_override.view(-1, *([1] * (h.dim() - 1))).to(h.dtype)
-        return self._blend(h, alpha)
+        return self._blend(h, self.alpha)
+
+    def _blend_configurations(self, h: Tensor, config_alphas: Sequence[float]) -> Tensor:
+        """Configuration k of those stacked on h's batch dimension, blended at alpha k.
+
+        A configuration at alpha 0 gets h itself and the seed never sees its samples: h + 0 * d
+        equals h only while d is finite, and a seed gone NaN made the fused pass's real
+        configuration NaN where the model returns h (the validation loss went NaN and ended the
+        episode). The seed runs once, batched over the configurations that show it.
+        """
+        k = len(config_alphas)
+        if k == 0 or h.shape[0] % k:
+            raise ValueError(f"cannot split a batch of {h.shape[0]} into {k} configurations")
+        shown = [i for i, a in enumerate(config_alphas) if a != 0]
+        if not shown:
+            return h
+        alpha = torch.tensor([config_alphas[i] for i in shown], dtype=h.dtype, device=h.device)
+        alpha = alpha.repeat_interleave(h.shape[0] // k).view(-1, *([1] * (h.dim() - 1)))
+        if len(shown) == k:
+            return self._blend(h, alpha)
+        blocks = list(h.chunk(k))  # K x (B, ...)
+        blended = self._blend(torch.cat([blocks[i] for i in shown]), alpha)
+        for i, block in zip(shown, blended.chunk(len(shown)), strict=True):
+            blocks[i] = block
+        return torch.cat(blocks)
 
     def _blend(self, h: Tensor, alpha: Tensor | float) -> Tensor:
         assert self.seed is not None and self.blend_op is not None

@@ -1,4 +1,4 @@
-"""Seed lifecycle stages and the one transition table."""
+"""Seed lifecycle stages and the transition table (with the governor's one exception)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,11 @@ TRANSITIONS: dict[Stage, frozenset[Stage]] = {
     Stage.EMBARGOED: frozenset({Stage.DORMANT}),
 }
 
+# The one way out of FOSSILIZED, open to the governor alone: a rollback removes a fossil that its
+# healthy snapshot does not hold (fossilized since; see `esper.tolaria.governor` for why it is
+# removed rather than restored).
+GOVERNOR_TRANSITIONS: dict[Stage, frozenset[Stage]] = {Stage.FOSSILIZED: frozenset({Stage.PRUNED})}
+
 # Stages in which a seed module exists and shapes (or learns beside) the host.
 LIVE_STAGES = frozenset(
     {Stage.GERMINATED, Stage.TRAINING, Stage.BLENDING, Stage.HOLDING, Stage.FOSSILIZED}
@@ -38,5 +43,8 @@ LIVE_STAGES = frozenset(
 PROBATION_STAGES = frozenset({Stage.GERMINATED, Stage.TRAINING, Stage.BLENDING, Stage.HOLDING})
 
 
-def is_transition_allowed(from_stage: Stage, to_stage: Stage) -> bool:
-    return to_stage in TRANSITIONS[from_stage]
+def is_transition_allowed(from_stage: Stage, to_stage: Stage, by_governor: bool = False) -> bool:
+    """Whether `TRANSITIONS` allows the change (and, for the governor, `GOVERNOR_TRANSITIONS`)."""
+    if to_stage in TRANSITIONS[from_stage]:
+        return True
+    return by_governor and to_stage in GOVERNOR_TRANSITIONS.get(from_stage, frozenset())

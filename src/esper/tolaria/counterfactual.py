@@ -12,12 +12,15 @@ fossils went unmeasured, PPO learned to hold seeds at alpha < 1 instead of fossi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from esper.kasmina import MorphogeneticModel
 from esper.leyline import Stage
+from esper.tolaria.engine import EvalStats
 
 _PROSPECTIVE_STAGES = (Stage.GERMINATED, Stage.TRAINING)
 
@@ -64,10 +67,24 @@ def paired_difference(better: Tensor, worse: Tensor) -> tuple[float, float]:
     return 100.0 * float(d.mean()), 100.0 * stderr
 
 
-def contributions(found: list[Probe], correct: Tensor) -> list[Contribution]:
-    """Turn a fused evaluation's correctness matrix (1 + len(found), N) into contributions."""
-    if correct.shape[0] != 1 + len(found):
-        raise ValueError(f"expected {1 + len(found)} configurations, got {correct.shape[0]}")
+def contributions(found: list[Probe], val: EvalStats) -> list[Contribution]:
+    """Turn a fused evaluation of the real configuration and `found` into contributions.
+
+    A configuration whose loss is not finite counts as getting every sample wrong. Its argmax
+    over NaN logits is meaningless (the first NaN wins: class 0, right for a tenth of the
+    samples), so a seed gone NaN, probed at alpha 1, read as merely mediocre (measured on
+    digits after one epoch: -9.5 pp, the host at 19.5%); counted wrong it is clearly harmful.
+
+    Args:
+        found: the probes evaluated as configurations 1.. (configuration 0 is the real model).
+        val: the evaluation; `val.correct` is (1 + len(found), N).
+    """
+    if val.correct.shape[0] != 1 + len(found):
+        raise ValueError(f"expected {1 + len(found)} configurations, got {val.correct.shape[0]}")
+    correct = [
+        row if math.isfinite(loss) else torch.zeros_like(row)
+        for row, loss in zip(val.correct, val.losses, strict=True)
+    ]
     real = correct[0]
     result = []
     for k, probe in enumerate(found, start=1):

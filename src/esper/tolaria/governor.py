@@ -7,8 +7,14 @@ Catastrophes, all judged on the epoch's training loss relative to the task's cha
   <= `learned_fraction` x chance (so an untrained host at chance is not a "collapse");
 - a sustained explosion: `explosion_epochs` consecutive epochs above both mean + 6 sigma and
   3x the mean of the last `window` healthy losses.
-A rollback restores host and fossilized seeds, prunes every probationary seed (initiator
-`governor`) and clears optimizer momentum.
+A rollback returns to the snapshot of the last healthy epoch: its host and its fossils, with
+their weights then. Every other live seed is pruned (initiator `governor`): the probationary ones,
+and a fossil the snapshot does not hold (fossilized since). That seed was on probation at the
+snapshot; restored as a fossil it would run de-isolated at alpha 1, a configuration that never
+trained healthily, and if fossilizing broke the epoch, every epoch after would roll back again.
+(Left alone, a NaN in such a fossil was neither restored nor pruned and rolled the host back
+every epoch to the episode's end.) The caller then clears optimizer momentum and drops the
+pruned seeds' parameter groups (`SeedOptimizer.reset_state`, `sync`).
 """
 
 from __future__ import annotations
@@ -18,13 +24,21 @@ import math
 import statistics
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
 import torch
+from torch import Tensor
 
 from esper.kasmina import MorphogeneticModel
-from esper.kasmina.lifecycle import force_prune
+from esper.kasmina.lifecycle import force_prune, remove_fossil
 from esper.leyline import Initiator, LifecycleEvent, Stage
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The last healthy state, in memory: the host's and each fossil's state dict."""
+
+    host: dict[str, Tensor]
+    fossils: dict[str, dict[str, Tensor]]  # by slot id
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,7 @@ class Governor:
         self.history: deque[float] = deque(maxlen=config.window)
         self.best_loss = math.inf
         self.explosive_epochs = 0
-        self._snapshot: dict[str, Any] | None = None
+        self._snapshot: Snapshot | None = None
 
     def diagnose(self, loss: float) -> str | None:
         """The reason to roll back after an epoch with this training loss, or None if healthy."""
@@ -89,27 +103,38 @@ class Governor:
 
     def snapshot(self, model: MorphogeneticModel) -> None:
         """Keep a copy of host + fossilized seeds to return to (also taken at episode start)."""
-        self._snapshot = {
-            "host": copy.deepcopy(model.host.state_dict()),
-            "fossils": {
+        self._snapshot = Snapshot(
+            host=copy.deepcopy(model.host.state_dict()),
+            fossils={
                 s.slot_id: copy.deepcopy(s.state_dict())
                 for s in model.seed_slots()
                 if s.stage == Stage.FOSSILIZED
             },
-        }
+        )
 
     def rollback(self, model: MorphogeneticModel, reason: str) -> list[LifecycleEvent]:
-        """Restore the snapshot and prune every probationary seed."""
-        events = [
-            e
-            for slot in model.seed_slots()
-            for e in force_prune(slot, f"governor rollback: {reason}", Initiator.GOVERNOR)
-        ]
-        if self._snapshot is not None:
-            with torch.no_grad():
-                model.host.load_state_dict(self._snapshot["host"])
-                for slot_id, state in self._snapshot["fossils"].items():
-                    model.slot(slot_id).load_state_dict(state)
+        """Restore the snapshot's host and fossils; prune every other live seed.
+
+        Raises:
+            RuntimeError: before any snapshot (take one at episode start).
+        """
+        if self._snapshot is None:
+            raise RuntimeError("rollback before any snapshot: call snapshot(model) first")
+        why = f"governor rollback: {reason}"
+        fossils = self._snapshot.fossils
+        events: list[LifecycleEvent] = []
+        for slot in model.seed_slots():
+            if slot.stage == Stage.FOSSILIZED and slot.slot_id not in fossils:
+                events += remove_fossil(slot, why)
+            else:
+                events += force_prune(slot, why, Initiator.GOVERNOR)
+        with torch.no_grad():
+            model.host.load_state_dict(self._snapshot.host)
+            for slot_id, state in fossils.items():
+                slot = model.slot(slot_id)
+                # Fossils are permanent, and only a rollback removes one it does not hold.
+                assert slot.stage == Stage.FOSSILIZED, f"fossil {slot_id} is {slot.stage.name}"
+                slot.load_state_dict(state)
         # The restored host may have co-adapted to seeds that are now pruned, so its first
         # epochs back can average a loss near chance while it recovers. Judged against the old
         # baselines, every such epoch "collapsed" again and was rolled back to the same

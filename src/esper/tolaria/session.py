@@ -7,6 +7,7 @@ Per step: `apply(action)` -> `boundary()` -> `train_and_evaluate()`.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -146,7 +147,10 @@ class HostSession:
         trained = time.perf_counter()
         model.end_epoch()
         for slot_id, ratio in train.gradient_ratios.items():
-            model.slot(slot_id).measured.gradient_ratio = ratio
+            # A seed gone NaN has NaN gradients: no signal it could learn from. Recorded as 0
+            # (no usable gradient), G2 holds it back and the observation stays finite.
+            usable = ratio if math.isfinite(ratio) else 0.0
+            model.slot(slot_id).measured.gradient_ratio = usable
         reason = self.governor.diagnose(train.loss)
         events: list[LifecycleEvent] = []
         if reason is None:
@@ -157,7 +161,7 @@ class HostSession:
             self.optimizer.reset_state()
         found = counterfactual.probes(model) if self.options.measure_counterfactual else []
         val = evaluate(model, self.val_loader, [{}, *(p.config for p in found)])
-        measured = counterfactual.contributions(found, val.correct)
+        measured = counterfactual.contributions(found, val)
         counterfactual.record(model, measured)
         evaluated = time.perf_counter()
         return EpochResult(
