@@ -1,15 +1,15 @@
 """What can growth buy on digits, and at what parameter cost? Fixed plans, no controller.
 
-Each plan names seeds as BLUEPRINT@SLOT joined by "+", e.g. "conv_small@r0c0+norm@r0c1". A plan
-germinates its seeds one per epoch from the first epoch on (ADD blend, FAST tempo, alpha 1,
-linear curve), advances each as soon as its gate allows and fossilizes it as soon as G3 allows:
-the earliest, simplest schedule. Plans run on the same env seeds (training seeds, below 2^30; the
-evaluation seeds are never used here) with the digits preset's env settings. For every plan the
-script prints the mean test accuracy, the mean paired difference to the host alone ("none",
-always run first) with its 95% bootstrap interval, and the parameters added. It maps the
-accuracy/parameter frontier that bounds what any controller can reach with these blueprints on
-this host (a controller that adapts per episode could do somewhat better than the best fixed
-plan, but not by much on a task this uniform).
+Each plan names seeds as BLUEPRINT@SLOT joined by "+", e.g. "conv_small@r0c0+norm@r0c1", played
+by `esper.tamiyo.policy.PlanPolicy`: it germinates its seeds one per epoch from the first epoch on
+(ADD blend, FAST tempo, alpha 1, linear curve), advances each as soon as its gate allows and
+fossilizes it as soon as G3 allows: the earliest, simplest schedule. Plans run on the same env
+seeds (training seeds, below 2^30; the evaluation seeds are never used here) with the digits
+preset's env settings. For every plan the script prints the mean test accuracy, the mean paired
+difference to the host alone ("none", always run first) with its 95% bootstrap interval, and the
+parameters added. It maps the accuracy/parameter frontier that bounds what any controller can
+reach with these blueprints on this host (a controller that adapts per episode could do somewhat
+better than the best fixed plan, but not by much on a task this uniform).
 
 Usage: python benchmarks/fixed_plans.py [--plans none,conv_light@r0c0,...] [--seeds 6]
 """
@@ -24,42 +24,14 @@ from collections.abc import Sequence
 import torch
 
 from esper.kasmina import blueprint_names, get_blueprint
-from esper.leyline import FactoredAction, Op, Tempo, legal_ops
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import env_config_for
 from esper.simic.environment import MorphogeneticEnv
 from esper.simic.episodes import run_episodes
 from esper.simic.evaluation import paired_bootstrap_ci
-from esper.tamiyo.features import Observation
-from esper.tamiyo.policy import PolicyStep
+from esper.tamiyo.policy import PlanPolicy
 from esper.tolaria import get_task
 from machine import header
-
-
-class PlanPolicy:
-    """Plants a fixed list of (slot, blueprint) seeds as early as the lifecycle allows."""
-
-    def __init__(self, plan: Sequence[tuple[str, str]]) -> None:
-        self.plan = tuple(plan)
-        self.name = "+".join(f"{bp}@{slot}" for slot, bp in self.plan) or "none"
-
-    def initial_state(self, n_envs: int) -> list[set[str]]:
-        return [set() for _ in range(n_envs)]  # per env: slots already germinated
-
-    def _action(self, obs: Observation, planted: set[str]) -> FactoredAction:
-        for slot, blueprint in self.plan:
-            ops = legal_ops(obs.reports[slot])
-            if Op.GERMINATE in ops and slot not in planted:
-                planted.add(slot)
-                return FactoredAction.germinate(slot, blueprint, tempo=Tempo.FAST)
-            for op in (Op.ADVANCE, Op.FOSSILIZE):
-                if op in ops:
-                    return FactoredAction(op, slot=slot)
-        return FactoredAction.wait()
-
-    def act(self, observations: Sequence[Observation], state: list[set[str]]) -> PolicyStep:
-        actions = [self._action(o, p) for o, p in zip(observations, state, strict=True)]
-        return PolicyStep(actions, state)
 
 
 def parse_plan(text: str, slots: Sequence[str], blueprints: Sequence[str]) -> list[tuple[str, str]]:

@@ -29,7 +29,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     task = get_task("digits")
-    env = MorphogeneticEnv(task, config=EnvConfig(episode_length=task.episode_length))
+    config = EnvConfig(episode_length=task.episode_length, illegal_action="raise")
+    env = MorphogeneticEnv(task, config=config)
     print(header("heuristic vs host alone on digits", runs=len(seeds)))
     print(f"task digits | episode {task.episode_length} epochs | env seeds {seeds}")
     results = {}

@@ -37,8 +37,12 @@ def test_train_heuristic_writes_a_run_directory(tmp_path: Path, cli: RunCli) -> 
     assert 0 <= episode["outcome"]["test_accuracy"] <= 100
 
 
-def test_three_heuristic_episodes_show_full_lifecycles(tmp_path: Path, cli: RunCli) -> None:
-    """Acceptance 1: `esper train heuristic --task digits --episodes 3` (25 epochs each)."""
+def test_three_heuristic_episodes_record_outcomes_that_match_their_events(
+    tmp_path: Path, cli: RunCli
+) -> None:
+    """Acceptance 1: `esper train heuristic --task digits --episodes 3` (25 epochs each). What
+    the heuristic grows depends on the training trajectory, so this checks the mechanism only
+    (tests/simic/test_episodes_e2e.py takes a scripted plan through every stage)."""
     argv = ["train", "heuristic", "--task", "digits", "--episodes", "3"]
     code, out, _ = cli([*argv, "--runs-dir", str(tmp_path), "--no-live"])
 
@@ -48,12 +52,18 @@ def test_three_heuristic_episodes_show_full_lifecycles(tmp_path: Path, cli: RunC
     assert len([e for e in events if e["type"] == "epoch"]) == 3 * 25
     episodes = [e["payload"] for e in events if e["type"] == "episode"]
     assert [e["seed"] for e in episodes] == [0, 1, 2]
-    lifecycle = [e["payload"] for e in events if e["type"] == "lifecycle"]
-    reached = {p["to_stage"] for p in lifecycle}
-    assert reached >= {"GERMINATED", "TRAINING", "BLENDING", "HOLDING", "FOSSILIZED"}
-    fossilized = [p for p in lifecycle if p["to_stage"] == "FOSSILIZED"]
-    # FOSSILIZE is only legal on a measured counterfactual (G3); the outcomes agree.
-    assert sum(e["outcome"]["seeds_fossilized"] for e in episodes) == len(fossilized)
+    # One env (the default) plays the episodes in turn: each episode event closes its lifecycle
+    # events.
+    per_episode: list[list[str]] = [[]]
+    for event in events:
+        if event["type"] == "lifecycle":
+            per_episode[-1].append(event["payload"]["to_stage"])
+        elif event["type"] == "episode":
+            per_episode.append([])
+    assert per_episode.pop() == []  # no lifecycle event after the last episode
+    for episode, stages in zip(episodes, per_episode, strict=True):
+        assert episode["outcome"]["seeds_fossilized"] == stages.count("FOSSILIZED"), episode
+        assert episode["outcome"]["seeds_pruned"] == stages.count("PRUNED"), episode
 
 
 BAD_INPUT = {  # case: (arguments, what the error line must name)

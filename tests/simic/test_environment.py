@@ -17,9 +17,11 @@ from esper.leyline import (
     Stage,
     Tempo,
 )
+from esper.simic.config import TrainingConfig
+from esper.simic.env_pool import build_pool, env_config_for
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.tamiyo.action_codec import encode
-from esper.tamiyo.features import Observation
+from esper.tamiyo.features import Observation, flat_mask
 from esper.tolaria import get_task
 from esper.tolaria.data import DataSplits
 
@@ -32,9 +34,10 @@ def make_env(data: DataSplits, **config: object) -> MorphogeneticEnv:
     return MorphogeneticEnv(TASK, data, EnvConfig(**config))  # type: ignore[arg-type]
 
 
-def test_gymnasium_env_checker_passes(digits: DataSplits) -> None:
-    """With illegal actions replaced by WAIT: the checker samples unmasked random actions."""
-    env = make_env(digits, episode_length=4, illegal_action="wait")
+def test_gymnasium_env_checker_passes_with_the_default_config(digits: DataSplits) -> None:
+    """The checker samples unmasked random actions: by default they become WAIT."""
+    env = make_env(digits, episode_length=4)
+    assert env.config.illegal_action == "wait"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         check_env(env)
@@ -53,8 +56,8 @@ def test_spaces_describe_the_heads_and_features(digits: DataSplits) -> None:
     assert env.observation_space.dtype == np.float32
 
 
-def test_an_illegal_action_raises_by_default(digits: DataSplits) -> None:
-    env = make_env(digits, episode_length=4)
+def test_an_illegal_action_raises_when_asked(digits: DataSplits) -> None:
+    env = make_env(digits, episode_length=4, illegal_action="raise")
     env.reset(seed=0)
     advance_dormant = FactoredAction(Op.ADVANCE, slot="r0c0")
     with pytest.raises(IllegalActionError, match="ADVANCE"):
@@ -63,8 +66,8 @@ def test_an_illegal_action_raises_by_default(digits: DataSplits) -> None:
         env.step(encode(env.feature_spec, advance_dormant))  # head indices, as an agent sends
 
 
-def test_an_illegal_action_becomes_wait_when_asked(digits: DataSplits) -> None:
-    env = make_env(digits, episode_length=4, illegal_action="wait")
+def test_an_illegal_action_becomes_wait_by_default(digits: DataSplits) -> None:
+    env = make_env(digits, episode_length=4)
     env.reset(seed=0)
     _, _, _, _, info = env.step(FactoredAction(Op.ADVANCE, slot="r0c0"))
     assert info["illegal_action"] is True
@@ -73,11 +76,58 @@ def test_an_illegal_action_becomes_wait_when_asked(digits: DataSplits) -> None:
     assert info["illegal_action"] is False
 
 
+def test_the_trainers_envs_raise_on_an_illegal_action(digits: DataSplits) -> None:
+    config = TrainingConfig(task="digits", n_envs=1, episode_length=4)
+    assert env_config_for(config, 0).illegal_action == "raise"
+    pool = build_pool(config, digits)
+    pool.reset([0], round_index=0)
+    with pytest.raises(IllegalActionError, match="ADVANCE"):
+        pool.step([FactoredAction(Op.ADVANCE, slot="r0c0")])
+
+
+def split_heads(env: MorphogeneticEnv, flat: np.ndarray) -> dict[str, list[bool]]:
+    assert isinstance(env.action_space, gym.spaces.MultiDiscrete)
+    sizes = env.action_space.nvec
+    assert flat.shape == (int(sizes.sum()),) and flat.dtype == bool
+    parts = np.split(flat, np.cumsum(sizes)[:-1])
+    return {h.value: part.tolist() for h, part in zip(HEAD_ORDER, parts, strict=True)}
+
+
+def test_action_masks_are_the_flat_union_of_the_conditional_masks(digits: DataSplits) -> None:
+    env = make_env(digits, episode_length=4)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.action_masks()
+    _, info = env.reset(seed=0)
+    slot_ids = env.feature_spec.slot_ids
+    heads = split_heads(env, env.action_masks())
+    assert np.array_equal(env.action_masks(), flat_mask(info["observation"].masks))
+    assert heads["op"] == [op in (Op.WAIT, Op.GERMINATE) for op in Op]
+    assert heads["slot"] == [True] * len(slot_ids)  # every slot is DORMANT
+    assert heads["tempo"] == [t != Tempo.INSTANT for t in Tempo]  # GERMINATE ramps
+    env.step(GERMINATE)
+    heads = split_heads(env, env.action_masks())
+    assert heads["slot"] == [s != "r0c1" for s in slot_ids]  # r0c1 is GERMINATED, too young
+
+
+def test_a_union_legal_but_conditionally_illegal_action_is_handled(digits: DataSplits) -> None:
+    env = make_env(digits, episode_length=4)
+    env.reset(seed=0)
+    env.step(GERMINATE)
+    _, _, _, _, info = env.step(FactoredAction.wait())  # r0c1: GERMINATED -> TRAINING
+    assert info["observation"].masks.allows(Op.ADVANCE, "r0c1")  # G2 passed after one epoch
+    heads = split_heads(env, env.action_masks())
+    assert heads["op"][Op.ADVANCE] and heads["slot"][env.feature_spec.slot_ids.index("r0c0")]
+    advance_dormant = encode(env.feature_spec, FactoredAction(Op.ADVANCE, slot="r0c0"))
+    _, _, _, _, info = env.step(advance_dormant)
+    assert info["illegal_action"] is True and info["action"] == FactoredAction.wait()
+
+
 def test_steps_report_masks_observation_and_reward_terms(digits: DataSplits) -> None:
     env = make_env(digits, episode_length=4)
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     assert set(info) >= {"action_mask", "observation"}
+    assert info["observation"].epochs_left == 4
 
     actions = [GERMINATE, *[FactoredAction.wait()] * 3]
     for step, action in enumerate(actions, start=1):
@@ -87,6 +137,7 @@ def test_steps_report_masks_observation_and_reward_terms(digits: DataSplits) -> 
         assert isinstance(observation, Observation)
         assert np.array_equal(observation.features, obs)
         assert observation.metrics.epoch == step
+        assert observation.epochs_left == len(actions) - step
         masks = info["action_mask"]
         assert set(masks) == {h.value for h in HEAD_ORDER}
         assert masks["op"][Op.WAIT]  # WAIT is always legal

@@ -1,51 +1,72 @@
-"""End to end: the heuristic grows digits hosts over full default-length episodes."""
+"""End to end on digits: scripted controllers take seeds through every stage, and the events, the
+model and the episode's outcome tell the same story.
 
-from esper.kasmina import blueprint_names
-from esper.leyline import Stage
+The controllers are scripted (`PlanPolicy`), so which stages a seed visits does not depend on how
+training went: these tests hold on any machine and at any thread count.
+"""
+
+from collections import defaultdict
+from typing import Any
+
+from esper.kasmina import get_blueprint
+from esper.leyline import Stage, Tempo
+from esper.leyline.actions import HEURISTIC_TEMPO
 from esper.nissa import MemorySink, TelemetryHub
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
-from esper.simic.episodes import run_episodes
-from esper.tamiyo.policy import HeuristicPolicy
+from esper.simic.episodes import EpisodeRecord, run_episodes
+from esper.tamiyo.heuristic import HeuristicConfig, epochs_to_judge
+from esper.tamiyo.policy import PlanPolicy
 from esper.tolaria import get_task
 from esper.tolaria.data import DataSplits
 
-SEEDS = (100, 101, 102)
+PLAN = (("r0c0", "conv_light"), ("r0c1", "depthwise"))
+FULL_LIFECYCLE = ["GERMINATED", "TRAINING", "BLENDING", "HOLDING", "FOSSILIZED"]
 
 
-def fossilizations(
-    data: DataSplits, seeds: tuple[int, ...]
-) -> dict[int, list[tuple[str, float | None]]]:
-    """Play one heuristic episode per seed; per seed, (slot, measured contribution) of every
-    seed fossilized in it."""
-    task = get_task("digits")
+def play(
+    data: DataSplits, plan: tuple[tuple[str, str], ...], episode_length: int, seed: int = 3
+) -> tuple[MorphogeneticEnv, EpisodeRecord, list[dict[str, Any]]]:
+    """One `PlanPolicy` episode; the env afterwards, its record and its telemetry events."""
     sink = MemorySink()
-    env = MorphogeneticEnv(task, data, EnvConfig(), TelemetryHub([sink]))
-    assert env.config.episode_length == task.episode_length == 25
-    policy = HeuristicPolicy(blueprint_names(env.session.model.topology))
-    found = {}
-    for seed in seeds:
-        first_event = len(sink.events)
-        (record,) = run_episodes(policy, [env], [seed])
-        events = [e.payload for e in sink.events[first_event:] if e.type == "lifecycle"]
-        fossil_events = [p["slot_id"] for p in events if p["to_stage"] == "FOSSILIZED"]
-        fossils = [s for s in env.session.model.seed_slots() if s.stage == Stage.FOSSILIZED]
-        assert sorted(fossil_events) == sorted(s.slot_id for s in fossils)
-        assert record.outcome.seeds_fossilized == len(fossils)
-        visible = [s for s in env.session.model.seed_slots() if s.is_live and s.alpha > 0]
-        assert record.outcome.grown == tuple(f"{s.blueprint}@{s.slot_id}" for s in visible)
-        assert record.outcome.params_added == sum(s.seed_params for s in visible)
-        # A fossil is never measured again, so its slot keeps the contribution it was kept on.
-        found[seed] = [(s.slot_id, s.measured.contribution) for s in fossils]
-    return found
+    config = EnvConfig(episode_length=episode_length, illegal_action="raise")
+    env = MorphogeneticEnv(get_task("digits"), data, config, TelemetryHub([sink]))
+    (record,) = run_episodes(PlanPolicy(plan), [env], [seed])
+    return env, record, [{"type": e.type, "epoch": e.epoch, **e.payload} for e in sink.events]
 
 
-def test_the_heuristic_fossilizes_seeds_on_measured_positive_contributions(
-    digits: DataSplits,
-) -> None:
-    found = fossilizations(digits, SEEDS)
+def test_a_plan_takes_every_seed_through_the_whole_lifecycle(digits: DataSplits) -> None:
+    env, record, events = play(digits, PLAN, episode_length=10)
 
-    per_seed = {seed: len(fossils) for seed, fossils in found.items()}
-    assert sum(per_seed.values()) >= 1, f"fossilized per seed: {per_seed}"
-    for seed, fossils in found.items():
-        for slot_id, contribution in fossils:
-            assert contribution is not None and contribution > 0, (seed, slot_id)
+    assert [e["epoch"] for e in events if e["type"] == "epoch"] == list(range(1, 11))
+    stages: dict[str, list[str]] = defaultdict(list)
+    for event in (e for e in events if e["type"] == "lifecycle"):
+        stages[event["slot_id"]].append(event["to_stage"])
+    assert dict(stages) == {slot: FULL_LIFECYCLE for slot, _ in PLAN}
+
+    model = env.session.model
+    fossils = [s for s in model.seed_slots() if s.stage == Stage.FOSSILIZED]
+    assert sorted(s.slot_id for s in fossils) == sorted(slot for slot, _ in PLAN)
+    assert record.outcome.seeds_fossilized == len(fossils) == len(PLAN)
+    assert record.outcome.seeds_pruned == 0
+    assert sorted(record.outcome.grown) == sorted(f"{bp}@{slot}" for slot, bp in PLAN)
+    widths = {spec.slot_id: spec.width for spec in model.specs}
+    planned_params = sum(get_blueprint(model.topology, bp).param_count(widths[s]) for s, bp in PLAN)
+    assert record.outcome.params_added == sum(s.seed_params for s in fossils) == planned_params
+
+
+def test_the_heuristics_time_to_judge_is_the_lifecycles(digits: DataSplits) -> None:
+    """The heuristic germinates only with `epochs_to_judge` epochs left. A plan that moves at the
+    heuristic's fastest pace (one epoch in TRAINING, the same FAST blend) fossilizes on the very
+    last step of an episode that long, and cannot in one epoch less."""
+    assert Tempo.FAST == HEURISTIC_TEMPO  # the blend tempo PlanPolicy plants with
+    horizon = epochs_to_judge(HeuristicConfig(advance_min_epochs=1))
+    plan = PLAN[:1]
+
+    _, record, events = play(digits, plan, episode_length=horizon)
+    fossilized = [e for e in events if e.get("to_stage") == "FOSSILIZED"]
+    assert [e["epoch"] for e in fossilized] == [horizon]
+    assert record.outcome.seeds_fossilized == 1
+
+    _, record, events = play(digits, plan, episode_length=horizon - 1)
+    assert [e["to_stage"] for e in events if e["type"] == "lifecycle"] == FULL_LIFECYCLE[:-1]
+    assert record.outcome.seeds_fossilized == 0

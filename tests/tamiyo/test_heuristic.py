@@ -1,4 +1,6 @@
 import json
+import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,11 +18,16 @@ from esper.leyline import (
     check_action,
     flat_to_factored,
     legal_ops,
+    sort_slot_ids,
 )
-from esper.tamiyo.heuristic import HeuristicConfig, HeuristicController
+from esper.tamiyo.features import FeatureSpec, Observation, build_features, build_masks
+from esper.tamiyo.heuristic import HeuristicConfig, HeuristicController, epochs_to_judge
+from esper.tamiyo.policy import HeuristicPolicy
 
 BLUEPRINTS = ("norm", "attention", "depthwise")
 LIMITS = LifecycleLimits(min_prune_age=5, embargo_epochs=5)
+EPISODE_LENGTH = 25
+STDERR = 0.3  # a typical paired standard error on digits, in pp
 
 
 def metrics(epoch: int = 10, plateau: int = 3, is_stabilized: bool = True) -> EpochMetrics:
@@ -48,8 +55,34 @@ def slots(*reports: SlotReport) -> dict[str, SlotReport]:
     return {r.slot_id: r for r in reports}
 
 
+def observation(
+    reports: dict[str, SlotReport],
+    m: EpochMetrics | None = None,
+    limits: LifecycleLimits = LIMITS,
+    episode_length: int = EPISODE_LENGTH,
+) -> Observation:
+    """What the env would show: masks from `limits`, the epochs left from `episode_length`."""
+    m = m or metrics()
+    spec = FeatureSpec(
+        tuple(sort_slot_ids(reports)), BLUEPRINTS, episode_length, math.log(10), host_params=1000
+    )
+    return Observation(
+        build_features(spec, m, reports),
+        build_masks(spec, reports, limits),
+        m,
+        reports,
+        epochs_left=episode_length - m.epoch,
+    )
+
+
+def decide(
+    ctl: HeuristicController, reports: dict[str, SlotReport], m: EpochMetrics | None = None
+) -> FactoredAction:
+    return ctl.decide(observation(reports, m))
+
+
 def controller(**config: Any) -> HeuristicController:
-    return HeuristicController(BLUEPRINTS, HeuristicConfig(**config), LIMITS)
+    return HeuristicController(BLUEPRINTS, HeuristicConfig(**config))
 
 
 def germinate(blueprint: str, slot_id: str) -> FactoredAction:
@@ -57,14 +90,16 @@ def germinate(blueprint: str, slot_id: str) -> FactoredAction:
 
 
 def training(age: int, prospective: float | None, **kw: Any) -> SlotReport:
+    kw.setdefault("prospective_stderr", None if prospective is None else STDERR)
     return slot("r0c0", Stage.TRAINING, seed_age=age, prospective=prospective, **kw)
 
 
 def blending(age: int, contribution: float, **kw: Any) -> SlotReport:
+    kw.setdefault("contribution_stderr", STDERR)
     return slot("r0c0", Stage.BLENDING, seed_age=age, contribution=contribution, alpha=0.4, **kw)
 
 
-def holding(contribution: float, stderr: float | None = None, **kw: Any) -> SlotReport:
+def holding(contribution: float, stderr: float = STDERR, **kw: Any) -> SlotReport:
     kw.setdefault("passes_fossilize_gate", True)
     kw.setdefault("seed_age", 9)
     return slot(
@@ -79,7 +114,7 @@ def holding(contribution: float, stderr: float | None = None, **kw: Any) -> Slot
 
 
 def decisions(ctl: HeuristicController, reports: list[SlotReport]) -> list[Op]:
-    return [ctl.decide(metrics(), slots(r)).op for r in reports]
+    return [decide(ctl, slots(r)).op for r in reports]
 
 
 # --- germination ---------------------------------------------------------------------------
@@ -87,29 +122,29 @@ def decisions(ctl: HeuristicController, reports: list[SlotReport]) -> list[Op]:
 
 def test_no_germination_before_the_minimum_epoch() -> None:
     dormant = slots(slot("r0c0"))
-    assert controller().decide(metrics(epoch=4), dormant) == FactoredAction.wait()
-    assert controller().decide(metrics(epoch=5), dormant) == germinate("norm", "r0c0")
+    assert decide(controller(), dormant, metrics(epoch=4)) == FactoredAction.wait()
+    assert decide(controller(), dormant, metrics(epoch=5)) == germinate("norm", "r0c0")
 
 
 def test_no_germination_before_a_plateau() -> None:
     dormant = slots(slot("r0c0"))
-    assert controller().decide(metrics(plateau=1), dormant) == FactoredAction.wait()
+    assert decide(controller(), dormant, metrics(plateau=1)) == FactoredAction.wait()
 
 
 def test_an_unstabilized_host_needs_a_longer_plateau() -> None:
     dormant = slots(slot("r0c0"))
-    assert controller().decide(metrics(plateau=2, is_stabilized=False), dormant).op == Op.WAIT
-    assert controller().decide(metrics(plateau=3, is_stabilized=False), dormant).op == Op.GERMINATE
+    assert decide(controller(), dormant, metrics(plateau=2, is_stabilized=False)).op == Op.WAIT
+    assert decide(controller(), dormant, metrics(plateau=3, is_stabilized=False)).op == Op.GERMINATE
 
 
 def test_germinates_the_first_dormant_slot_in_numeric_order_with_the_first_blueprint() -> None:
     reports = slots(slot("r1c0"), slot("r0c10"), slot("r0c2", Stage.EMBARGOED))
-    assert controller().decide(metrics(), reports) == germinate("norm", "r0c10")
+    assert decide(controller(), reports) == germinate("norm", "r0c10")
 
 
 def test_blueprint_order_sets_the_rotation() -> None:
     ctl = controller(blueprint_order=("depthwise", "norm"))
-    picked = [ctl.decide(metrics(), slots(slot("r0c0"))).blueprint for _ in range(3)]
+    picked = [decide(ctl, slots(slot("r0c0"))).blueprint for _ in range(3)]
     assert picked == ["depthwise", "norm", "depthwise"]
 
 
@@ -117,9 +152,9 @@ def test_one_seed_in_flight_at_a_time() -> None:
     dormant = slot("r0c1")
     for stage in (Stage.GERMINATED, Stage.TRAINING, Stage.BLENDING):
         busy = slots(slot("r0c0", stage, seed_age=1), dormant)
-        assert controller().decide(metrics(), busy) == FactoredAction.wait()
+        assert decide(controller(), busy) == FactoredAction.wait()
     settled = slots(holding(0.2, seed_age=1), dormant)
-    assert controller().decide(metrics(), settled) == germinate("norm", "r0c1")
+    assert decide(controller(), settled) == germinate("norm", "r0c1")
 
 
 def test_rotation_skips_a_penalised_blueprint_until_the_penalty_decays() -> None:
@@ -129,33 +164,56 @@ def test_rotation_skips_a_penalised_blueprint_until_the_penalty_decays() -> None
     assert ctl.penalties["norm"] == 8.0
     dormant = slots(slot("r0c0"))
     # Decayed to 4.0 > 3.0: norm is skipped; then 2.0: norm is back in its turn.
-    assert ctl.decide(metrics(), dormant) == germinate("attention", "r0c0")
-    assert ctl.decide(metrics(), dormant) == germinate("norm", "r0c0")
+    assert decide(ctl, dormant) == germinate("attention", "r0c0")
+    assert decide(ctl, dormant) == germinate("norm", "r0c0")
     assert ctl.penalties == {"norm": 2.0, "attention": 0.0, "depthwise": 0.0}
+
+
+def test_germinates_only_with_time_left_to_judge_the_seed() -> None:
+    # Germinate, 2 epochs in TRAINING, a FAST (3-epoch) blend, then the FOSSILIZE step: 7.
+    assert epochs_to_judge(HeuristicConfig()) == 7
+    dormant = slots(slot("r0c0"))
+    for epoch, op in ((18, Op.GERMINATE), (19, Op.WAIT), (24, Op.WAIT)):
+        assert decide(controller(), dormant, metrics(epoch=epoch)).op == op, epoch
+    # A longer stay in TRAINING moves the last chance earlier.
+    assert epochs_to_judge(HeuristicConfig(advance_min_epochs=4)) == 9
+    assert decide(controller(advance_min_epochs=4), dormant, metrics(epoch=17)).op == Op.WAIT
+    assert decide(controller(advance_min_epochs=4), dormant, metrics(epoch=16)).op == Op.GERMINATE
+
+
+def test_the_policy_never_germinates_too_late_to_judge() -> None:
+    """Regression: at epoch 24 of 25 the heuristic planted a seed that could never be judged."""
+    policy = HeuristicPolicy(BLUEPRINTS)
+    dormant = slots(slot("r0c0"))
+    ops = [
+        policy.act([observation(dormant, metrics(epoch=e))], policy.initial_state(1)).actions[0].op
+        for e in (18, 19, 24)
+    ]
+    assert ops == [Op.GERMINATE, Op.WAIT, Op.WAIT]
 
 
 def test_waits_when_every_blueprint_is_penalised() -> None:
     ctl = controller(prune_penalty=8.0, blueprint_order=("norm",))
     assert decisions(ctl, [training(4, 1.5), training(5, -1.0)]) == [Op.WAIT, Op.PRUNE]
     dormant = slots(slot("r0c0"))
-    assert ctl.decide(metrics(), dormant) == FactoredAction.wait()
-    assert ctl.decide(metrics(), dormant) == germinate("norm", "r0c0")
+    assert decide(ctl, dormant) == FactoredAction.wait()
+    assert decide(ctl, dormant) == germinate("norm", "r0c0")
 
 
 # --- advance, fossilize, prune -------------------------------------------------------------
 
 
 def test_advances_a_seed_unless_its_prospective_contribution_is_clearly_harmful() -> None:
-    # Harmful means below -(fossilize_pp + 2 stderr): -0.5 pp without a stderr, -2.5 pp with 1.
+    # Clearly harmful means below -2 standard errors, whatever the size in pp.
     ready = {"passes_advance_gate": True, "epochs_in_stage": 2}
-    assert decisions(controller(), [training(3, -0.3, **ready)]) == [Op.ADVANCE]
-    assert decisions(controller(), [training(3, -2.0, prospective_stderr=1.0, **ready)]) == [
-        Op.ADVANCE
-    ]
-    assert decisions(controller(), [training(3, -2.0, **ready)]) == [Op.WAIT]
-    assert decisions(controller(), [training(3, -5.0, prospective_stderr=1.0, **ready)]) == [
-        Op.WAIT
-    ]
+
+    def advances(prospective: float, stderr: float) -> bool:
+        seed = training(3, prospective, prospective_stderr=stderr, **ready)
+        return decisions(controller(), [seed]) == [Op.ADVANCE]
+
+    assert advances(-0.3, 0.3) and advances(-1.9, 1.0) and advances(0.0, 0.0)
+    assert not advances(-5.0, 1.0)
+    assert not advances(-0.4, 0.1)  # small but certain harm (a fixed -0.5 pp allowance passed it)
 
 
 def test_a_measured_seed_advances_only_after_the_minimum_epochs_and_the_gate() -> None:
@@ -171,15 +229,17 @@ def test_advances_an_unmeasured_seed_after_three_epochs_in_training() -> None:
     assert decisions(controller(), unmeasured) == [Op.WAIT, Op.WAIT, Op.ADVANCE]
 
 
-def test_fossilizes_on_a_measured_positive_contribution_only() -> None:
-    assert controller().decide(metrics(), slots(holding(1.5, 0.3))).op == Op.FOSSILIZE
-    assert controller().decide(metrics(), slots(holding(1.5))).op == Op.FOSSILIZE
-    assert controller().decide(metrics(), slots(holding(0.4))).op == Op.WAIT  # below 0.5 pp
-    assert controller().decide(metrics(), slots(holding(1.0, 0.6))).op == Op.WAIT  # < 2 stderr
+def test_fossilizes_on_a_contribution_above_two_standard_errors_only() -> None:
+    assert decide(controller(), slots(holding(1.5, 0.3))).op == Op.FOSSILIZE
+    assert decide(controller(), slots(holding(0.4, 0.1))).op == Op.FOSSILIZE  # small but certain
+    assert decide(controller(), slots(holding(3.0, 1.6))).op == Op.WAIT  # large but noisy
+    assert decide(controller(), slots(holding(1.0, 0.6))).op == Op.WAIT  # < 2 stderr
+    assert decide(controller(), slots(holding(0.0, 0.0))).op == Op.WAIT  # no sample flipped
+    assert decide(controller(significance_stderrs=3.0), slots(holding(0.8, 0.3))).op == Op.WAIT
     negative = holding(-1.0, seed_age=3)  # too young to prune
-    assert controller().decide(metrics(), slots(negative)).op == Op.WAIT
+    assert decide(controller(), slots(negative)).op == Op.WAIT
     refused = holding(1.5, passes_fossilize_gate=False)  # gate G3 says no
-    assert controller().decide(metrics(), slots(refused)).op == Op.WAIT
+    assert decide(controller(), slots(refused)).op == Op.WAIT
 
 
 def test_prunes_on_a_drop_only_once_old_enough() -> None:
@@ -195,6 +255,18 @@ def test_a_drop_prunes_only_a_seed_that_now_hurts() -> None:
     assert decisions(controller(), still_helping) == [Op.WAIT] * 4
     hurting = [blending(2, 3.0), blending(3, 0.5), blending(4, 0.6), blending(5, -0.1)]
     assert decisions(controller(), hurting) == [Op.WAIT] * 3 + [Op.PRUNE]
+
+
+def test_a_drop_prunes_when_it_exceeds_two_standard_errors_of_the_difference() -> None:
+    def fall(best: float, now: float, stderr: float) -> list[Op]:
+        first = blending(5, best, contribution_stderr=stderr)
+        second = blending(6, now, contribution_stderr=stderr)
+        return decisions(controller(), [first, second])
+
+    # 1.5 pp with errors of 0.2 each: 5.3 standard errors of the difference, clearly a fall.
+    assert fall(1.0, -0.5, stderr=0.2) == [Op.WAIT, Op.PRUNE]
+    # 3.5 pp with errors of 1.5 each: 1.65 standard errors of the difference, noise.
+    assert fall(3.0, -0.5, stderr=1.5) == [Op.WAIT, Op.WAIT]
 
 
 def test_prunes_after_patience_without_improvement() -> None:
@@ -228,15 +300,22 @@ def test_bookkeeping_restarts_with_a_new_seed_or_a_new_signal() -> None:
 
 
 def test_pruning_comes_first_then_fossilizing() -> None:
-    failing = slot("r0c2", Stage.BLENDING, seed_age=6, contribution=-1.0)
+    failing = slot(
+        "r0c2", Stage.BLENDING, seed_age=6, contribution=-1.0, contribution_stderr=STDERR
+    )
     ctl = controller(prune_patience=1)
-    assert ctl.decide(metrics(), slots(holding(1.5), failing)) == flat_to_factored(
+    assert decide(ctl, slots(holding(1.5), failing)) == flat_to_factored(
         "PRUNE", "r0c2", BLUEPRINTS
     )
     advancing = slot(
-        "r0c1", Stage.TRAINING, prospective=1.0, passes_advance_gate=True, epochs_in_stage=2
+        "r0c1",
+        Stage.TRAINING,
+        prospective=1.0,
+        prospective_stderr=STDERR,
+        passes_advance_gate=True,
+        epochs_in_stage=2,
     )
-    assert controller().decide(metrics(), slots(advancing, holding(1.5))).op == Op.FOSSILIZE
+    assert decide(controller(), slots(advancing, holding(1.5))).op == Op.FOSSILIZE
 
 
 # --- contract ------------------------------------------------------------------------------
@@ -247,30 +326,43 @@ def test_unknown_blueprint_in_order_is_named() -> None:
         controller(blueprint_order=("norm", "conv_huge"))
 
 
-def test_bad_reports_are_refused() -> None:
+def test_bad_config_is_refused() -> None:
+    for bad in (-1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="significance_stderrs"):
+            HeuristicConfig(significance_stderrs=bad)
+
+
+def test_bad_observations_are_refused() -> None:
     with pytest.raises(ValueError, match="key 'r0c1'"):
-        controller().decide(metrics(), {"r0c1": slot("r0c0")})
+        decide(controller(), {"r0c1": slot("r0c0")})
     with pytest.raises(ValueError, match="lora"):
-        controller().decide(metrics(), slots(training(2, 0.1, blueprint="lora")))
+        decide(controller(), slots(training(2, 0.1, blueprint="lora")))
+    with pytest.raises(ValueError, match=r"contribution 1.5 pp without its standard error"):
+        decide(controller(), slots(holding(1.5, stderr=None)))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="prospective"):
+        decide(controller(), slots(training(2, 0.1, prospective_stderr=None)))
+    masks_elsewhere = replace(observation(slots(slot("r0c1"))), reports=slots(slot("r0c0")))
+    with pytest.raises(ValueError, match="masks cover slots"):
+        controller().decide(masks_elsewhere)
 
 
 def test_works_on_other_topologies() -> None:
     names = ("norm", "lora", "lora_large", "attention", "mlp_small", "mlp")
     ctl = HeuristicController(names, HeuristicConfig(blueprint_order=("lora", "mlp")))
-    assert ctl.decide(metrics(), slots(slot("r0c0"))).blueprint == "lora"
+    assert decide(ctl, slots(slot("r0c0"))).blueprint == "lora"
 
 
 def test_state_round_trip_and_reset() -> None:
     sequence = [training(4, 1.5), training(5, -1.0), training(1, 0.5), blending(3, 1.0)]
     whole = controller(prune_penalty=8.0)
-    expected = [whole.decide(metrics(), slots(r)) for r in sequence]
+    expected = [decide(whole, slots(r)) for r in sequence]
     first = controller(prune_penalty=8.0)
     for r in sequence[:2]:
-        first.decide(metrics(), slots(r))
+        decide(first, slots(r))
     resumed = controller(prune_penalty=8.0)
     resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
     assert resumed.state_dict() == first.state_dict()
-    assert [resumed.decide(metrics(), slots(r)) for r in sequence[2:]] == expected[2:]
+    assert [decide(resumed, slots(r)) for r in sequence[2:]] == expected[2:]
     assert resumed.state_dict() == whole.state_dict()
     resumed.reset()
     assert resumed.state_dict() == controller().state_dict()
@@ -286,13 +378,14 @@ def test_load_refuses_another_topology() -> None:
 
 SLOT_IDS = ("r0c0", "r0c1", "r0c10", "r1c0")
 maybe_pp = st.none() | st.floats(-10, 10)
-maybe_stderr = st.none() | st.floats(0, 3)
+stderrs = st.floats(0, 3)
 
 
 @st.composite
 def reports(draw: st.DrawFn, slot_id: str) -> SlotReport:
     stage = draw(st.sampled_from(Stage))
     is_ramping = stage == Stage.BLENDING
+    contribution, prospective = draw(maybe_pp), draw(maybe_pp)
     return SlotReport(
         slot_id=slot_id,
         stage=stage,
@@ -300,10 +393,10 @@ def reports(draw: st.DrawFn, slot_id: str) -> SlotReport:
         seed_age=draw(st.integers(0, 12)),
         alpha=draw(st.floats(0, 1)),
         blueprint=draw(st.sampled_from(BLUEPRINTS)) if stage in LIVE_STAGES else None,
-        contribution=draw(maybe_pp),
-        contribution_stderr=draw(maybe_stderr),
-        prospective=draw(maybe_pp),
-        prospective_stderr=draw(maybe_stderr),
+        contribution=contribution,
+        contribution_stderr=None if contribution is None else draw(stderrs),
+        prospective=prospective,
+        prospective_stderr=None if prospective is None else draw(stderrs),
         is_pruning=is_ramping and draw(st.booleans()),
         is_fossilizing=is_ramping and draw(st.booleans()),
         passes_advance_gate=draw(st.booleans()),
@@ -317,7 +410,7 @@ def episodes(draw: st.DrawFn) -> list[tuple[EpochMetrics, dict[str, SlotReport]]
     steps = []
     for _ in range(draw(st.integers(1, 8))):
         m = metrics(
-            epoch=draw(st.integers(0, 25)),
+            epoch=draw(st.integers(0, EPISODE_LENGTH)),
             plateau=draw(st.integers(0, 8)),
             is_stabilized=draw(st.booleans()),
         )
@@ -331,15 +424,35 @@ def episodes(draw: st.DrawFn) -> list[tuple[EpochMetrics, dict[str, SlotReport]]
     patience=st.integers(1, 5),
     penalty=st.floats(0, 10),
     order=st.permutations(BLUEPRINTS),
+    min_prune_age=st.integers(0, 12),
 )
-def test_never_returns_an_illegal_action(
+def test_never_returns_an_action_the_masks_forbid(
     episode: list[tuple[EpochMetrics, dict[str, SlotReport]]],
     patience: int,
     penalty: float,
     order: list[str],
+    min_prune_age: int,
 ) -> None:
+    """Whatever limits the env's masks were built under, the heuristic stays inside them."""
+    limits = LifecycleLimits(min_prune_age=min_prune_age)
     ctl = controller(prune_patience=patience, prune_penalty=penalty, blueprint_order=tuple(order))
     for m, step_reports in episode:
-        action = ctl.decide(m, step_reports)
-        assert action.op == Op.WAIT or action.op in legal_ops(step_reports[action.slot], LIMITS)
-        check_action(action, step_reports, LIMITS, BLUEPRINTS)
+        action = ctl.decide(observation(step_reports, m, limits))
+        if action.slot is not None:
+            assert action.op in legal_ops(step_reports[action.slot], limits)
+        check_action(action, step_reports, limits, BLUEPRINTS)
+
+
+def test_prunes_only_when_the_env_masks_allow_it() -> None:
+    """Regression: under min_prune_age=8 the heuristic, judging legality with the default
+    limits (5), sent a PRUNE at age 6 that the env refused."""
+    limits = LifecycleLimits(min_prune_age=8)
+    policy = HeuristicPolicy(BLUEPRINTS)  # built as `esper evaluate` builds it
+    state = policy.initial_state(1)
+    ops = []
+    for age in range(1, 9):  # a seed that never improves on its first measurement
+        step_reports = slots(training(age, 0.2))
+        (action,) = policy.act([observation(step_reports, limits=limits)], state).actions
+        check_action(action, step_reports, limits, BLUEPRINTS)
+        ops.append(action.op)
+    assert ops == [Op.WAIT] * 7 + [Op.PRUNE]

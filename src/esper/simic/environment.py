@@ -7,6 +7,8 @@ one terminates (a true terminal: there is nothing to bootstrap). Observations ar
 features (a `Box`); `info["action_mask"]` holds the masks, `info["observation"]` the full
 `Observation` (raw records for the heuristic), `info["reward_terms"]` the reward's named terms,
 and on the last step `info["outcome"]` the `EpisodeOutcome` (test accuracy: telemetry only).
+`action_masks()` gives the same masks as one flat vector, for mask-aware agents that mask each
+head of the `MultiDiscrete` action independently (e.g. sb3-contrib's MaskablePPO).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from esper.tamiyo.features import (
     Observation,
     build_features,
     build_masks,
+    flat_mask,
 )
 from esper.tamiyo.tracker import SignalTracker
 from esper.tolaria import DataOptions, EpochResult, HostSession, SessionOptions, Task
@@ -52,9 +55,11 @@ class EnvConfig:
     episode_length: int = 25
     reward: RewardConfig = field(default_factory=RewardConfig)
     session: SessionOptions = field(default_factory=SessionOptions)
-    # "raise": an illegal action is a bug (our trainer). "wait": it is replaced by WAIT and
-    # reported in info["illegal_action"] (for agents that ignore masks, e.g. gymnasium's checker).
-    illegal_action: Literal["raise", "wait"] = "raise"
+    # "wait": an illegal action is replaced by WAIT and reported in info["illegal_action"]. The
+    # default, because a gymnasium agent may ignore masks (gymnasium's checker samples unmasked
+    # actions) or mask heads independently (`action_masks`). "raise": an illegal action is a bug;
+    # Esper's own trainer and evaluation ask for it (`env_config_for`).
+    illegal_action: Literal["raise", "wait"] = "wait"
 
     def __post_init__(self) -> None:
         if self.episode_length < 1:
@@ -166,6 +171,28 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             info["outcome"] = self.outcome()
         return obs.features, reward.total, terminated, False, info
 
+    def action_masks(self) -> np.ndarray:
+        """The legal choices now, as one flat boolean vector (sum(action_space.nvec),): each
+        head's mask in `action_space` order, concatenated (sb3-contrib's MaskablePPO convention).
+
+        A flat vector cannot say that a choice is legal only with another (a slot only for one
+        op, INSTANT tempo for PRUNE but not GERMINATE), so per head it is the union of the
+        conditional masks in `info["action_mask"]`: a choice is True when some legal op that uses
+        the head allows it (on some slot that op may target). A head no legal op uses is all
+        True (its value is ignored). Every action these masks exclude is illegal, but not every
+        action they allow is legal: a union-legal, conditionally illegal combination (ADVANCE on
+        the slot that only GERMINATE may target) is handled as `config.illegal_action` says:
+        replaced by WAIT with `info["illegal_action"]` True ("wait", the default), or
+        `IllegalActionError` ("raise").
+
+        Raises:
+            RuntimeError: before the first `reset()`.
+        """
+        if not hasattr(self, "_state"):
+            raise RuntimeError("no episode yet: call reset() first")
+        reports = self._state.reports
+        return flat_mask(build_masks(self.feature_spec, reports, self.config.session.limits))
+
     def _execute(self, action: FactoredAction) -> tuple[FactoredAction, list[LifecycleEvent], bool]:
         """Apply the action and tick the epoch boundary; returns what was actually done."""
         is_illegal = False
@@ -206,6 +233,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             masks=build_masks(self.feature_spec, reports, self.config.session.limits),
             metrics=metrics,
             reports=reports,
+            epochs_left=self.config.episode_length - metrics.epoch,
         )
 
     def outcome(self) -> EpisodeOutcome:

@@ -4,7 +4,8 @@ Every feature is scaled analytically to O(1) here (accuracy/100, loss/chance-lev
 epoch/T, log of parameter ratios, one-hots); a running normalizer in simic may standardize
 them further. Layout: one global block, then one block per enabled slot in slot-head order.
 Masks come only from `legal_ops` / `legal_choices`: op first, slot given op, then head masks
-given op and slot.
+given op and slot. `flat_mask` folds them into one boolean vector per head, for agents that mask
+each head of a `MultiDiscrete` action independently.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from esper.leyline import (
     ALPHA_TARGETS,
+    HEAD_ORDER,
     HEADS_USED,
     BlendOp,
     Curve,
@@ -102,7 +104,7 @@ class FeatureSpec:
 class ActionMasks:
     """True where a choice is legal. Shapes: op (n_ops,), slot (n_ops, n_slots),
     blueprint (n_bp,), blend (3,), tempo (n_ops, 4), alpha_target (n_ops, n_slots, 3),
-    curve (3,)."""
+    curve (3,); `slot_ids` names the slot axis, in slot-head order."""
 
     op: np.ndarray
     slot: np.ndarray
@@ -111,14 +113,27 @@ class ActionMasks:
     tempo: np.ndarray
     alpha_target: np.ndarray
     curve: np.ndarray
+    slot_ids: tuple[str, ...]
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {h.value: getattr(self, h.value) for h in Head}
 
+    def allows(self, op: Op, slot_id: str) -> bool:
+        """Whether `op` may target `slot_id` now (the slot mask given the op).
+
+        Raises:
+            ValueError: if `slot_id` is not one of `slot_ids`.
+        """
+        if slot_id not in self.slot_ids:
+            raise ValueError(f"unknown slot {slot_id!r}; the masks cover {self.slot_ids}")
+        return bool(self.slot[op, self.slot_ids.index(slot_id)])
+
     def __eq__(self, other: object) -> bool:  # arrays compare by value, not elementwise
         if not isinstance(other, ActionMasks):
             return NotImplemented
-        return all(np.array_equal(getattr(self, h.value), getattr(other, h.value)) for h in Head)
+        return self.slot_ids == other.slot_ids and all(
+            np.array_equal(getattr(self, h.value), getattr(other, h.value)) for h in Head
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -126,12 +141,18 @@ class ActionMasks:
 @dataclass(frozen=True)
 class Observation:
     """What a controller sees at a step: analytic features and masks, plus the raw records the
-    heuristic reads."""
+    heuristic reads and how many actions the episode has left (this one included: 0 once it is
+    over), so a controller can tell whether a seed planted now can still be judged."""
 
     features: np.ndarray  # (FeatureSpec.size,) float32
     masks: ActionMasks
     metrics: EpochMetrics
     reports: Mapping[str, SlotReport]
+    epochs_left: int
+
+    def __post_init__(self) -> None:
+        if self.epochs_left < 0:
+            raise ValueError(f"epochs_left must be >= 0, got {self.epochs_left}")
 
     def __eq__(self, other: object) -> bool:  # arrays compare by value, not elementwise
         if not isinstance(other, Observation):
@@ -141,6 +162,7 @@ class Observation:
             and self.masks == other.masks
             and self.metrics == other.metrics
             and dict(self.reports) == dict(other.reports)
+            and self.epochs_left == other.epochs_left
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -237,4 +259,38 @@ def build_masks(
         tempo=tempo,
         alpha_target=alpha,
         curve=np.ones(len(Curve), dtype=bool),
+        slot_ids=spec.slot_ids,
     )
+
+
+def _head_given_op(masks: ActionMasks, op: Op, head: Head) -> np.ndarray:
+    """The choices of `head` that `op` allows on some slot it may target now."""
+    if head == Head.SLOT:
+        return masks.slot[op]
+    if head == Head.TEMPO:
+        return masks.tempo[op]
+    if head == Head.ALPHA_TARGET:
+        mask: np.ndarray = masks.alpha_target[op][masks.slot[op]].any(axis=0)
+        return mask
+    return getattr(masks, head.value)  # blueprint, blend, curve: the same for every op
+
+
+def flat_mask(masks: ActionMasks) -> np.ndarray:
+    """One boolean vector over every head's choices, heads concatenated in `HEAD_ORDER`:
+    shape (sum of the head sizes,), the layout mask-aware agents expect for a `MultiDiscrete`
+    action (e.g. sb3-contrib's MaskablePPO), which mask each head on its own.
+
+    Per head it is the union of the conditional masks: a choice is True when some legal op that
+    uses the head allows it on some slot that op may target. A head that no legal op uses (all
+    but `op` while only WAIT is legal) is all True: its value is ignored, and a masked sampler
+    needs at least one choice per head.
+    """
+    legal_ops_now = [op for op in Op if masks.op[op]]
+    parts = [masks.op]
+    for head in HEAD_ORDER[1:]:
+        allowed = [
+            _head_given_op(masks, op, head) for op in legal_ops_now if head in HEADS_USED[op]
+        ]
+        size = getattr(masks, head.value).shape[-1]  # every mask's last axis: its head's choices
+        parts.append(np.logical_or.reduce(allowed) if allowed else np.ones(size, dtype=bool))
+    return np.concatenate(parts)

@@ -1,31 +1,55 @@
 """The heuristic controller: a researcher's rule set for growing a network, one action per epoch.
 
-It reads only `EpochMetrics` and the slots' `SlotReport`s plus the topology's blueprint names, so
-it works on every host. It speaks flat actions (`WAIT`, `GERMINATE_<BP>`, `ADVANCE`, `FOSSILIZE`,
-`PRUNE`), converted by `flat_to_factored`, and only ever picks an op that `legal_ops` allows on
-its slot. Each epoch it takes the first rule that applies, scanning slots in numeric order:
+It reads an `Observation`: the `EpochMetrics`, the slots' `SlotReport`s, the env's action masks
+and the epochs left, plus the topology's blueprint names, so it works on every host. It speaks
+flat actions (`WAIT`, `GERMINATE_<BP>`, `ADVANCE`, `FOSSILIZE`, `PRUNE`), converted by
+`flat_to_factored`, and only ever picks an op that the observation's masks allow on its slot: it
+has no legality opinion of its own, so it obeys whatever lifecycle limits the env runs under.
+Each epoch it takes the first rule that applies, scanning slots in numeric order:
 
 (a) PRUNE a seed that is failing: its score has not set a new best for `prune_patience` epochs,
-    or stayed <= 0 that long, or now hurts (< 0) and lies `prune_drop_pp` or more below its
-    best. The score is the measured counterfactual contribution in BLENDING/HOLDING and the
-    prospective one in TRAINING; an epoch without a measurement counts as one without
-    improvement (a seed must show evidence to stay). A seed whose current score clearly helps
-    (rule b's bar) is never pruned: a +3 pp seed that once measured +5 pp is kept, not
-    discarded for the drop.
-(b) FOSSILIZE a HOLDING seed whose measured contribution clearly helps: above `fossilize_pp`
-    and above `significance_stderrs` standard errors when a standard error is reported.
+    or stayed <= 0 that long, or now hurts (< 0) and lies more than `significance_stderrs`
+    standard errors of the difference below its best. The score is the measured counterfactual
+    contribution in BLENDING/HOLDING and the prospective one in TRAINING; an epoch without a
+    measurement counts as one without improvement (a seed must show evidence to stay). A seed
+    whose current score clearly helps (rule b's bar) is never pruned: a +3 pp seed that once
+    measured +5 pp is kept, not discarded for the drop.
+(b) FOSSILIZE a HOLDING seed whose measured contribution clearly helps: above
+    `significance_stderrs` standard errors.
 (c) ADVANCE a TRAINING seed after `advance_min_epochs` unless its prospective contribution is
-    clearly harmful (below -(fossilize_pp + significance_stderrs standard errors)). The
-    prospective figure is pessimistic: the host downstream has not adapted to the seed yet
-    (on digits, seeds measuring -1 pp prospective routinely measured +1..+5 pp once blended),
-    so "not clearly harmful" is the bar, not "positive". A seed not measured after
-    `advance_unmeasured_epochs` is advanced too, because blending is where its real
-    counterfactual gets measured (and rule a can still prune it).
-(d) GERMINATE into the first DORMANT slot once the host has plateaued, with no seed in
-    GERMINATED, TRAINING or BLENDING (one seed in flight, so each counterfactual is read
-    against a settled host), using the next blueprint in rotation whose penalty is at most
-    `penalty_skip_above`. All blueprints over the bar: WAIT (no silent fallback).
+    clearly harmful (below -`significance_stderrs` standard errors). The prospective figure is
+    pessimistic: the host downstream has not adapted to the seed yet (on digits, seeds measuring
+    -1 pp prospective routinely measured +1..+5 pp once blended), so "not clearly harmful" is
+    the bar, not "positive". A seed not measured after `advance_unmeasured_epochs` is advanced
+    too, because blending is where its real counterfactual gets measured (and rule a can still
+    prune it).
+(d) GERMINATE into the first slot that allows it once the host has plateaued, with no seed in
+    GERMINATED, TRAINING or BLENDING (one seed in flight, so each counterfactual is read against
+    a settled host), and enough epochs left to judge the seed (below), using the next blueprint
+    in rotation whose penalty is at most `penalty_skip_above`. All blueprints over the bar: WAIT
+    (no silent fallback).
 (e) WAIT.
+
+Bars in standard errors. Every contribution comes with the standard error of its paired
+per-sample flips (DESIGN.md §5), so "clearly" means "beyond `significance_stderrs` of them": a
+figure is judged against its own noise, whatever the size of the validation split. A drop is
+judged against the standard error of the difference of the two measurements, taken as
+independent (sqrt(se_best^2 + se_now^2)); they are measured on the same validation samples and
+so positively correlated, which makes that error an overestimate and the prune cautious. There
+is no floor in percentage points: the noise is what a fixed bar stood in for, and a bar of
+practical worth (accuracy against parameters) is the reward's rent, not a rule of this
+controller. The bars are strict (a figure must exceed them), so a contribution of 0 with a
+standard error of 0 (no sample flipped) never counts as helping. A report carrying a figure
+without its standard error is refused.
+
+Time to judge. A seed planted now is of use only if it can reach HOLDING and a FOSSILIZE
+decision before the episode ends; otherwise the host pays its rent for nothing. On the fastest
+path these rules take, that is `epochs_to_judge(config)` actions: the GERMINATE step (the seed
+trains one epoch as GERMINATED; the next boundary moves it to TRAINING through gate G1),
+`advance_min_epochs` epochs in TRAINING (at least 1: a TRAINING seed is first seen after one),
+one epoch per step of the blend tempo it germinates with (`HEURISTIC_TEMPO`; the last tick lands
+in HOLDING and that epoch's evaluation measures the seed), then the FOSSILIZE step. With the
+defaults that is 1 + 2 + 3 + 1 = 7, so on a 25-epoch episode the last germination is at epoch 18.
 
 Germination timing. The host must be at `germinate_min_epoch` or later, flat for
 `germinate_plateau_epochs`, and either stabilized (the tracker's loss latch) or flat for
@@ -41,11 +65,12 @@ prunes are charged (a governor rollback is not the blueprint's fault). With the 
 (+2.0, x0.5, skip above 3.0) one prune alone never crosses the bar, and a seed cannot be
 pruned twice within `min_prune_age` epochs, so the skip only ever fires under stronger settings.
 
-Per-seed bookkeeping (best score, epochs without improvement, epochs at <= 0) is keyed by slot
-id and starts afresh when the slot's seed changes (the slot leaves probation, holds another
-blueprint, or its seed age goes back), and when the score changes meaning from prospective
-(TRAINING) to measured (BLENDING): a contribution at a partial alpha is not comparable with a
-prospective one at alpha 1, so comparing them would read every blend-in as a drop.
+Per-seed bookkeeping (best score and its standard error, epochs without improvement, epochs at
+<= 0) is keyed by slot id and starts afresh when the slot's seed changes (the slot leaves
+probation, holds another blueprint, or its seed age goes back), and when the score changes
+meaning from prospective (TRAINING) to measured (BLENDING): a contribution at a partial alpha is
+not comparable with a prospective one at alpha 1, so comparing them would read every blend-in as
+a drop.
 """
 
 from __future__ import annotations
@@ -56,23 +81,22 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from esper.leyline import (
-    DEFAULT_LIMITS,
     PROBATION_STAGES,
-    EpochMetrics,
     FactoredAction,
-    LifecycleLimits,
     Op,
     SlotReport,
     Stage,
     flat_to_factored,
-    legal_ops,
     sort_slot_ids,
 )
+from esper.leyline.actions import HEURISTIC_TEMPO  # the tempo `flat_to_factored` germinates with
+from esper.tamiyo.features import Observation
 
 
 @dataclass(frozen=True)
 class HeuristicConfig:
-    """Thresholds of the heuristic (DESIGN.md §11); contributions in percentage points."""
+    """Thresholds of the heuristic (DESIGN.md §11); the bars on contributions are in standard
+    errors (module docstring: no fixed percentage points)."""
 
     # Host accuracy flat this many epochs before a germination. §11 says 3; on digits (25-epoch
     # episodes, a host still improving until about epoch 20) a 3-epoch plateau came at epochs
@@ -83,9 +107,9 @@ class HeuristicConfig:
     # before epoch 20 of 25 (the validation loss keeps falling by more than 3% an epoch).
     unstabilized_plateau_epochs: int = 3
     prune_patience: int = 5  # epochs without a new best (or at <= 0) before a prune
-    prune_drop_pp: float = 2.0  # prune once the score is this far below its best
-    fossilize_pp: float = 0.5  # a contribution must exceed this to fossilize
-    significance_stderrs: float = 2.0  # ... and this many standard errors, when one is reported
+    # "Clearly" helps, harms or fell: beyond this many standard errors (about 2.3% one-sided
+    # false alarms per check for a seed that does nothing, under a normal approximation).
+    significance_stderrs: float = 2.0
     advance_unmeasured_epochs: int = 3  # advance an unmeasured TRAINING seed after this long
     advance_min_epochs: int = 2  # epochs in TRAINING before a measured seed may advance
     prune_penalty: float = 2.0  # added to a blueprint's penalty when its seed is pruned
@@ -109,18 +133,22 @@ class HeuristicConfig:
                 f"unstabilized_plateau_epochs ({self.unstabilized_plateau_epochs}) must be >= "
                 f"germinate_plateau_epochs ({self.germinate_plateau_epochs})"
             )
-        for name in ("prune_drop_pp", "significance_stderrs", "prune_penalty"):
+        for name in ("significance_stderrs", "prune_penalty"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {value}")
-        if not math.isfinite(self.fossilize_pp):
-            raise ValueError(f"fossilize_pp must be finite, got {self.fossilize_pp}")
         if not 0 <= self.penalty_decay <= 1:
             raise ValueError(f"penalty_decay must be in [0, 1], got {self.penalty_decay}")
         if not math.isfinite(self.penalty_skip_above):
             raise ValueError(f"penalty_skip_above must be finite, got {self.penalty_skip_above}")
         if self.blueprint_order is not None and len(self.blueprint_order) == 0:
             raise ValueError("blueprint_order must name at least one blueprint (or be None)")
+
+
+def epochs_to_judge(config: HeuristicConfig) -> int:
+    """Actions from a GERMINATE to the FOSSILIZE decision on its seed, on the fastest path the
+    rules take (module docstring, "Time to judge"), both steps included."""
+    return 1 + max(config.advance_min_epochs, 1) + int(HEURISTIC_TEMPO) + 1
 
 
 # Stages whose seed is on its way in: while one exists, nothing new is germinated.
@@ -135,6 +163,7 @@ class SeedRecord:
     seed_age: int
     signal: str | None  # "prospective" (TRAINING), "contribution" (BLENDING/HOLDING), None
     best: float | None = None
+    best_stderr: float | None = None  # the standard error of `best`
     epochs_without_improvement: int = 0
     epochs_not_positive: int = 0
 
@@ -151,7 +180,7 @@ def seed_score(report: SlotReport) -> tuple[str | None, float | None, float | No
 def observe(record: SeedRecord | None, report: SlotReport) -> SeedRecord:
     """The record after one more epoch of this probationary seed."""
     assert report.blueprint is not None  # checked by the caller
-    signal, score, _ = seed_score(report)
+    signal, score, stderr = seed_score(report)
     is_same_seed = (
         record is not None
         and record.blueprint == report.blueprint
@@ -164,13 +193,11 @@ def observe(record: SeedRecord | None, report: SlotReport) -> SeedRecord:
         return record
     if score is None:
         return replace(record, epochs_without_improvement=record.epochs_without_improvement + 1)
-    is_new_best = record.best is None or score > record.best
-    return replace(
-        record,
-        best=score if is_new_best else record.best,
-        epochs_without_improvement=0 if is_new_best else record.epochs_without_improvement + 1,
-        epochs_not_positive=record.epochs_not_positive + 1 if score <= 0 else 0,
-    )
+    if record.best is None or score > record.best:
+        record = replace(record, best=score, best_stderr=stderr, epochs_without_improvement=0)
+    else:
+        record = replace(record, epochs_without_improvement=record.epochs_without_improvement + 1)
+    return replace(record, epochs_not_positive=record.epochs_not_positive + 1 if score <= 0 else 0)
 
 
 @dataclass(frozen=True)
@@ -187,7 +214,6 @@ class HeuristicController:
         blueprints: the blueprint names of the host's topology (lower case, as flat action names
             round-trip through upper case).
         config: thresholds; `config.blueprint_order` must name only known blueprints.
-        limits: lifecycle timing rules, passed to `legal_ops`.
 
     Raises:
         ValueError: on no blueprints, a duplicate or non-lower-case name, or an unknown
@@ -195,10 +221,7 @@ class HeuristicController:
     """
 
     def __init__(
-        self,
-        blueprints: Sequence[str],
-        config: HeuristicConfig = HeuristicConfig(),
-        limits: LifecycleLimits = DEFAULT_LIMITS,
+        self, blueprints: Sequence[str], config: HeuristicConfig = HeuristicConfig()
     ) -> None:
         self.blueprints = tuple(blueprints)
         if not self.blueprints:
@@ -217,7 +240,7 @@ class HeuristicController:
             raise ValueError(
                 f"blueprint_order names unknown blueprints {unknown}; known: {self.blueprints}"
             )
-        self.config, self.limits = config, limits
+        self.config = config
         self.reset()
 
     def reset(self) -> None:
@@ -227,19 +250,20 @@ class HeuristicController:
         self.records: dict[str, SeedRecord] = {}
         self.last_reason = ""  # why the last `decide` chose its action (for telemetry)
 
-    def decide(self, metrics: EpochMetrics, reports: Mapping[str, SlotReport]) -> FactoredAction:
-        """Exactly one action for this epoch, legal under `legal_ops` (or WAIT).
+    def decide(self, obs: Observation) -> FactoredAction:
+        """Exactly one action for this epoch, one the observation's masks allow (or WAIT).
 
         Args:
-            metrics: this epoch's host metrics from the `SignalTracker`.
-            reports: every enabled slot's report, keyed by slot id.
+            obs: this epoch's observation; its reports cover every enabled slot, keyed by slot
+                id, and its masks cover the same slots.
 
         Raises:
-            ValueError: if a key differs from its report's slot id, a slot id is malformed, or a
-                probationary seed has no blueprint or one outside `blueprints`.
+            ValueError: if a key differs from its report's slot id, a slot id is malformed, the
+                masks cover other slots, a probationary seed has no blueprint or one outside
+                `blueprints`, or a report gives a contribution without its standard error.
         """
-        ordered = [reports[s] for s in sort_slot_ids(reports)]
-        self._check_reports(reports)
+        self._check(obs)
+        ordered = [obs.reports[s] for s in sort_slot_ids(obs.reports)]
         self.penalties = {b: p * self.config.penalty_decay for b, p in self.penalties.items()}
         self.records = {
             r.slot_id: observe(self.records.get(r.slot_id), r)
@@ -247,10 +271,10 @@ class HeuristicController:
             if r.stage in PROBATION_STAGES
         }
         choice = (
-            self._prune(ordered)
-            or self._fossilize(ordered)
-            or self._advance(ordered)
-            or self._germinate(metrics, ordered)
+            self._prune(obs, ordered)
+            or self._fossilize(obs, ordered)
+            or self._advance(obs, ordered)
+            or self._germinate(obs, ordered)
             or _Choice("WAIT", None, "nothing to do")
         )
         action = flat_to_factored(choice.name, choice.slot, self.blueprints)
@@ -259,12 +283,16 @@ class HeuristicController:
             pruned = self.records[choice.slot].blueprint
             self.penalties[pruned] += self.config.prune_penalty
         if choice.slot is not None:
-            assert action.op in legal_ops(reports[choice.slot], self.limits), action
+            assert obs.masks.allows(action.op, choice.slot), action
         self.last_reason = choice.reason
         return action
 
-    def _check_reports(self, reports: Mapping[str, SlotReport]) -> None:
-        for key, report in reports.items():
+    def _check(self, obs: Observation) -> None:
+        if sorted(obs.masks.slot_ids) != sorted(obs.reports):
+            raise ValueError(
+                f"masks cover slots {sorted(obs.masks.slot_ids)}, reports {sorted(obs.reports)}"
+            )
+        for key, report in obs.reports.items():
             if key != report.slot_id:
                 raise ValueError(f"report under key {key!r} is for slot {report.slot_id!r}")
             if report.stage in PROBATION_STAGES and report.blueprint not in self.blueprints:
@@ -272,73 +300,87 @@ class HeuristicController:
                     f"slot {key} ({report.stage.name}) holds blueprint {report.blueprint!r}; "
                     f"known: {self.blueprints}"
                 )
+            for name in ("contribution", "prospective"):
+                value = getattr(report, name)
+                if value is not None and getattr(report, f"{name}_stderr") is None:
+                    raise ValueError(
+                        f"slot {key} reports {name} {value} pp without its standard error; "
+                        "the heuristic's bars are in standard errors"
+                    )
 
-    def _clearly_helps(self, score: float, stderr: float | None) -> bool:
-        is_significant = stderr is None or score > self.config.significance_stderrs * stderr
-        return score > self.config.fossilize_pp and is_significant
+    def _clearly_helps(self, score: float, stderr: float) -> bool:
+        return score > self.config.significance_stderrs * stderr
 
-    def _prune(self, ordered: list[SlotReport]) -> _Choice | None:
-        cfg = self.config
+    def _prune(self, obs: Observation, ordered: list[SlotReport]) -> _Choice | None:
+        patience = self.config.prune_patience
         for report in ordered:
-            if Op.PRUNE not in legal_ops(report, self.limits):
+            if not obs.masks.allows(Op.PRUNE, report.slot_id):
                 continue
             record = self.records[report.slot_id]
             signal, score, stderr = seed_score(report)
-            if score is not None and self._clearly_helps(score, stderr):
-                continue
+            if score is not None:
+                assert stderr is not None  # checked by `_check`
+                if self._clearly_helps(score, stderr):
+                    continue
             where = f"{report.blueprint} in {report.slot_id}"
-            if record.epochs_without_improvement >= cfg.prune_patience:
-                reason = f"{signal} of {where} not improved for {cfg.prune_patience} epochs"
+            if record.epochs_without_improvement >= patience:
+                reason = f"{signal} of {where} not improved for {patience} epochs"
                 return _Choice("PRUNE", report.slot_id, reason)
-            if record.epochs_not_positive >= cfg.prune_patience:
-                reason = f"{signal} of {where} <= 0 for {cfg.prune_patience} epochs"
+            if record.epochs_not_positive >= patience:
+                reason = f"{signal} of {where} <= 0 for {patience} epochs"
                 return _Choice("PRUNE", report.slot_id, reason)
-            if (
-                score is not None
-                and score < 0  # a noisy dip of a still-helping seed is not a reason
-                and record.best is not None
-                and record.best - score >= cfg.prune_drop_pp
-            ):
+            if score is not None and score < 0 and self._fell_clearly(record, score, stderr):
+                # Only a seed that now hurts: a noisy dip of a still-helping one is no reason.
+                assert record.best is not None
                 reason = f"{signal} of {where} fell from {record.best:+.2f} to {score:+.2f} pp"
                 return _Choice("PRUNE", report.slot_id, reason)
         return None
 
-    def _fossilize(self, ordered: list[SlotReport]) -> _Choice | None:
+    def _fell_clearly(self, record: SeedRecord, score: float, stderr: float | None) -> bool:
+        """Whether `score` lies clearly below the record's best (module docstring)."""
+        if record.best is None:
+            return False
+        assert stderr is not None and record.best_stderr is not None  # checked by `_check`
+        drop_stderr = math.hypot(record.best_stderr, stderr)
+        return record.best - score > self.config.significance_stderrs * drop_stderr
+
+    def _fossilize(self, obs: Observation, ordered: list[SlotReport]) -> _Choice | None:
         for report in ordered:
-            if report.stage != Stage.HOLDING or report.contribution is None:
+            value, stderr = report.contribution, report.contribution_stderr
+            if report.stage != Stage.HOLDING or value is None or stderr is None:
                 continue
-            if Op.FOSSILIZE not in legal_ops(report, self.limits):
+            if not obs.masks.allows(Op.FOSSILIZE, report.slot_id):
                 continue
-            if self._clearly_helps(report.contribution, report.contribution_stderr):
+            if self._clearly_helps(value, stderr):
                 reason = f"{report.blueprint} in {report.slot_id} contributes "
-                reason += f"{report.contribution:+.2f} pp"
+                reason += f"{value:+.2f} ± {stderr:.2f} pp"
                 return _Choice("FOSSILIZE", report.slot_id, reason)
         return None
 
-    def _advance(self, ordered: list[SlotReport]) -> _Choice | None:
+    def _advance(self, obs: Observation, ordered: list[SlotReport]) -> _Choice | None:
         cfg = self.config
         for report in ordered:
-            if Op.ADVANCE not in legal_ops(report, self.limits):
+            if not obs.masks.allows(Op.ADVANCE, report.slot_id):
                 continue
             where = f"{report.blueprint} in {report.slot_id}"
             gain, stderr = report.prospective, report.prospective_stderr
-            harm_bar = -(cfg.fossilize_pp + cfg.significance_stderrs * (stderr or 0.0))
-            if (
-                gain is not None
-                and report.epochs_in_stage >= cfg.advance_min_epochs
-                and gain > harm_bar
-            ):
-                reason = f"{where} not clearly harmful ({gain:+.2f} pp prospective)"
-                return _Choice("ADVANCE", report.slot_id, reason)
-            if gain is None and report.epochs_in_stage >= cfg.advance_unmeasured_epochs:
-                reason = (
-                    f"{where} unmeasured after {report.epochs_in_stage} epochs: blend to measure"
-                )
+            if gain is None:
+                if report.epochs_in_stage >= cfg.advance_unmeasured_epochs:
+                    reason = (
+                        f"{where} unmeasured after {report.epochs_in_stage} epochs: "
+                        "blend to measure"
+                    )
+                    return _Choice("ADVANCE", report.slot_id, reason)
+                continue
+            assert stderr is not None  # checked by `_check`
+            is_clearly_harmful = gain < -cfg.significance_stderrs * stderr
+            if report.epochs_in_stage >= cfg.advance_min_epochs and not is_clearly_harmful:
+                reason = f"{where} not clearly harmful ({gain:+.2f} ± {stderr:.2f} pp prospective)"
                 return _Choice("ADVANCE", report.slot_id, reason)
         return None
 
-    def _germinate(self, metrics: EpochMetrics, ordered: list[SlotReport]) -> _Choice | None:
-        cfg = self.config
+    def _germinate(self, obs: Observation, ordered: list[SlotReport]) -> _Choice | None:
+        cfg, metrics = self.config, obs.metrics
         if any(r.stage in IN_FLIGHT_STAGES for r in ordered):
             return None
         if metrics.epoch < cfg.germinate_min_epoch:
@@ -347,7 +389,9 @@ class HeuristicController:
             return None
         if not metrics.is_stabilized and metrics.plateau_epochs < cfg.unstabilized_plateau_epochs:
             return None
-        slot = next((r.slot_id for r in ordered if Op.GERMINATE in legal_ops(r, self.limits)), None)
+        if obs.epochs_left < epochs_to_judge(cfg):
+            return None  # too late for the seed to be judged: it would only cost rent
+        slot = next((r.slot_id for r in ordered if obs.masks.allows(Op.GERMINATE, r.slot_id)), None)
         if slot is None:
             return None
         blueprint = self._next_blueprint()

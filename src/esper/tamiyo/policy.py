@@ -1,4 +1,5 @@
-"""The one controller protocol shared by the static, random, heuristic and learned controllers.
+"""The one controller protocol shared by the static, plan, random, heuristic and learned
+controllers.
 
 `act` takes the observations of all envs at a step and returns one action per env (the learned
 policy also returns log-probabilities, values and its recurrent state).
@@ -47,6 +48,50 @@ class StaticPolicy:
         return PolicyStep([FactoredAction.wait() for _ in observations], state)
 
 
+class PlanPolicy:
+    """A scripted controller: plants a fixed list of (slot, blueprint) seeds and takes each through
+    its lifecycle as early as the observation's masks allow.
+
+    Each step it goes through the plan in order and takes the first action the masks allow: a
+    GERMINATE of a seed not yet planted (ADD blend, FAST tempo, alpha 1, linear curve), else an
+    ADVANCE or a FOSSILIZE of a planted one; otherwise WAIT. It never prunes, and never replants a
+    slot whose seed was lost (e.g. to a governor rollback). Being scripted, its trajectory through
+    the stages does not depend on how training went, which makes it the controller for testing
+    lifecycle mechanics and for mapping what fixed growth plans can buy
+    (`benchmarks/fixed_plans.py`).
+
+    Args:
+        plan: (slot id, blueprint) pairs, at most one per slot.
+
+    Raises:
+        ValueError: if the plan names a slot twice.
+    """
+
+    def __init__(self, plan: Sequence[tuple[str, str]]) -> None:
+        self.plan = tuple(plan)
+        slots = [slot for slot, _ in self.plan]
+        if len(set(slots)) != len(slots):
+            raise ValueError(f"plan {self.plan} names a slot twice")
+        self.name = "+".join(f"{bp}@{slot}" for slot, bp in self.plan) or "none"
+
+    def initial_state(self, n_envs: int) -> list[set[str]]:
+        return [set() for _ in range(n_envs)]  # per env: the slots planted so far
+
+    def _action(self, obs: Observation, planted: set[str]) -> FactoredAction:
+        for slot, blueprint in self.plan:
+            if slot not in planted and obs.masks.allows(Op.GERMINATE, slot):
+                planted.add(slot)
+                return FactoredAction.germinate(slot, blueprint, tempo=Tempo.FAST)
+            for op in (Op.ADVANCE, Op.FOSSILIZE):
+                if slot in planted and obs.masks.allows(op, slot):
+                    return FactoredAction(op, slot=slot)
+        return FactoredAction.wait()
+
+    def act(self, observations: Sequence[Observation], state: list[set[str]]) -> PolicyStep:
+        actions = [self._action(o, p) for o, p in zip(observations, state, strict=True)]
+        return PolicyStep(actions, state)
+
+
 # The heuristic's first choices: blueprints with real capacity before the near-no-ops (a `norm`
 # seed at a 2-channel slot has 6 parameters and cannot change much).
 PREFERRED_ORDER: dict[str, tuple[str, ...]] = {
@@ -85,7 +130,7 @@ class HeuristicPolicy:
     def act(
         self, observations: Sequence[Observation], state: list[HeuristicController]
     ) -> PolicyStep:
-        actions = [c.decide(o.metrics, o.reports) for c, o in zip(state, observations, strict=True)]
+        actions = [c.decide(o) for c, o in zip(state, observations, strict=True)]
         return PolicyStep(actions, state)
 
 
