@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from esper.cli.evaluate import add_evaluate_parser
+from esper.cli.main import main
+from esper.simic.environment import MorphogeneticEnv
 from esper.simic.trainer import TRAINING_SEED_LIMIT
+from esper.tolaria import TASKS, DataOptions
+from esper.tolaria.data import DataSplits, Split
 
 RunCli = Callable[[list[str]], tuple[int, str, str]]  # the `cli` fixture (tests/cli/conftest.py)
+
+TRAIN_SUBSET = 200  # of digits' training samples, in the checkpoint's config
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One short PPO run on digits with train_subset=TRAIN_SUBSET, shared by the tests that
+    evaluate a checkpoint (digits itself ignores train_subset, so training is unaffected)."""
+    runs = tmp_path_factory.mktemp("runs")
+    train = ["train", "ppo", "--task", "digits", "--rounds", "1", "--envs", "2"]
+    train += ["--episode-length", "3", "--train-subset", str(TRAIN_SUBSET)]
+    assert main([*train, "--runs-dir", str(runs), "--no-live"]) == 0
+    (run_dir,) = runs.iterdir()
+    return run_dir
 
 
 def test_evaluate_writes_paired_results(tmp_path: Path, cli: RunCli) -> None:
@@ -31,16 +53,11 @@ def test_evaluate_writes_paired_results(tmp_path: Path, cli: RunCli) -> None:
 
 
 def test_a_trained_ppo_checkpoint_is_evaluated_in_its_own_setting(
-    tmp_path: Path, cli: RunCli
+    trained_run: Path, tmp_path: Path, cli: RunCli
 ) -> None:
-    runs = tmp_path / "runs"
-    train = ["train", "ppo", "--task", "digits", "--rounds", "1", "--envs", "2"]
-    code, _, err = cli([*train, "--episode-length", "3", "--runs-dir", str(runs), "--no-live"])
-    assert code == 0, err
-    (run_dir,) = runs.iterdir()
     out = tmp_path / "results.json"
 
-    argv = ["evaluate", "--controllers", f"static,ppo:{run_dir}", "--seeds", "2"]
+    argv = ["evaluate", "--controllers", f"static,ppo:{trained_run}", "--seeds", "2"]
     code, stdout, err = cli([*argv, "--out", str(out)])
 
     assert code == 0, err
@@ -54,6 +71,80 @@ def test_a_trained_ppo_checkpoint_is_evaluated_in_its_own_setting(
     assert code == 2
     (line,) = err.splitlines()
     assert line.startswith("esper: error: ppo was trained on task 'digits'")
+
+
+@pytest.fixture
+def data_seen(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """What the digits task is asked to load and the training split every env then holds.
+
+    Digits is embedded and ignores the data options; here its loader honours train_subset, as
+    cifar10's does, so that the options' way to each env can be seen."""
+    seen: dict[str, list[Any]] = {"options": [], "train_sizes": []}
+    digits = TASKS["digits"]
+
+    def load(options: DataOptions) -> DataSplits:
+        seen["options"].append(options)
+        data = digits.load(options)
+        n = options.train_subset or len(data.train)
+        return replace(data, train=Split(data.train.inputs[:n], data.train.targets[:n]))
+
+    monkeypatch.setitem(TASKS, "digits", replace(digits, load=load))
+    build_env = MorphogeneticEnv.__init__
+
+    def recording_init(env: MorphogeneticEnv, *args: Any, **kwargs: Any) -> None:
+        build_env(env, *args, **kwargs)
+        seen["train_sizes"].append(len(env.data.train))
+
+    monkeypatch.setattr(MorphogeneticEnv, "__init__", recording_init)
+    return seen
+
+
+def test_the_checkpoints_data_options_reach_every_env(
+    trained_run: Path, cli: RunCli, data_seen: dict[str, list[Any]]
+) -> None:
+    argv = ["evaluate", "--controllers", f"static,ppo:{trained_run}", "--seeds", "1"]
+
+    code, _, err = cli(argv)
+
+    assert code == 0, err
+    assert data_seen["options"] == [DataOptions(train_subset=TRAIN_SUBSET)]
+    assert data_seen["train_sizes"] == [TRAIN_SUBSET, TRAIN_SUBSET]  # static's env, ppo's env
+
+
+def test_data_flags_override_the_checkpoints_data_options(
+    trained_run: Path, tmp_path: Path, cli: RunCli, data_seen: dict[str, list[Any]]
+) -> None:
+    argv = ["evaluate", "--controllers", f"ppo:{trained_run}", "--seeds", "1"]
+
+    code, _, err = cli([*argv, "--data-dir", str(tmp_path), "--train-subset", "150"])
+
+    assert code == 0, err
+    assert data_seen["options"] == [DataOptions(tmp_path, 150)]  # the folder moved
+    assert data_seen["train_sizes"] == [150]
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    commands = argparse.ArgumentParser().add_subparsers()
+    add_evaluate_parser(commands)
+    parser: argparse.ArgumentParser = commands.choices["evaluate"]
+    return parser
+
+
+def test_help_prints_percent_signs_once() -> None:
+    text = evaluate_parser().format_help()
+
+    assert "95% " in text and "%%" not in text
+
+
+def test_every_flag_says_what_it_means_and_its_default() -> None:
+    actions = [a for a in evaluate_parser()._actions if not isinstance(a, argparse._HelpAction)]
+
+    assert {"--controllers", "--data-dir", "--train-subset", "--download"} <= {
+        flag for action in actions for flag in action.option_strings
+    }
+    for action in actions:
+        assert action.help, action.option_strings
+        assert action.required or "default" in action.help, action.option_strings
 
 
 BAD_INPUT = {  # case: (arguments, what the error line must name)

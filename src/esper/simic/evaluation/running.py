@@ -1,0 +1,64 @@
+"""Playing the evaluation: every controller, one episode on each held-out env seed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from esper.nissa import TelemetryHub
+from esper.simic.environment import MorphogeneticEnv
+from esper.simic.episodes import EpisodeRecord, run_episodes
+from esper.simic.evaluation.controllers import ControllerSpec, build_policy
+from esper.simic.trainer import TRAINING_SEED_LIMIT
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    task: str
+    episode_length: int
+    seeds: tuple[int, ...]
+    records: dict[str, tuple[EpisodeRecord, ...]]  # label -> one record per seed, seed order
+
+
+def held_out_seeds(n: int, base: int = TRAINING_SEED_LIMIT) -> list[int]:
+    """`n` env seeds that training never uses (training seeds lie below TRAINING_SEED_LIMIT).
+
+    Raises:
+        ValueError: n < 1, or a base below TRAINING_SEED_LIMIT.
+    """
+    if n < 1:
+        raise ValueError(f"need at least 1 seed, got {n}")
+    if base < TRAINING_SEED_LIMIT:
+        raise ValueError(
+            f"held-out seeds start at {TRAINING_SEED_LIMIT} or above (training uses the seeds "
+            f"below it), got base {base}"
+        )
+    return list(range(base, base + n))
+
+
+def evaluate_controllers(
+    specs: Sequence[ControllerSpec],
+    make_env: Callable[[ControllerSpec], MorphogeneticEnv],
+    seeds: Sequence[int],
+    hub: TelemetryHub | None = None,
+) -> EvaluationResult:
+    """Play every controller on every seed, in its own env, one episode after another.
+
+    All controllers are built before any episode runs, so a bad checkpoint fails at once. Each
+    episode starts from a fresh controller state (`run_episodes` with one env).
+
+    Raises:
+        ValueError: envs that differ in task or episode length (the episodes would not pair up).
+    """
+    envs = [make_env(spec) for spec in specs]
+    policies = [build_policy(spec, env) for spec, env in zip(specs, envs, strict=True)]
+    lengths = {env.config.episode_length for env in envs}
+    if len(lengths) != 1 or len({env.task.name for env in envs}) != 1:
+        raise ValueError("every controller must play the same task and episode length")
+    records = {  # labelled by spec, so that two ppo checkpoints stay apart
+        spec.label: tuple(
+            replace(r, controller=spec.label) for r in run_episodes(policy, [env], seeds, hub)
+        )
+        for spec, policy, env in zip(specs, policies, envs, strict=True)
+    }
+    return EvaluationResult(envs[0].task.name, lengths.pop(), tuple(seeds), records)

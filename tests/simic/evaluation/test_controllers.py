@@ -1,0 +1,65 @@
+"""Controller specs: parsing `--controllers`, labels, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from esper.simic.evaluation import ControllerSpec, parse_controllers
+
+
+def test_parse_controllers_keeps_the_order_and_labels_one_ppo_as_ppo() -> None:
+    specs = parse_controllers("static, random,heuristic,ppo:runs/2024-ppo-digits")
+
+    assert specs == [
+        ControllerSpec("static", "static"),
+        ControllerSpec("random", "random"),
+        ControllerSpec("heuristic", "heuristic"),
+        ControllerSpec("ppo", "ppo", Path("runs/2024-ppo-digits")),
+    ]
+
+
+def test_several_ppo_controllers_are_labelled_by_their_run_directory() -> None:
+    specs = parse_controllers("ppo:runs/a,ppo:runs/b/checkpoints/latest.pt")
+
+    assert [s.label for s in specs] == ["ppo:a", "ppo:b"]
+    assert specs[1].path == Path("runs/b/checkpoints/latest.pt")
+
+
+def test_run_directory_timestamps_are_dropped_from_labels_when_names_stay_distinct() -> None:
+    lean, default = "runs/20261125-191342-lean", "runs/20261125-193000-ppo-digits"
+    assert [s.label for s in parse_controllers(f"ppo:{lean},ppo:{default}")] == [
+        "ppo:lean",
+        "ppo:ppo-digits",
+    ]
+    again = "runs/20261126-080000-ppo-digits"
+    assert [s.label for s in parse_controllers(f"ppo:{default},ppo:{again}")] == [
+        "ppo:20261125-193000-ppo-digits",
+        "ppo:20261126-080000-ppo-digits",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("bogus", "'bogus'"),
+        ("static,", "''"),
+        ("ppo", "ppo:PATH"),
+        ("ppo:", "ppo:PATH"),
+        ("static,static", "static"),
+        ("ppo:runs/a,ppo:other/a", "ppo:a"),
+    ],
+)
+def test_bad_controller_lists_are_refused_naming_the_problem(text: str, named: str) -> None:
+    with pytest.raises(ValueError, match="controller") as error:
+        parse_controllers(text)
+    assert named in str(error.value)
+
+
+def test_an_unknown_controller_error_lists_the_allowed_forms() -> None:
+    with pytest.raises(ValueError) as error:
+        parse_controllers("static,heuristc")
+    message = str(error.value)
+    assert "'heuristc'" in message
+    assert all(form in message for form in ("static", "random", "heuristic", "ppo:PATH"))
