@@ -19,7 +19,7 @@ import torch
 
 from esper.cli.main import main
 from esper.nissa import CHECKPOINTS_DIR, CONFIG_FILE, EVENTS_FILE, read_events
-from esper.simic.checkpoint import LATEST
+from esper.simic.checkpoint import LATEST, read_checkpoint
 
 ARGS = ["train", "ppo", "--task", "digits", "--envs", "2", "--episode-length", "4", "--seed", "3"]
 HEALTH_FIELDS = (
@@ -58,7 +58,7 @@ def only_run_dir(runs_dir: Path) -> Path:
 
 
 def checkpoint(run_dir: Path) -> dict:
-    return torch.load(run_dir / CHECKPOINTS_DIR / LATEST, map_location="cpu", weights_only=True)
+    return read_checkpoint(run_dir / CHECKPOINTS_DIR / LATEST)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""`esper evaluate`: every controller on the same held-out env seeds, with bootstrap intervals."""
+"""`esper evaluate`: every controller on the same held-out env seeds, with bootstrap intervals
+and permutation p-values."""
 
 from __future__ import annotations
 
@@ -9,17 +10,22 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from esper.cli.arguments import add_threads_option, device, positive_int, readable_dir
+from esper.cli.arguments import apply_threads, positive_int, setting
+from esper.cli.run_setup import check_data_dir, check_device
+from esper.cli.settings import add_settings_flags, flag_of, given_settings, typed_pairs
 from esper.karn.console import ConsoleSink, default_console
 from esper.nissa import TelemetryHub
+from esper.simic.config import PRESETS, EpisodeSettings
 from esper.simic.environment import MorphogeneticEnv
 from esper.simic.evaluation import (
     CONTROLLER_FORMS,
+    EXACT_SIGN_FLIP_LIMIT,
     EvaluationSummary,
     check_results_path,
     checkpoint_config,
     checkpoint_file,
     evaluate_controllers,
+    evaluation_data_options,
     evaluation_env_config,
     held_out_seeds,
     most_common_growth,
@@ -28,7 +34,7 @@ from esper.simic.evaluation import (
     with_reward_of,
     write_results,
 )
-from esper.tolaria import TASKS, DataOptions, get_task
+from esper.tolaria import get_task
 
 
 def add_evaluate_parser(commands: Any) -> None:
@@ -37,38 +43,106 @@ def add_evaluate_parser(commands: Any) -> None:
         help="compare controllers on the same held-out env seeds",
         description=(
             "Run every controller on the same held-out env seeds (never used in training) and "
-            "report means with 95%% bootstrap intervals and paired differences."
+            "report means with 95% BCa bootstrap intervals, and paired differences with their "
+            "intervals and sign-flip permutation p-values. ppo controllers are evaluated in the "
+            "setting they were trained in (episode length, slots, lifecycle, data options); a "
+            "flag whose default is the checkpoints' overrides it."
         ),
     )
-    add_threads_option(parser)
-    parser.add_argument("--task", default="digits", choices=sorted(TASKS), help="(default: digits)")
-    parser.add_argument("--controllers", required=True, help=CONTROLLER_FORMS)
-    parser.add_argument(
-        "--seeds", type=positive_int, default=10, help="held-out env seeds (default: 10)"
+    run = parser.add_argument_group("evaluation")
+    run.add_argument(
+        "--controllers",
+        required=True,
+        help=f"the controllers to compare, in table order: {CONTROLLER_FORMS}; PATH is a ppo "
+        "run directory or checkpoint file (required)",
     )
-    parser.add_argument(
-        "--episode-length",
+    run.add_argument(
+        "--seeds",
         type=positive_int,
-        default=None,
-        help="host epochs per episode (default: the ppo checkpoint's, else the task's)",
+        default=10,
+        help="how many held-out env seeds every controller plays one episode on "
+        "(default: %(default)s)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="results file, .json or .csv")
-    parser.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--data-dir", type=readable_dir, default=None, help="real datasets' folder")
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also write the results to this file: .json (summary and every episode) or .csv "
+        "(summary rows) (default: none, tables only)",
+    )
+    run.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="episode settings for baseline-only evaluations (default: the task's preset)",
+    )
+    run.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="JSON or YAML episode settings for baseline-only evaluations (default: none)",
+    )
+    run.add_argument(
+        "--set",
+        type=setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any episode setting by its config name (repeatable; default: none)",
+    )
+    add_settings_flags(parser, EpisodeSettings, EpisodeSettings.preset("digits"), exclude=("seed",))
     parser.set_defaults(run=run_evaluate)
+
+
+# Settings a flag may give beside ppo checkpoints: where and how this evaluation runs, not what
+# the controllers were trained for (see esper.simic.evaluation.settings).
+_OVERRIDABLE = frozenset(
+    {"task", "episode_length", "data_dir", "train_subset", "download", "device", "threads"}
+)
+
+
+def resolve_settings(args: argparse.Namespace) -> tuple[EpisodeSettings, dict[str, Any]]:
+    """The episode settings the command line asks for, and which of them it gave."""
+    flags = given_settings(args, EpisodeSettings)
+    pairs = typed_pairs(args.set, EpisodeSettings)
+    both = sorted(set(flags) & set(pairs))
+    if both:
+        raise ValueError(
+            f"--set {both[0]}=... repeats a setting given by its own flag {flag_of(both[0])}; "
+            "use one"
+        )
+    given = {**pairs, **flags}
+    return EpisodeSettings.resolve(args.preset, args.config, given), given
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     # Everything that can be wrong with the input fails here, before any episode runs.
+    settings, given = resolve_settings(args)
     specs = parse_controllers(args.controllers)
     if args.out is not None:
         check_results_path(args.out)
     ppo_configs = {
         spec.label: checkpoint_config(spec.path) for spec in specs if spec.path is not None
     }
-    env_config = evaluation_env_config(args.task, ppo_configs, args.episode_length, args.device)
-    task = get_task(args.task)
-    data = task.load(DataOptions(args.data_dir))
+    if ppo_configs:
+        _refuse_retraining_settings(args, given)
+    apply_threads(settings.threads)
+    check_device(settings.device)
+    asked = {key: getattr(settings, key) for key in given}  # validated and typed
+    env_config = evaluation_env_config(
+        settings.task,
+        ppo_configs,
+        asked.get("episode_length"),
+        settings.device,
+        baseline=settings,
+    )
+    data_options = evaluation_data_options(
+        ppo_configs, asked.get("data_dir"), asked.get("train_subset"), asked.get("download")
+    )
+    check_data_dir(settings)
+    task = get_task(settings.task)
+    data = task.load(data_options)
     seeds = held_out_seeds(args.seeds)
 
     console = default_console()
@@ -76,14 +150,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         Text(
             f"evaluate on {task.name}: {', '.join(s.label for s in specs)} on {len(seeds)} "
             f"held-out env seeds {seeds[0]}..{seeds[-1]}, {env_config.episode_length} epochs "
-            f"per episode, device {args.device}"
+            f"per episode, {len(data.train):,} training samples, device {settings.device}"
         )
     )
     for spec in specs:
         if spec.path is not None:
             console.print(Text(f"{spec.label}: {checkpoint_file(spec.path)}"))
     # Plain lines per finished episode as progress, then the per-episode table on close.
-    hub = TelemetryHub([ConsoleSink(console, live=False)])
+    hub = TelemetryHub([ConsoleSink(console, live=False)], strict=False)
     result = evaluate_controllers(
         specs,
         lambda spec: MorphogeneticEnv(
@@ -104,6 +178,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_retraining_settings(args: argparse.Namespace, given: dict[str, Any]) -> None:
+    """ppo controllers play in the setting they were trained in: only where and how this
+    evaluation runs may be given beside them."""
+    fixed = sorted(set(given) - _OVERRIDABLE)
+    if args.preset is not None or args.config is not None:
+        fixed.insert(0, "--preset/--config")
+    if fixed:
+        raise ValueError(
+            f"ppo controllers are evaluated in the settings they were trained with; drop "
+            f"{', '.join(fixed)} (allowed beside them: {', '.join(sorted(_OVERRIDABLE))})"
+        )
+
+
 def controller_table(summary: EvaluationSummary) -> Table:
     """One row per controller: means over the seeds, test accuracy with its interval."""
     percent = f"{summary.confidence:.0%}"
@@ -111,7 +198,7 @@ def controller_table(summary: EvaluationSummary) -> Table:
         title=f"Controllers on {summary.task}, {len(summary.seeds)} held-out seeds",
         title_justify="left",
         caption=Text(
-            f"means over the seeds; [lo, hi]: {percent} percentile bootstrap interval of the mean "
+            f"means over the seeds; [lo, hi]: {percent} BCa bootstrap interval of the mean "
             f"({summary.n_resamples:,} resamples)"
         ),
         caption_justify="left",
@@ -144,13 +231,25 @@ _METRIC_FORMATS = {
 
 
 def comparison_table(summary: EvaluationSummary) -> Table:
-    """One row per paired comparison and metric: the mean per-seed difference and its interval."""
+    """One row per paired comparison and metric: the mean per-seed difference, its interval and
+    its sign-flip p-value."""
     percent = f"{summary.confidence:.0%}"
-    table = Table(title="Paired differences (same seeds)", title_justify="left")
+    exact = len(summary.seeds) <= EXACT_SIGN_FLIP_LIMIT
+    table = Table(
+        title="Paired differences (same seeds)",
+        title_justify="left",
+        caption=Text(
+            f"[lo, hi]: {percent} BCa bootstrap interval of the mean difference; p: two-sided "
+            "sign-flip permutation test of a mean difference of 0 "
+            f"({'exact' if exact else f'{summary.n_resamples:,} random sign assignments'})"
+        ),
+        caption_justify="left",
+    )
     table.add_column("comparison", no_wrap=True)
     table.add_column("metric")
     table.add_column(f"difference [{percent} CI]", justify="right", no_wrap=True)
     table.add_column("excludes 0", justify="center")
+    table.add_column("p", justify="right")
     for comparison in summary.comparisons:
         name, spec = _METRIC_FORMATS[comparison.metric]
         d = comparison.difference
@@ -159,5 +258,6 @@ def comparison_table(summary: EvaluationSummary) -> Table:
             name,
             f"{d.mean:{spec}} [{d.lo:{spec}}, {d.hi:{spec}}]",
             "yes" if d.excludes_zero else "no",
+            f"{comparison.p_value:#.3g}",
         )
     return table

@@ -1,7 +1,8 @@
-"""Entry point of the `esper` command.
+"""Entry point of the `esper` command (also `python -m esper`).
 
-Bad input (unknown task, negative counts, unreadable data) exits with status 2 and one clear
-line on stderr, never a traceback.
+Bad input (unknown task, out-of-range settings, unreadable data, a damaged checkpoint, a runs
+folder that cannot be written, a full disk) exits with status 2 and one line on stderr,
+`esper: error: ...`, never a traceback. A traceback means a bug in esper.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from esper.cli.arguments import apply_threads
+from esper import __version__
 from esper.cli.evaluate import add_evaluate_parser
 from esper.cli.train_heuristic import add_heuristic_parser
 from esper.cli.train_ppo import add_ppo_parser
@@ -21,7 +22,12 @@ class OneLineParser(argparse.ArgumentParser):
     """Reports a usage mistake in one line (no usage dump), exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"esper: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"esper: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(message: object, limit: int = 1000) -> str:
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="esper",
         description="Grow neural networks while they train: plant, blend, keep or prune seeds.",
     )
+    parser.add_argument("--version", action="version", version=f"esper {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    train = commands.add_parser("train", help="run or train a controller")
+    train = commands.add_parser(
+        "train",
+        help="run or train a controller",
+        description="Run the rule-based controller or train the learned one.",
+    )
     controllers = train.add_subparsers(dest="controller", required=True, metavar="CONTROLLER")
     add_heuristic_parser(controllers)
     add_ppo_parser(controllers)
@@ -41,11 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    apply_threads(args.threads)
     try:
         return int(args.run(args))
-    except (ValueError, DataError, FileNotFoundError, PermissionError) as error:
-        print(f"esper: error: {error}", file=sys.stderr)
+    except (ValueError, DataError, OSError) as error:
+        # ValueError covers config, checkpoint and data errors (ConfigError, CheckpointError,
+        # pydantic's ValidationError); OSError a runs folder or disk that fails us.
+        print(f"esper: error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("esper: interrupted", file=sys.stderr)

@@ -1,29 +1,132 @@
-"""What every run command does first: load the task, make the run directory, open telemetry."""
+"""What every run command does first: check its inputs, load the task, make the run directory,
+open telemetry. Everything that can be refused is checked before the run directory exists, and a
+run that fails while it is being set up leaves no directory behind."""
 
 from __future__ import annotations
 
-import argparse
+import re
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+
+import torch
 
 from esper.karn.console import ConsoleSink
 from esper.leyline import EventContext, RunEndEvent, RunStartEvent
 from esper.nissa import (
+    CHECKPOINTS_DIR,
     EVENTS_FILE,
     JsonlSink,
     Sink,
     TelemetryHub,
     TelemetryLevel,
     create_run_dir,
-    write_config,
 )
-from esper.simic.environment import EnvConfig, MorphogeneticEnv
-from esper.tolaria import DataOptions, SessionOptions, Task, get_task
+from esper.simic.config import EpisodeSettings
+from esper.simic.env_pool import env_config_for
+from esper.simic.environment import MorphogeneticEnv
+from esper.tolaria import DataOptions, Task, get_task
 from esper.tolaria.data import DataSplits
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_MAX_NAME = 100  # file systems allow 255 bytes; the timestamp prefix and suffixes need room
+
+
+def check_run_name(name: str) -> None:
+    """Raises ValueError unless `name` is a usable run-directory name."""
+    if not _NAME.fullmatch(name) or name in (".", ".."):
+        raise ValueError(
+            f"invalid run name {name[:40]!r}: use letters, digits, '-', '_' and '.' only"
+        )
+    if len(name) > _MAX_NAME:
+        raise ValueError(f"run name of {len(name)} characters is too long (at most {_MAX_NAME})")
+
+
+def check_runs_dir(runs_dir: Path) -> None:
+    """Raises ValueError if the runs folder cannot hold a new run (a file, or not writable)."""
+    existing = next((p for p in (runs_dir, *runs_dir.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise ValueError(f"runs folder {runs_dir}: {existing} is a file, not a folder")
+    probe = existing / f".esper-write-check-{time.monotonic_ns()}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as error:
+        raise ValueError(f"runs folder {runs_dir}: cannot write in {existing} ({error})") from None
+
+
+def check_device(device: str) -> None:
+    """Raises ValueError for a CUDA device this machine does not have."""
+    parsed = torch.device(device)
+    if parsed.type != "cuda":
+        return
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here")
+    count = torch.cuda.device_count()
+    if parsed.index is not None and parsed.index >= count:
+        raise ValueError(f"device {device!r}: this machine has {count} CUDA device(s)")
+
+
+def check_data_dir(settings: EpisodeSettings) -> None:
+    if settings.data_dir is not None and not settings.data_dir.exists():
+        raise ValueError(f"data_dir {str(settings.data_dir)!r} does not exist")
+
+
+def load_data(settings: EpisodeSettings) -> tuple[Task, DataSplits]:
+    """The task and its data splits, after the device and data folder were checked."""
+    check_device(settings.device)
+    check_data_dir(settings)
+    task = get_task(settings.task)
+    data = task.load(DataOptions(settings.data_dir, settings.train_subset, settings.download))
+    return task, data
+
+
+@dataclass
+class NewRunDir:
+    """A run directory being set up: removed on failure until `keep()` says the run started."""
+
+    path: Path
+    is_kept: bool = False
+
+    def keep(self) -> None:
+        self.is_kept = True
+
+
+@contextmanager
+def new_run_dir(runs_dir: Path, name: str | None, default_name: str) -> Iterator[NewRunDir]:
+    """A fresh run directory; if the body fails before `keep()`, it is removed again (a refused
+    or failed setup leaves nothing behind, a run that has started keeps its events).
+
+    `--name NAME` gives exactly `runs_dir/NAME` (refused if it exists); without it the folder is
+    `runs_dir/<YYYYmmdd-HHMMSS>-<default_name>`.
+    """
+    if name is not None:
+        check_run_name(name)
+    check_runs_dir(runs_dir)
+    if name is None:
+        run_dir = create_run_dir(runs_dir, name=default_name)
+    else:
+        run_dir = runs_dir / name
+        if run_dir.exists():
+            raise ValueError(
+                f"run directory {run_dir} exists: continue it with --resume {run_dir}, "
+                "or choose another --name"
+            )
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir()
+        (run_dir / CHECKPOINTS_DIR).mkdir()
+    handle = NewRunDir(run_dir)
+    try:
+        yield handle
+    except BaseException:
+        if not handle.is_kept:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 @dataclass
@@ -33,48 +136,32 @@ class RunSetup:
     run_dir: Path
     hub: TelemetryHub
     context: EventContext
-    env_config: EnvConfig
-    config: dict[str, Any]
+    settings: EpisodeSettings
 
     def make_envs(self, n: int) -> list[MorphogeneticEnv]:
         return [
             MorphogeneticEnv(
-                self.task, self.data, self.env_config, self.hub, replace(self.context, env=i)
+                self.task,
+                self.data,
+                env_config_for(self.settings, i),
+                self.hub,
+                replace(self.context, env=i),
             )
             for i in range(n)
         ]
 
 
-def open_run(args: argparse.Namespace, command: str, controller: str) -> RunSetup:
-    task = get_task(args.task)
-    data = task.load(DataOptions(args.data_dir, args.train_subset, args.download))
-    episode_length = args.episode_length or task.episode_length
-    env_config = EnvConfig(
-        episode_length=episode_length, session=SessionOptions(device=args.device)
-    )
-    name = args.name or f"{controller}-{task.name}"
-    run_dir = create_run_dir(args.runs_dir, name=name)
-    config = {
-        key: (str(value) if isinstance(value, Path) else value)
-        for key, value in vars(args).items()
-        if key != "run"
-    }
-    config.update(command=command, episode_length=episode_length, telemetry=args.telemetry.name)
-    write_config(run_dir, config)
-    hub = open_telemetry(run_dir, args.telemetry, is_live=not args.no_live)
-    context = EventContext(run=run_dir.name, group=controller)
-    return RunSetup(task, data, run_dir, hub, context, env_config, config)
-
-
 def open_telemetry(
     run_dir: Path, level: TelemetryLevel, is_live: bool, log_lifecycle: bool = True
 ) -> TelemetryHub:
-    """events.jsonl in the run directory plus the console (live only on a terminal)."""
+    """events.jsonl in the run directory plus the console (live only on a terminal). In a run
+    telemetry never stops training: a bad event is dropped and counted, a failing sink retried
+    (tests set ESPER_TELEMETRY_STRICT=1, so there the same bug raises)."""
     sinks: list[Sink] = [
         JsonlSink(run_dir / EVENTS_FILE),
         ConsoleSink(live=None if is_live else False, log_lifecycle=log_lifecycle),
     ]
-    return TelemetryHub(sinks, level=level)
+    return TelemetryHub(sinks, level=level, strict=False)
 
 
 @contextmanager
@@ -90,5 +177,6 @@ def recorded_run(hub: TelemetryHub, context: EventContext, start: RunStartEvent)
         status = "interrupted"
         raise
     finally:
-        hub.emit_payload(RunEndEvent(status, time.perf_counter() - started), context, 0)
+        end = RunEndEvent(status, time.perf_counter() - started, telemetry=hub.health())
+        hub.emit_payload(end, context, 0)
         hub.close()

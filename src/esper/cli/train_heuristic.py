@@ -1,16 +1,25 @@
-"""`esper train heuristic`: grow hosts with the rule-based controller and record the run."""
+"""`esper train heuristic`: grow hosts with the rule-based controller and record the run.
+
+Its settings are a `HeuristicRunConfig`, validated and recorded like a PPO run's: the same
+presets, config files, flags and `--set`, so a heuristic baseline can be run under exactly the
+slots, limits, gates and rewards a PPO run used.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from esper.cli.arguments import add_common_options, positive_int
-from esper.cli.run_setup import RunSetup, open_run, recorded_run
+from esper.cli.arguments import apply_threads, setting
+from esper.cli.run_setup import RunSetup, load_data, new_run_dir, open_telemetry, recorded_run
+from esper.cli.settings import add_settings_flags, flag_of, given_settings, typed_pairs
 from esper.kasmina import blueprint_names
-from esper.leyline import RunStartEvent
+from esper.leyline import EventContext, RunStartEvent
+from esper.nissa import parse_level, write_config
+from esper.simic.config import PRESETS, HeuristicRunConfig
 from esper.simic.episodes import run_episodes
 from esper.tamiyo.policy import HeuristicPolicy
 
@@ -19,25 +28,88 @@ def add_heuristic_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "heuristic",
         help="grow hosts with the rule-based controller",
-        description="Run the heuristic controller for some episodes and write a run directory.",
+        description=(
+            "Run the heuristic controller for some episodes and write a run directory. "
+            "Settings: a preset (--preset, else the config file's `preset:`, else the task's "
+            "own), then a --config file, then flags and --set. Defaults shown are those of the "
+            "digits preset."
+        ),
     )
-    add_common_options(parser)
-    parser.add_argument("--episodes", type=positive_int, default=3, help="(default: 3)")
-    parser.add_argument(
-        "--envs", type=positive_int, default=1, help="envs in lockstep (default: 1)"
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="starting settings (default: the preset named after the task, e.g. digits)",
     )
+    run.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="JSON or YAML mapping of settings, applied on top of the preset (see README)",
+    )
+    run.add_argument(
+        "--set",
+        type=setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any setting by its config name, e.g. --set min_prune_age=8 (repeatable)",
+    )
+    run.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="where runs go (default: runs)"
+    )
+    run.add_argument(
+        "--name",
+        default=None,
+        help="run directory RUNS_DIR/NAME (default: RUNS_DIR/<date>-<time>-heuristic-<task>)",
+    )
+    run.add_argument("--no-live", action="store_true", help="plain lines instead of a live view")
+    add_settings_flags(parser, HeuristicRunConfig, HeuristicRunConfig.preset("digits"))
     parser.set_defaults(run=run_heuristic)
 
 
+def resolve_heuristic_config(args: argparse.Namespace) -> HeuristicRunConfig:
+    """preset < --config file < flags, as for `train ppo`."""
+    flags = given_settings(args, HeuristicRunConfig)
+    settings = typed_pairs(args.set, HeuristicRunConfig)
+    both = sorted(set(flags) & set(settings))
+    if both:
+        raise ValueError(
+            f"--set {both[0]}=... repeats a setting given by its own flag {flag_of(both[0])}; "
+            "use one"
+        )
+    return HeuristicRunConfig.resolve(args.preset, args.config, {**settings, **flags})
+
+
 def run_heuristic(args: argparse.Namespace) -> int:
-    setup: RunSetup = open_run(args, command="train heuristic", controller="heuristic")
-    envs = setup.make_envs(args.envs)
-    policy = HeuristicPolicy(blueprint_names(envs[0].session.model.topology))
-    seeds = [args.seed + i for i in range(args.episodes)]
-    start = RunStartEvent(
-        "train heuristic", args.task, policy.name, args.episodes, args.envs, setup.config
-    )
-    with recorded_run(setup.hub, setup.context, start):
-        run_episodes(policy, envs, seeds, setup.hub)
-    Console().print(f"run directory: {setup.run_dir}")
+    config = resolve_heuristic_config(args)
+    if config.amp or config.compile:
+        raise ValueError("not available yet: amp, compile (remove them from the config)")
+    apply_threads(config.threads)
+    task, data = load_data(config)  # checked before a run directory exists
+    with new_run_dir(args.runs_dir, args.name, f"heuristic-{config.task}") as run:
+        write_config(run.path, config.to_json_dict())
+        hub = open_telemetry(run.path, parse_level(config.telemetry), is_live=not args.no_live)
+        try:
+            context = EventContext(run=run.path.name, group="heuristic")
+            setup = RunSetup(task, data, run.path, hub, context, config)
+            envs = setup.make_envs(config.n_envs)
+            policy = HeuristicPolicy(blueprint_names(envs[0].session.model.topology))
+            seeds = [config.seed + i for i in range(config.episodes)]
+            start = RunStartEvent(
+                "train heuristic",
+                task.name,
+                policy.name,
+                config.episodes,
+                config.n_envs,
+                config.to_json_dict(),
+            )
+            run.keep()
+            with recorded_run(hub, context, start):
+                run_episodes(policy, envs, seeds, hub)
+        finally:
+            hub.close()
+    Console().print(f"run directory: {run.path}")
     return 0

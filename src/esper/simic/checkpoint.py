@@ -1,15 +1,22 @@
-"""Checkpoints: everything needed to continue a PPO run exactly, written atomically.
+"""Checkpoints: everything needed to continue a PPO run exactly, written atomically and checked.
 
 A checkpoint holds the trainer's state (policy, optimizer, normalizers, its RNG generators,
 round), the Python / NumPy / torch global RNG states, the resolved config and a format version.
-It is loaded with `torch.load(weights_only=True)`: only tensors and plain containers, never
-arbitrary pickled objects.
+
+On disk it is a small envelope `{"format_version", "sha256", "content"}` where `content` is the
+`torch.save` bytes of that payload (a uint8 tensor) and `sha256` their digest. A file that still
+unpickles after damage is therefore still refused: a flipped byte once moved an Adam moment by
+1e6 and loaded without a word. Both layers are read with `torch.load(weights_only=True)`: only
+tensors and plain containers, never arbitrary pickled objects.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import math
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +25,18 @@ import torch
 
 from esper.nissa import atomic_write_bytes
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the sha256 envelope; 1 (no checksum) is refused
 LATEST = "latest.pt"
 _REQUIRED = ("format_version", "trainer", "config", "rng")
+_TRAINER_KEYS = (
+    "round",
+    "network",
+    "optimizer",
+    "obs_normalizer",
+    "return_normalizer",
+    "sample_generator",
+    "update_generator",
+)
 
 
 class CheckpointError(ValueError):
@@ -45,39 +61,106 @@ def _restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
+def _to_bytes(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
 def save_checkpoint(path: Path, trainer_state: dict[str, Any], config: dict[str, Any]) -> None:
-    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
+    """Write atomically: a crash mid-write leaves the previous checkpoint intact.
+
+    Raises:
+        CheckpointError: the trainer state holds a non-finite tensor (a policy that has
+            diverged is never saved over a good one).
+    """
+    bad = non_finite_tensors(trainer_state)
+    if bad:
+        raise CheckpointError(
+            f"not writing checkpoint {path}: non-finite values in {', '.join(bad[:5])}"
+        )
     payload = {
         "format_version": FORMAT_VERSION,
         "trainer": trainer_state,
         "config": config,
         "rng": _rng_state(),
     }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    content = _to_bytes(payload)
+    envelope = {
+        "format_version": FORMAT_VERSION,
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "content": torch.frombuffer(bytearray(content), dtype=torch.uint8),
+    }
+    atomic_write_bytes(path, _to_bytes(envelope))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read and check a checkpoint; restores the global RNG states.
 
     Raises:
-        CheckpointError: missing, truncated, corrupted, or of another format version.
+        CheckpointError: missing, truncated, corrupted (checksum), of another format version,
+            or lacking part of what a checkpoint holds.
+    """
+    payload = read_checkpoint(path)
+    _restore_rng(payload["rng"])
+    return payload
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Read and check a checkpoint without touching the global RNG states (see load_checkpoint).
+
+    Raises:
+        CheckpointError: as `load_checkpoint`.
     """
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    envelope = _unpickle(path, path.read_bytes())
+    if not isinstance(envelope, dict) or "format_version" not in envelope:
+        raise CheckpointError(f"checkpoint {path} is not an esper checkpoint")
+    if envelope["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {envelope['format_version']!r}, "
+            f"this esper reads version {FORMAT_VERSION}"
+        )
+    content = envelope.get("content")
+    if not isinstance(content, torch.Tensor) or content.dtype != torch.uint8:
+        raise CheckpointError(f"checkpoint {path} is not an esper checkpoint (no content)")
+    data = content.numpy().tobytes()
+    if hashlib.sha256(data).hexdigest() != envelope.get("sha256"):
+        raise CheckpointError(f"checkpoint {path} is corrupted: its checksum does not match")
+    payload = _unpickle(path, data)
+    if not isinstance(payload, dict) or any(k not in payload for k in _REQUIRED):
+        raise CheckpointError(f"checkpoint {path} lacks {list(_REQUIRED)}: not an esper checkpoint")
+    trainer = payload["trainer"]
+    missing = [k for k in _TRAINER_KEYS if not isinstance(trainer, dict) or k not in trainer]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks trainer state {missing}")
+    return payload
+
+
+def _unpickle(path: Path, data: bytes) -> Any:
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated / garbage files
         raise CheckpointError(
             f"checkpoint {path} is unreadable (truncated or corrupted): {type(error).__name__}"
         ) from None
-    if not isinstance(payload, dict) or any(k not in payload for k in _REQUIRED):
-        raise CheckpointError(f"checkpoint {path} lacks {list(_REQUIRED)}: not an esper checkpoint")
-    if payload["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {path} has format version {payload['format_version']}, "
-            f"this esper reads version {FORMAT_VERSION}"
-        )
-    _restore_rng(payload["rng"])
-    return payload
+
+
+def non_finite_tensors(state: Any, prefix: str = "") -> list[str]:
+    """Dotted names of every floating tensor or float in `state` holding a NaN or infinity."""
+    if isinstance(state, torch.Tensor):
+        is_bad = state.is_floating_point() and not bool(torch.isfinite(state).all())
+        return [prefix or "value"] if is_bad else []
+    if isinstance(state, float):
+        return [prefix or "value"] if not math.isfinite(state) else []
+    if isinstance(state, Mapping):
+        items: list[tuple[Any, Any]] = list(state.items())
+    elif isinstance(state, list | tuple):
+        items = list(enumerate(state))
+    else:
+        return []
+    found: list[str] = []
+    for key, value in items:
+        found += non_finite_tensors(value, f"{prefix}.{key}" if prefix else str(key))
+    return found

@@ -1,8 +1,19 @@
-"""TrainingConfig: every setting of a PPO run, validated at the boundary (DESIGN.md §7, §11).
+"""Run configs: every setting of every command, validated at the boundary (docs/architecture.md).
 
-A strict pydantic model: unknown keys, wrong types and inconsistent values fail with messages
-naming the field. Sources, applied in order: a preset, a JSON/YAML file (which may name a preset),
-then command-line overrides; the resolved config is what a run records (`to_json_dict`).
+One hierarchy of strict pydantic models, so that `train heuristic`, `train ppo` and `evaluate`
+write and read the same validated settings:
+- `EpisodeSettings`: what an episode is (task, data, host device, slots, lifecycle limits, gates,
+  rewards). Every command has these.
+- `HeuristicRunConfig`: + how many episodes the heuristic plays, in how many envs.
+- `TrainingConfig`: + the PPO run (rounds, envs, backend, the update's hyperparameters, A/B).
+Unknown keys, wrong types, non-finite numbers and values outside their range fail with messages
+naming the field. Each field's description is its command-line help (`esper.cli.settings`
+derives the flags from the model, so there is no second table to keep in step).
+
+Sources, applied in order: a preset, a JSON/YAML file, then command-line flags. The preset is the
+one named by `--preset`, else by the file's `preset:` key, else the one named after the task: a
+file that sets only `rent_weight` still starts from the task's tuned settings, not from class
+defaults that do not learn on it.
 
 There is deliberately one discount `gamma`: PPO's GAE and the potential-based shaping must use the
 same gamma, or the shaping stops being policy-invariant (Ng, Harada & Russell, 1999). Rewards get
@@ -16,7 +27,7 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -35,8 +46,18 @@ from esper.tolaria import TASKS
 
 _DEVICE = re.compile(r"cpu|cuda(:(0|[1-9][0-9]*))?")
 
-NonNegativeFloat = Annotated[float, Field(ge=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
+# Env seeds used for training lie below this; evaluation draws its held-out seeds above it.
+TRAINING_SEED_LIMIT = 2**30
+
+# Upper bounds that no real run reaches; they turn a typo (`--rounds 10**30`) into a clear error
+# at the start instead of an overflow, an absurd allocation or a run that never ends.
+_MAX_COUNT = 1_000_000
+_MAX_EPOCHS = 10_000
+_MAX_ENVS = 1024
+_MAX_WEIGHT = 1e6
+
+NonNegativeFloat = Annotated[float, Field(ge=0, le=_MAX_WEIGHT)]
+PositiveFloat = Annotated[float, Field(gt=0, le=_MAX_WEIGHT)]
 
 # 40 rounds x 4 envs x 25 epochs: about 5 minutes on 2 CPU cores. lr and one env per minibatch
 # give 16 Adam steps per round; at the §11 lr of 3e-4 with one minibatch the op distribution had
@@ -54,7 +75,8 @@ _DIGITS: dict[str, Any] = {
     "contribution_weight": 0.2,
 }
 
-# Settings that differ from the defaults; every other setting keeps its DESIGN.md §11 value.
+# Settings that differ from the defaults; every other setting keeps its DESIGN §11 value. A
+# command takes from a preset only the settings it has (a heuristic run ignores `lr`).
 PRESETS: dict[str, dict[str, Any]] = {
     "digits": _DIGITS,
     # Parameters cost three times as much: the controller looks for cheap seeds (see
@@ -67,6 +89,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+class ConfigError(ValueError):
+    """Settings that cannot be used; the message names every bad field and where it came from."""
+
+
 def _split_csv(value: Any) -> Any:
     """The command-line form `a,b,c` of a tuple setting; other inputs pass through unchanged."""
     if isinstance(value, str):
@@ -74,66 +100,88 @@ def _split_csv(value: Any) -> Any:
     return value
 
 
-class TrainingConfig(BaseModel):
-    """Everything a PPO training run needs to know, with DESIGN.md §11 defaults."""
+def _described(default: Any, description: str, **limits: Any) -> Any:
+    return Field(default=default, description=description, **limits)
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # --- run ---
-    task: str = "digits"  # a key of esper.tolaria.TASKS
-    rounds: int = Field(default=30, ge=1)  # PPO rounds: one episode per env, then one update
-    n_envs: int = Field(default=4, ge=1)  # parallel envs, each running a host episode per round
-    episode_length: int | None = Field(default=None, ge=1)  # host epochs; None = the task's
-    seed: int = Field(default=0, ge=0)  # base seed; envs and policy seeds derive from it
-    device: str = "cpu"  # cpu, cuda or cuda:N (syntax only; availability is checked at start)
-    backend: Literal["local", "process", "ray"] = "local"  # where envs run (EnvPool)
-    slots: tuple[str, ...] | None = Field(default=None, min_length=1)  # None = the host's slots
-    data_dir: Path | None = None  # folder of real datasets (cifar10, tinystories)
-    train_subset: int | None = Field(default=None, ge=1)  # use only N training samples
-    download: bool = False  # download a missing dataset
-    telemetry: str = "normal"  # off, minimal, normal or debug
-    amp: bool = False  # mixed precision for host training (GPU)
-    compile: bool = False  # torch.compile the hosts
+Settings = TypeVar("Settings", bound="EpisodeSettings")
+
+
+class EpisodeSettings(BaseModel):
+    """What an episode is: task and data, where the host trains, slots, lifecycle, rewards."""
+
+    # allow_inf_nan=False: `--lr inf` or `rent_weight: .inf` would train (and save) a NaN policy.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    # --- task and data ---
+    task: str = _described("digits", "the task hosts train on: " + ", ".join(TASKS))
+    episode_length: int | None = _described(
+        None, "host epochs per episode (none: the task's own)", ge=1, le=_MAX_EPOCHS
+    )
+    seed: int = _described(
+        0,
+        "base seed: env seeds and the policy's seeds derive from it",
+        ge=0,
+        lt=TRAINING_SEED_LIMIT,
+    )
+    data_dir: Path | None = _described(
+        None, "folder (or file) of a real dataset: cifar10, tinystories"
+    )
+    train_subset: int | None = _described(
+        None, "train on only the first N training samples (none: all)", ge=1, le=100_000_000
+    )
+    download: bool = _described(False, "download a missing dataset (torchvision / datasets)")
+
+    # --- where and how hosts train ---
+    device: str = _described("cpu", "where hosts train: cpu, cuda or cuda:N")
+    threads: int = _described(
+        1,
+        "CPU threads for torch; part of the result (a different count changes reduction order)",
+        ge=1,
+        le=1024,
+    )
+    amp: bool = _described(False, "mixed-precision host training (GPU)")
+    compile: bool = _described(False, "torch.compile the hosts")
+    telemetry: str = _described("normal", "what events.jsonl records: off, minimal, normal, debug")
 
     # --- lifecycle ---
-    gates: Literal["permissive", "strict"] = "permissive"  # esper.kasmina.gates profile
-    min_prune_age: int = Field(default=5, ge=0)  # epochs before the controller may prune a seed
-    embargo_epochs: int = Field(default=5, ge=0)  # epochs a slot rests after a prune
+    slots: tuple[str, ...] | None = _described(
+        None, "comma-separated slot ids to enable, e.g. r0c0,r0c1 (none: all)", min_length=1
+    )
+    gates: Literal["permissive", "strict"] = _described(
+        "permissive", "quality-gate profile: permissive (structural checks) or strict"
+    )
+    min_prune_age: int = _described(
+        5, "epochs before a controller may prune a seed", ge=0, le=_MAX_EPOCHS
+    )
+    embargo_epochs: int = _described(5, "epochs a slot rests after a prune", ge=0, le=_MAX_EPOCHS)
 
     # --- rewards (esper.simic.rewards) ---
-    reward_mode: RewardMode = RewardMode.SHAPED  # every env's mode unless env_reward_modes is set
-    env_reward_modes: tuple[RewardMode, ...] | None = None  # one mode per env (A/B in one group)
-    pbrs_weight: NonNegativeFloat = 0.3  # potential-based stage shaping
-    contribution_weight: NonNegativeFloat = 1.0  # counterfactual attribution
-    rent_weight: NonNegativeFloat = 0.5  # parameter rent, relative to the host's size
-    shock_weight: NonNegativeFloat = 1.0  # penalty on sudden alpha changes of big seeds
-    action_cost: NonNegativeFloat = 0.05  # per non-WAIT op (simplified)
-    young_prune_penalty: NonNegativeFloat = 1.0  # for pruning a young seed (minimal)
-    rollback_penalty: NonNegativeFloat = 5.0  # per governor rollback
-    terminal_weight: NonNegativeFloat = 1.0  # on final validation accuracy (pp)
-    host_param_floor: int = Field(default=200, ge=1)  # smallest host size rent and shock assume
-
-    # --- PPO ---
-    gamma: float = Field(default=0.995, gt=0, le=1)  # discount, for GAE and PBRS alike
-    gae_lambda: float = Field(default=0.98, ge=0, le=1)
-    clip: PositiveFloat = 0.2  # surrogate ratio clip
-    value_clip: PositiveFloat = 10.0  # value-loss clip, on normalized returns
-    lr: PositiveFloat = 3e-4  # Adam learning rate
-    adam_eps: PositiveFloat = 1e-5
-    max_grad_norm: PositiveFloat = 1.0
-    target_kl: PositiveFloat | None = 0.015  # stop the update's epochs past this KL; None = never
-    entropy_coef: NonNegativeFloat = 0.05  # on normalized per-head entropy, at the first round
-    entropy_coef_final: NonNegativeFloat = 0.01  # linearly annealed to this ...
-    # ... over this many rounds: a horizon of its own, not `rounds`, so a run resumed with more
-    # rounds follows the same schedule as an uninterrupted one.
-    entropy_anneal_rounds: int = Field(default=30, ge=1)
-    value_coef: NonNegativeFloat = 0.5
-    hidden: int = Field(default=128, ge=1)  # MLP and LSTM width
-    update_epochs: int = Field(default=4, ge=1)  # passes over the rollout per update
-    minibatch_envs: int | None = Field(default=None, ge=1)  # env sequences per minibatch; None=all
-
-    # --- A/B ---
-    ab: tuple[RewardMode, ...] | None = None  # reward modes of policy groups trained in lockstep
+    reward_mode: RewardMode = _described(
+        RewardMode.SHAPED, "reward: " + ", ".join(m.value for m in RewardMode)
+    )
+    pbrs_weight: NonNegativeFloat = _described(0.3, "weight of the potential-based stage shaping")
+    contribution_weight: NonNegativeFloat = _described(
+        1.0, "weight of the counterfactual attribution (pp the seeds measurably cause)"
+    )
+    rent_weight: NonNegativeFloat = _described(
+        0.5, "weight of the parameter rent (relative to the host's size)"
+    )
+    shock_weight: NonNegativeFloat = _described(
+        1.0, "weight of the penalty on sudden alpha changes of big seeds"
+    )
+    action_cost: NonNegativeFloat = _described(0.05, "cost of every op but WAIT (simplified)")
+    young_prune_penalty: NonNegativeFloat = _described(
+        1.0, "penalty for pruning a young seed (minimal)"
+    )
+    rollback_penalty: NonNegativeFloat = _described(5.0, "charge per governor rollback")
+    terminal_weight: NonNegativeFloat = _described(
+        1.0, "weight of the final validation accuracy (pp) at the last step"
+    )
+    host_param_floor: int = _described(
+        200, "smallest host size that rent and shock assume", ge=1, le=10**12
+    )
+    gamma: float = _described(0.995, "discount, for GAE and the reward shaping alike", gt=0, le=1)
 
     # --- validators (cross-field checks read earlier fields from info.data; a field that failed
     # its own validation is absent there, and the check is skipped rather than reported twice) ---
@@ -152,7 +200,7 @@ class TrainingConfig(BaseModel):
             raise ValueError(f"unknown device {value!r}; expected cpu, cuda or cuda:N")
         return value
 
-    @field_validator("slots", "env_reward_modes", "ab", mode="before")
+    @field_validator("slots", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -160,8 +208,10 @@ class TrainingConfig(BaseModel):
     @field_validator("slots")
     @classmethod
     def _valid_slots(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
         # Canonical (row-major) order: it fixes the slot head's indices.
-        return None if value is None else tuple(sort_slot_ids(value))
+        return tuple(sort_slot_ids(value))
 
     @field_validator("telemetry", mode="before")
     @classmethod
@@ -171,6 +221,185 @@ class TrainingConfig(BaseModel):
         if isinstance(value, str):
             return parse_level(value).name.lower()
         return value  # a non-string fails the str type check, naming the field
+
+    # --- derived settings ---
+
+    def resolved_episode_length(self) -> int:
+        """Host epochs per episode: the setting, else the task's default."""
+        if self.episode_length is not None:
+            return self.episode_length
+        return TASKS[self.task].episode_length
+
+    def reward_mode_of(self, env_index: int) -> RewardMode:
+        """The reward mode env `env_index` plays with (the same for every env here)."""
+        return self.reward_mode
+
+    def reward_config(self, mode: RewardMode | None = None) -> RewardConfig:
+        """The rewards' settings for `mode` (default `reward_mode`), with PPO's gamma."""
+        return RewardConfig(
+            mode=self.reward_mode if mode is None else RewardMode(mode),
+            gamma=self.gamma,
+            pbrs_weight=self.pbrs_weight,
+            contribution_weight=self.contribution_weight,
+            rent_weight=self.rent_weight,
+            shock_weight=self.shock_weight,
+            action_cost=self.action_cost,
+            young_prune_penalty=self.young_prune_penalty,
+            rollback_penalty=self.rollback_penalty,
+            terminal_weight=self.terminal_weight,
+            host_param_floor=self.host_param_floor,
+        )
+
+    def lifecycle_limits(self) -> LifecycleLimits:
+        return LifecycleLimits(min_prune_age=self.min_prune_age, embargo_epochs=self.embargo_epochs)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-ready: paths as strings, enums as their values, tuples as lists."""
+        return self.model_dump(mode="json")
+
+    # --- sources ---
+
+    @classmethod
+    def preset(cls: type[Settings], name: str) -> Settings:
+        """A named starting point (see PRESETS). Raises ValueError listing the known names."""
+        return cls.model_validate(cls._preset_settings(name))
+
+    @classmethod
+    def resolve(
+        cls: type[Settings],
+        preset: str | None = None,
+        file: str | Path | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """preset < file < overrides (see the module docstring for which preset applies).
+
+        Raises:
+            ConfigError: naming the source and every bad field.
+        """
+        settings = _read_settings(Path(file)) if file is not None else {}
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        named = settings.pop("preset", None)
+        if preset is not None and named is not None and named != preset:
+            raise ConfigError(f"--preset {preset} contradicts the config file's preset: {named}")
+        name = preset or named
+        if name is None:  # the task's own preset, where there is one
+            task = given.get("task", settings.get("task", "digits"))
+            name = task if isinstance(task, str) and task in PRESETS else None
+        try:
+            base = cls._preset_settings(name) if name is not None else {}
+        except ValueError as error:
+            source = f"config file {file}: " if named is not None else ""
+            raise ConfigError(f"{source}{error}") from None
+        return cls.validated({**base, **settings, **given}, source=file)
+
+    @classmethod
+    def validated(cls: type[Settings], settings: Mapping[str, Any], source: Any = None) -> Settings:
+        """`model_validate`, with a failure as one ConfigError line naming `source`."""
+        try:
+            return cls.model_validate(dict(settings))
+        except ValidationError as error:
+            raise ConfigError(format_validation_error(error, source)) from None
+
+    @classmethod
+    def from_file(cls: type[Settings], path: str | Path) -> Settings:
+        """Read a JSON (.json) or YAML (.yaml, .yml) mapping of settings, on top of its preset.
+
+        Raises:
+            ConfigError: naming the path, for a file that cannot be read or parsed, is not a
+                mapping, names an unknown preset, or holds bad settings.
+        """
+        return cls.resolve(file=path)
+
+    def with_overrides(self: Settings, overrides: Mapping[str, Any]) -> Settings:
+        """A validated copy with `overrides` applied; keys whose value is None are ignored.
+
+        Raises:
+            ConfigError: naming every bad field.
+        """
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return type(self).validated({**self.model_dump(), **given})
+
+    @classmethod
+    def _preset_settings(cls, name: Any) -> dict[str, Any]:
+        """The preset's settings that this kind of config has."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+        return {k: v for k, v in PRESETS[name].items() if k in cls.model_fields}
+
+
+class HeuristicRunConfig(EpisodeSettings):
+    """`esper train heuristic`: the rule-based controller plays episodes (no learning)."""
+
+    episodes: int = _described(3, "episodes to play (env seeds seed, seed+1, ...)", ge=1)
+    n_envs: int = _described(1, "envs played in lockstep", ge=1, le=_MAX_ENVS)
+
+    @field_validator("episodes")
+    @classmethod
+    def _seeds_stay_training_seeds(cls, value: int, info: ValidationInfo) -> int:
+        seed = info.data.get("seed")
+        if seed is not None and seed + value > TRAINING_SEED_LIMIT:
+            raise ValueError(
+                f"seed + episodes ({seed} + {value}) must stay <= {TRAINING_SEED_LIMIT}: env "
+                "seeds above it are held out for evaluation"
+            )
+        return value
+
+
+class TrainingConfig(EpisodeSettings):
+    """Everything a PPO training run needs to know, with DESIGN §11 defaults."""
+
+    # --- run ---
+    rounds: int = _described(
+        30, "PPO rounds: one episode per env, then one update", ge=1, le=_MAX_COUNT
+    )
+    n_envs: int = _described(4, "envs per round, each running a host episode", ge=1, le=_MAX_ENVS)
+    backend: Literal["local", "process", "ray"] = _described(
+        "local", "where envs run: local (process and ray: planned)"
+    )
+    env_reward_modes: tuple[RewardMode, ...] | None = _described(
+        None, "one reward mode per env, comma-separated (A/B inside one policy)"
+    )
+
+    # --- PPO ---
+    gae_lambda: float = _described(0.98, "GAE lambda", ge=0, le=1)
+    clip: float = _described(0.2, "surrogate ratio clip", gt=0, le=10)
+    value_clip: PositiveFloat = _described(10.0, "value-loss clip, on normalized returns")
+    lr: float = _described(3e-4, "Adam learning rate", gt=0, le=1)
+    adam_eps: float = _described(1e-5, "Adam epsilon", gt=0, le=1)
+    max_grad_norm: PositiveFloat = _described(1.0, "global gradient-norm clip")
+    target_kl: float | None = _described(
+        0.015,
+        "stop the update's epochs past 1.5x this KL (none: never stop early)",
+        gt=0,
+        le=_MAX_WEIGHT,
+    )
+    entropy_coef: NonNegativeFloat = _described(
+        0.05, "entropy bonus (normalized per head) at the first round"
+    )
+    entropy_coef_final: NonNegativeFloat = _described(
+        0.01, "entropy bonus after entropy_anneal_rounds (annealed linearly)"
+    )
+    # A horizon of its own, not `rounds`, so a run resumed with more rounds follows the same
+    # schedule as an uninterrupted one.
+    entropy_anneal_rounds: int = _described(
+        30, "rounds over which the entropy bonus anneals", ge=1, le=_MAX_COUNT
+    )
+    value_coef: NonNegativeFloat = _described(0.5, "weight of the value loss")
+    hidden: int = _described(128, "width of the policy's MLP and LSTM", ge=1, le=8192)
+    update_epochs: int = _described(4, "passes over the rollout per update", ge=1, le=1000)
+    minibatch_envs: int | None = _described(
+        None, "env sequences per minibatch (none: all in one)", ge=1, le=_MAX_ENVS
+    )
+
+    # --- A/B ---
+    ab: tuple[RewardMode, ...] | None = _described(
+        None, "reward modes of policy groups trained in lockstep, comma-separated (planned)"
+    )
+
+    @field_validator("env_reward_modes", "ab", mode="before")
+    @classmethod
+    def _comma_separated_modes(cls, value: Any) -> Any:
+        return _split_csv(value)
 
     @field_validator("env_reward_modes")
     @classmethod
@@ -216,126 +445,49 @@ class TrainingConfig(BaseModel):
             raise ValueError("ab and env_reward_modes cannot both be set")
         return value
 
-    # --- derived settings ---
-
-    def resolved_episode_length(self) -> int:
-        """Host epochs per episode: the setting, else the task's default."""
-        if self.episode_length is not None:
-            return self.episode_length
-        return TASKS[self.task].episode_length
-
-    def reward_config(self, mode: RewardMode | None = None) -> RewardConfig:
-        """The rewards' settings for `mode` (default `reward_mode`), with PPO's gamma."""
-        return RewardConfig(
-            mode=self.reward_mode if mode is None else RewardMode(mode),
-            gamma=self.gamma,
-            pbrs_weight=self.pbrs_weight,
-            contribution_weight=self.contribution_weight,
-            rent_weight=self.rent_weight,
-            shock_weight=self.shock_weight,
-            action_cost=self.action_cost,
-            young_prune_penalty=self.young_prune_penalty,
-            rollback_penalty=self.rollback_penalty,
-            terminal_weight=self.terminal_weight,
-            host_param_floor=self.host_param_floor,
-        )
-
-    def lifecycle_limits(self) -> LifecycleLimits:
-        return LifecycleLimits(min_prune_age=self.min_prune_age, embargo_epochs=self.embargo_epochs)
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """JSON-ready: paths as strings, enums as their values, tuples as lists."""
-        return self.model_dump(mode="json")
-
-    # --- sources ---
-
-    @classmethod
-    def preset(cls, name: str) -> TrainingConfig:
-        """A named starting point (see PRESETS). Raises ValueError listing the known names."""
-        return cls.model_validate(_preset_settings(name))
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> TrainingConfig:
-        """Read a JSON (.json) or YAML (.yaml, .yml) mapping of settings.
-
-        The file may set `preset: NAME`; its other settings then apply on top of that preset.
-
-        Raises:
-            ValueError: naming the path, for a file that cannot be read or parsed, is not a
-                mapping, or names an unknown preset.
-            pydantic.ValidationError: for bad settings; its title is the path.
-        """
-        path = Path(path)
-        settings = _read_settings(path)
-        preset = settings.pop("preset", None)
-        if preset is not None:
-            try:
-                settings = {**_preset_settings(preset), **settings}
-            except ValueError as error:
-                raise ValueError(f"config file {path}: {error}") from None
-        try:
-            return cls.model_validate(settings)
-        except ValidationError as error:
-            raise _retitled(error, str(path)) from None
-
-    def with_overrides(self, overrides: Mapping[str, Any]) -> TrainingConfig:
-        """A validated copy with `overrides` applied; keys whose value is None are ignored."""
-        given = {key: value for key, value in overrides.items() if value is not None}
-        return type(self).model_validate({**self.model_dump(), **given})
-
-
-def _preset_settings(name: Any) -> dict[str, Any]:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    return dict(PRESETS[name])
+    def reward_mode_of(self, env_index: int) -> RewardMode:
+        """Env `env_index`'s reward mode: its entry of env_reward_modes, else reward_mode."""
+        modes = self.env_reward_modes
+        return modes[env_index] if modes is not None else self.reward_mode
 
 
 def _read_settings(path: Path) -> dict[str, Any]:
     suffix = path.suffix.lower()
     if suffix not in (".json", ".yaml", ".yml"):
-        raise ValueError(
+        raise ConfigError(
             f"config file {path}: unknown format {path.suffix!r}; expected .json, .yaml or .yml"
         )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"config file {path}: cannot be read ({error})") from None
+        raise ConfigError(f"config file {path}: cannot be read ({error})") from None
     try:
         settings = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        problem = " ".join(str(error).split())
-        raise ValueError(f"config file {path}: invalid {suffix[1:].upper()}: {problem}") from None
-    if settings is None:  # an empty YAML file: all defaults
+    except (json.JSONDecodeError, yaml.YAMLError, RecursionError) as error:
+        problem = " ".join(str(error).split())[:200]
+        raise ConfigError(f"config file {path}: invalid {suffix[1:].upper()}: {problem}") from None
+    if settings is None:  # an empty YAML file: the preset alone
         return {}
-    if not isinstance(settings, dict):
-        raise ValueError(
-            f"config file {path}: expected a mapping of settings, got {type(settings).__name__}"
-        )
+    if not isinstance(settings, dict) or not all(isinstance(k, str) for k in settings):
+        kind = type(settings).__name__ if not isinstance(settings, dict) else "non-text keys"
+        raise ConfigError(f"config file {path}: expected a mapping of settings, got {kind}")
     return settings
 
 
-def _retitled(error: ValidationError, title: str) -> ValidationError:
-    """The same errors, titled with where the settings came from (shown by str and the CLI)."""
-    return ValidationError.from_exception_data(
-        title,
-        error.errors(include_url=False),  # type: ignore[arg-type]
-    )
-
-
-def format_validation_error(error: ValidationError) -> str:
+def format_validation_error(error: ValidationError, source: Any = None) -> str:
     """One line for the command line: every bad field, its problem and the value given."""
     parts = []
     for detail in error.errors(include_url=False):
         field = ".".join(str(part) for part in detail["loc"])
-        message = detail["msg"].removeprefix("Value error, ")
+        message = str(detail["msg"]).removeprefix("Value error, ")
         if detail["type"] == "extra_forbidden":
             message = f"unknown setting{_suggestion(field)}"
         elif detail["type"] not in ("value_error", "missing") and field:
             # Our own value errors already quote the value.
-            message += f" (got {_short_repr(detail['input'])})"
+            message += f" (got {_short_repr(detail.get('input'))})"
         parts.append(f"{field}: {message}" if field else message)
-    source = "" if error.title == TrainingConfig.__name__ else f" ({error.title})"
-    return f"invalid config{source}: " + "; ".join(" ".join(part.split()) for part in parts)
+    where = f" ({source})" if source is not None else ""
+    return f"invalid config{where}: " + "; ".join(" ".join(part.split()) for part in parts)
 
 
 def _suggestion(unknown: str) -> str:
@@ -346,5 +498,19 @@ def _suggestion(unknown: str) -> str:
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # a YAML-built object whose repr fails must not hide the real error
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+__all__ = [
+    "PRESETS",
+    "TRAINING_SEED_LIMIT",
+    "ConfigError",
+    "EpisodeSettings",
+    "HeuristicRunConfig",
+    "TrainingConfig",
+    "format_validation_error",
+]

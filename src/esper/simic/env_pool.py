@@ -13,7 +13,7 @@ from typing import Protocol
 from esper.kasmina import gate_profile
 from esper.leyline import EpisodeOutcome, EventContext, FactoredAction
 from esper.nissa import TelemetryHub
-from esper.simic.config import TrainingConfig
+from esper.simic.config import EpisodeSettings, TrainingConfig
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.tamiyo.features import FeatureSpec, Observation
 from esper.tolaria import SessionOptions, get_task
@@ -82,20 +82,19 @@ class LocalEnvPool:
         self.envs.clear()
 
 
-def env_config_for(config: TrainingConfig, env_index: int) -> EnvConfig:
-    """The env settings a TrainingConfig implies for env `env_index` (its reward mode may
-    differ from the others' for A/B inside one policy group)."""
-    modes = config.env_reward_modes
-    mode = modes[env_index] if modes is not None else config.reward_mode
+def env_config_for(config: EpisodeSettings, env_index: int) -> EnvConfig:
+    """The env settings a run config implies for env `env_index` (its reward mode may differ
+    from the others' for A/B inside one policy group)."""
     return EnvConfig(
         episode_length=config.resolved_episode_length(),
-        reward=config.reward_config(mode),
+        reward=config.reward_config(config.reward_mode_of(env_index)),
         session=SessionOptions(
             slots=config.slots,
             limits=config.lifecycle_limits(),
             gates=gate_profile(config.gates),
             device=config.device,
         ),
+        illegal_action="raise",  # our controllers sample the conditional masks: one is a bug
     )
 
 

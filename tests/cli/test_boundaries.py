@@ -1,0 +1,184 @@
+"""Bad input at the command line: one line `esper: error: ...`, exit 2, no traceback, and
+nothing left behind (issue 9: each case here printed a traceback or left a run folder)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from esper.cli.main import main
+from esper.nissa import CHECKPOINTS_DIR, CONFIG_FILE
+from esper.simic import checkpoint as checkpoint_module
+
+RunCli = Callable[[list[str]], tuple[int, str, str]]  # the `cli` fixture (tests/cli/conftest.py)
+TINY = ["--envs", "1", "--episode-length", "2", "--rounds", "1", "--no-live"]
+
+
+def one_error_line(err: str, *named: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("esper: error:"), lines[0]
+    assert "Traceback" not in err
+    for text in named:
+        assert text in lines[0], (text, lines[0])
+    return lines[0]
+
+
+def refused(cli: RunCli, argv: list[str], runs: Path, *named: str) -> str:
+    code, _, err = cli([*argv, "--runs-dir", str(runs)])
+    assert code == 2, err
+    line = one_error_line(err, *named)
+    assert not runs.exists() or list(runs.iterdir()) == [], "a refused command left a run folder"
+    return line
+
+
+@pytest.mark.parametrize("command", [["train", "ppo"], ["train", "heuristic"]])
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--device", "cuda"], "cuda"),
+        (["--name", "n" * 300], "too long"),
+        (["--name", "../escape"], "invalid run name"),
+        (["--task", "digitz"], "unknown task 'digitz'"),
+        (["--seed", str(10**30)], "seed"),
+        (["--threads", "0"], "threads"),
+        (["--episode-length", "0"], "episode_length"),
+        (["--set", "rent_weight=Infinity"], "rent_weight: Input should be a finite number"),
+        (["--task", "cifar10"], "--data-dir"),
+        (["--slots", "r9c9"], "r9c9"),
+        (["--data-dir", "/nonexistent/folder"], "/nonexistent/folder"),
+    ],
+)
+def test_bad_settings_leave_nothing_behind(
+    cli: RunCli, tmp_path: Path, command: list[str], flags: list[str], named: str
+) -> None:
+    refused(cli, [*command, *flags, "--no-live"], tmp_path / "runs", named)
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [(["--lr", "inf"], "lr: Input should be a finite number"), (["--rounds", str(10**30)], "")],
+)
+def test_absurd_ppo_settings_are_refused(
+    cli: RunCli, tmp_path: Path, flags: list[str], named: str
+) -> None:
+    refused(cli, ["train", "ppo", *flags, "--no-live"], tmp_path / "runs", named)
+
+
+def test_a_runs_folder_that_is_a_file(cli: RunCli, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.write_text("not a folder")
+    code, _, err = cli(["train", "heuristic", "--episodes", "1", "--runs-dir", str(runs)])
+    assert code == 2
+    one_error_line(err, "is a file, not a folder")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_runs_folder(cli: RunCli, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    runs.chmod(0o500)
+    try:
+        code, _, err = cli(["train", "heuristic", "--episodes", "1", "--runs-dir", str(runs)])
+    finally:
+        runs.chmod(0o700)
+    assert code == 2
+    one_error_line(err, "cannot write")
+
+
+def test_a_read_only_runs_folder_even_as_root(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write probe's refusal, as the OS reports it to a non-root user."""
+
+    def no_permission(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.setattr(Path, "mkdir", no_permission)
+    code, _, err = cli(["train", "heuristic", "--episodes", "1", "--runs-dir", str(runs)])
+    assert code == 2
+    one_error_line(err, "cannot write", "Permission denied")
+
+
+def test_an_exact_run_name_gives_that_folder_and_is_not_reused(cli: RunCli, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    argv = ["train", "heuristic", "--episodes", "1", "--episode-length", "2", "--no-live"]
+    code, _, err = cli([*argv, "--name", "pricier", "--runs-dir", str(runs)])
+    assert code == 0, err
+    assert [p.name for p in runs.iterdir()] == ["pricier"]
+    code, _, err = cli([*argv, "--name", "pricier", "--runs-dir", str(runs)])
+    assert code == 2
+    one_error_line(err, "exists", "--resume")
+
+
+def test_a_full_disk_during_a_checkpoint_write(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(path: object, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(checkpoint_module, "atomic_write_bytes", full_disk)
+    code, _, err = cli(["train", "ppo", *TINY, "--runs-dir", str(tmp_path / "runs")])
+    assert code == 2
+    one_error_line(err, "No space left on device", "latest.pt")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    runs = tmp_path_factory.mktemp("trained")
+    assert main(["train", "ppo", *TINY, "--name", "r", "--runs-dir", str(runs)]) == 0
+    return runs / "r"
+
+
+def test_a_checkpoint_with_a_wrong_tensor_shape_is_refused_on_resume(
+    cli: RunCli, trained: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "r"
+    shutil.copytree(trained, run_dir)
+    path = run_dir / CHECKPOINTS_DIR / "latest.pt"
+    payload = checkpoint_module.read_checkpoint(path)
+    name = next(iter(payload["trainer"]["network"]))
+    payload["trainer"]["network"][name] = torch.zeros(3, 3)
+    checkpoint_module.save_checkpoint(path, payload["trainer"], payload["config"])
+    code, _, err = cli(["train", "ppo", "--resume", str(run_dir), "--rounds", "2", "--no-live"])
+    assert code == 2
+    one_error_line(err, str(path), "does not fit")
+
+
+def test_a_resume_with_other_threads_is_refused(cli: RunCli, trained: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    shutil.copytree(trained, run_dir)
+    code, _, err = cli(["train", "ppo", "--resume", str(run_dir), "--threads", "2", "--no-live"])
+    assert code == 2
+    one_error_line(err, "threads=2", "run has 1")
+
+
+def test_a_resume_after_a_crash_between_config_and_checkpoint(
+    cli: RunCli, trained: Path, tmp_path: Path
+) -> None:
+    """A resume with more rounds writes config.json first; if it dies before its first
+    checkpoint, the run must still resume (it was refused for good)."""
+    run_dir = tmp_path / "r"
+    shutil.copytree(trained, run_dir)
+    config = json.loads((run_dir / CONFIG_FILE).read_text())
+    (run_dir / CONFIG_FILE).write_text(json.dumps({**config, "rounds": 7}))
+    code, _, err = cli(["train", "ppo", "--resume", str(run_dir), "--rounds", "2", "--no-live"])
+    assert code == 0, err
+
+
+def test_python_dash_m_esper_and_version() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "esper", "--version"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and done.stdout.startswith("esper "), done.stderr
