@@ -207,7 +207,7 @@ def flag_case(rng: random.Random, work: Path) -> list[str]:
         ]
         for flag in rng.sample(flags, rng.randint(0, 3)):
             argv += [flag, random_text(rng) if flag != "--out" else str(work / random_text(rng))]
-        return [*argv, *EVALUATE_TAIL] if rng.random() < 0.8 else argv
+        return [*argv, *EVALUATE_TAIL]  # last, so a drawn --seeds 10**6 cannot run for days
     model = TrainingConfig if command == "ppo" else HeuristicRunConfig
     argv = ["train", command]
     for name in setting_names(rng, model):
@@ -266,19 +266,24 @@ def damage_payload(payload: dict[str, Any], rng: random.Random) -> dict[str, Any
     return {"trainer": trainer, "config": config}
 
 
-def checkpoint_case(rng: random.Random, work: Path, template: Path) -> list[str]:
+def checkpoint_case(rng: random.Random, work: Path, template: Path) -> tuple[list[str], bool]:
+    """The command, and whether it must be refused (damaged bytes must never load)."""
     run_dir = work / "run"
     shutil.copytree(template, run_dir)
     path = run_dir / CHECKPOINTS_DIR / LATEST
-    if rng.random() < 0.5:
-        path.write_bytes(rng.choice(BYTE_DAMAGE)(path.read_bytes(), rng))
+    is_damaged = rng.random() < 0.5
+    if is_damaged:
+        original = path.read_bytes()
+        damaged = rng.choice(BYTE_DAMAGE)(original, rng)
+        is_damaged = damaged != original
+        path.write_bytes(damaged)
     else:
         damaged = damage_payload(read_checkpoint(path), rng)
         with contextlib.suppress(Exception):  # a NaN or odd value may be refused at save
             save_checkpoint(path, damaged["trainer"], damaged["config"])
     if rng.random() < 0.5:
-        return ["train", "ppo", "--resume", str(run_dir), "--rounds", "2", "--no-live"]
-    return ["evaluate", "--controllers", f"static,ppo:{run_dir}", *EVALUATE_TAIL]
+        return ["train", "ppo", "--resume", str(run_dir), "--rounds", "2", "--no-live"], is_damaged
+    return ["evaluate", "--controllers", f"static,ppo:{run_dir}", *EVALUATE_TAIL], is_damaged
 
 
 # -- the driver ---------------------------------------------------------------------------------
@@ -320,6 +325,7 @@ def main_fuzz() -> None:
     kinds: Counter[str] = Counter()
     results: Counter[str] = Counter()
     failures: list[tuple[str, list[str], str]] = []
+    slowest: list[tuple[float, list[str]]] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         template = make_template(Path(scratch) / "template")
@@ -328,17 +334,22 @@ def main_fuzz() -> None:
             work.mkdir()
             runs = work / "runs"
             kind = rng.choice(["config file", "flags", "checkpoint"])
+            must_refuse = False
             if kind == "config file":
                 argv = config_file_case(rng, work)
             elif kind == "flags":
                 argv = flag_case(rng, work)
             else:
-                argv = checkpoint_case(rng, work, template)
+                argv, must_refuse = checkpoint_case(rng, work, template)
             if argv[0] == "train" and "--resume" not in argv:
                 argv += ["--runs-dir", str(runs)]
             before = tree(work)
+            case_started = time.perf_counter()
             outcome = run_cli(argv)
+            slowest.append((time.perf_counter() - case_started, argv))
             problem = judge(outcome, before, tree(work))
+            if problem is None and must_refuse and outcome.code != 2:
+                problem = "a checkpoint with damaged bytes was accepted"
             kinds[kind] += 1
             results[f"{kind}: exit {outcome.code}"] += 1
             if problem is not None:
@@ -348,6 +359,8 @@ def main_fuzz() -> None:
     print(f"cases by kind: {dict(kinds)}")
     for key in sorted(results):
         print(f"  {key}: {results[key]}")
+    for seconds, argv in sorted(slowest, reverse=True)[:3]:
+        print(f"  slow case ({seconds:.1f} s): esper {' '.join(argv)}")
     print(f"{len(failures)} failures in {args.cases} cases ({elapsed:.0f} s)")
     for kind, argv, problem in failures[:20]:
         print(f"--- {kind}: esper {' '.join(argv)}\n{problem}")

@@ -322,8 +322,9 @@ class EpisodeSettings(BaseModel):
     @classmethod
     def _preset_settings(cls, name: Any) -> dict[str, Any]:
         """The preset's settings that this kind of config has."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+        if not isinstance(name, str) or name not in PRESETS:
+            shown = _short_repr(name)
+            raise ValueError(f"unknown preset {shown}; known: {', '.join(PRESETS)}")
         return {k: v for k, v in PRESETS[name].items() if k in cls.model_fields}
 
 
