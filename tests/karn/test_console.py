@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from esper.karn.console import ConsoleSink, seeds_by_stage, summary_table
+from esper.karn.console import ROUND_LINE_LEGEND, ConsoleSink, seeds_by_stage, summary_table
 from esper.leyline.events import (
     EpisodeEvent,
     EpochEvent,
@@ -80,7 +80,7 @@ def episode_event(episode: int, env: int, test_accuracy: float) -> Event:
 def run_events() -> list[Event]:
     """A small two-episode heuristic run with a fossilization, a prune and a rollback."""
     start = RunStartEvent(
-        command="train",
+        command="train heuristic",
         task="digits",
         controller="heuristic",
         episodes=2,
@@ -140,7 +140,7 @@ def test_plain_run_prints_episode_lines_logs_and_summary() -> None:
     sink.close()
     text = console.export_text()
 
-    assert "run demo: train heuristic on digits, 2 episodes, 1 envs" in text
+    assert "run demo: train heuristic on digits, 2 episodes in 1 env" in text
     assert "episode 0 env 0 seed 100 heuristic: test 91.25%" in text
     assert "episode 1 env 0 seed 101 heuristic: test 88.50%" in text
     assert "env 0 epoch 2  governor rollback: loss is not finite (loss inf); pruned r1c0" in text
@@ -271,3 +271,16 @@ def test_console_sink_does_not_import_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_a_ppo_run_header_counts_rounds_and_the_round_line_is_explained() -> None:
+    """The header said "train ppo ppo on digits, 5 episodes" for 5 rounds, and the round line's
+    columns were explained nowhere."""
+    console = Console(record=True, width=200)
+    sink = ConsoleSink(console, live=False)
+    start = RunStartEvent("train ppo", "digits", "ppo", 20, 4, {}, rounds=5)
+    sink.write(Event.wrap(start, context(), epoch=0))
+    text = console.export_text()
+    assert "train ppo on digits, 5 rounds x 4 envs (20 episodes)" in text
+    for column in ("ret =", "W G A S F P", "H =", "kl =", "clip =", "EV ="):
+        assert column in ROUND_LINE_LEGEND

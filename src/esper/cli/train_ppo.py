@@ -191,6 +191,7 @@ def _train(
             config.rounds * config.n_envs,
             config.n_envs,
             config.to_json_dict(),
+            rounds=config.rounds,
         )
         run.keep()
         with recorded_run(hub, context, start):

@@ -191,7 +191,7 @@ class ConsoleSink:
         self._rounds: list[dict[str, Any]] = []  # `round` payloads (PPO runs)
         self._last_update: dict[str, Any] | None = None  # the latest `ppo_update` payload
         self._progress = Progress(
-            TextColumn("episodes"),
+            TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -232,14 +232,19 @@ class ConsoleSink:
 
     def _on_run_start(self, record: dict[str, Any]) -> None:
         payload = record["payload"]
-        self._progress.reset(self._task, total=payload["episodes"])
-        for env in range(payload["envs"]):
+        rounds, episodes, envs = payload.get("rounds", 0), payload["episodes"], payload["envs"]
+        # A PPO run advances its progress once per round, a heuristic run once per episode.
+        self._progress.reset(self._task, total=rounds or episodes)
+        self._progress.update(self._task, description="rounds" if rounds else "episodes")
+        for env in range(envs):
             self._rows.setdefault(env, _EnvRow(env))
+        plan = (
+            f"{rounds} rounds x {envs} envs ({episodes} episodes)"
+            if rounds
+            else f"{episodes} episodes in {envs} env{'s' if envs != 1 else ''}"
+        )
         self.console.print(
-            Text(
-                f"run {record['run']}: {payload['command']} {payload['controller']} on "
-                f"{payload['task']}, {payload['episodes']} episodes, {payload['envs']} envs"
-            )
+            Text(f"run {record['run']}: {payload['command']} on {payload['task']}, {plan}")
         )
 
     def _on_epoch(self, record: dict[str, Any]) -> None:
@@ -291,7 +296,9 @@ class ConsoleSink:
         """One line per PPO round (the round-by-round table of `esper train ppo`)."""
         self._rounds.append(record["payload"])
         self._progress.advance(self._task)
-        self.console.print(_round_line(record, self._last_update, is_first=len(self._rounds) == 1))
+        if len(self._rounds) == 1:
+            self.console.print(Text(ROUND_LINE_LEGEND, style="dim"))
+        self.console.print(_round_line(record, self._last_update))
 
     def _on_run_end(self, record: dict[str, Any]) -> None:
         self._finish(record["payload"])
@@ -375,7 +382,17 @@ _OP_LETTERS = {
 }
 
 
-def _round_line(record: dict[str, Any], update: dict[str, Any] | None, is_first: bool) -> Text:
+ROUND_LINE_LEGEND = (
+    "round lines: ret = mean episode return; val/test = mean final accuracy (%) of the round's "
+    "episodes; +N params = mean parameters added; W G A S F P = how often each op was chosen "
+    "(WAIT, GERMINATE, ADVANCE, SET_ALPHA_TARGET, FOSSILIZE, PRUNE); H = normalized entropy of "
+    "the op head (1 = uniform); kl = approximate KL of the update (the one early stopping "
+    "reads); clip = fraction of clipped ratios; EV = explained variance of the critic; last: "
+    "the round's wall time and the PPO update's share of it"
+)
+
+
+def _round_line(record: dict[str, Any], update: dict[str, Any] | None) -> Text:
     p = record["payload"]
     ops = " ".join(f"{_OP_LETTERS.get(k, k)}{v}" for k, v in p["op_counts"].items())
     total = sum(p["timing_s"].values()) or 1.0

@@ -99,9 +99,10 @@ class RunStartEvent:
     command: str
     task: str
     controller: str
-    episodes: int
+    episodes: int  # host episodes the run will play in all
     envs: int
     config: dict[str, Any]
+    rounds: int = 0  # PPO rounds (each one episode per env, then an update); 0: no rounds
 
 
 class TelemetryError(TypeError):
