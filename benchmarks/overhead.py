@@ -125,7 +125,9 @@ def main() -> None:
     recorder = Recorder(HeuristicPolicy(blueprint_names("cnn")))
     for measure in (True, False):
         config = EnvConfig(
-            episode_length=epochs, session=SessionOptions(measure_counterfactual=measure)
+            episode_length=epochs,
+            session=SessionOptions(measure_counterfactual=measure),
+            illegal_action="raise",
         )
         env = MorphogeneticEnv(task, config=config)
         policy = recorder if measure else Replay(recorder.actions)

@@ -202,7 +202,10 @@ def play(data: DataSplits, mode: RewardMode) -> Episode:
         get_task("digits"),
         data,
         EnvConfig(
-            episode_length=EPISODE_LENGTH, reward=config, session=SessionOptions(limits=LIMITS)
+            episode_length=EPISODE_LENGTH,
+            reward=config,
+            session=SessionOptions(limits=LIMITS),
+            illegal_action="raise",
         ),
     )
     _, info = env.reset(seed=0)
