@@ -381,3 +381,13 @@ def test_a_heuristic_run_reads_the_same_settings_and_presets() -> None:
         HeuristicRunConfig.validated({"lr": 0.1})
     with pytest.raises(ConfigError, match="must stay <="):
         HeuristicRunConfig.validated({"seed": 2**30 - 1, "episodes": 2})
+
+
+def test_the_readme_config_file_example_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "my_settings.yaml"
+    path.write_text(block)
+    config = TrainingConfig.from_file(path)
+    assert (config.rent_weight, config.rounds, config.target_kl) == (1.5, 60, None)
+    assert config.slots == ("r0c0", "r0c1") and config.lr == TrainingConfig.preset("digits").lr
