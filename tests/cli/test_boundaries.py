@@ -18,6 +18,7 @@ import torch
 from esper.cli.main import main
 from esper.nissa import CHECKPOINTS_DIR, CONFIG_FILE
 from esper.simic import checkpoint as checkpoint_module
+from esper.simic.trainer import VectorizedTrainer
 
 RunCli = Callable[[list[str]], tuple[int, str, str]]  # the `cli` fixture (tests/cli/conftest.py)
 TINY = ["--envs", "1", "--episode-length", "2", "--rounds", "1", "--no-live"]
@@ -182,3 +183,24 @@ def test_python_dash_m_esper_and_version() -> None:
         [sys.executable, "-m", "esper", "--version"], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0 and done.stdout.startswith("esper "), done.stderr
+
+
+def test_a_diverged_policy_stops_the_run_before_it_is_checkpointed(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rent_weight: Infinity` once trained and saved an all-NaN policy without a word."""
+    real_round = VectorizedTrainer.run_round
+
+    def diverging_round(self: VectorizedTrainer) -> object:
+        summary = real_round(self)
+        with torch.no_grad():
+            next(self.network.parameters()).fill_(float("nan"))
+        return summary
+
+    monkeypatch.setattr(VectorizedTrainer, "run_round", diverging_round)
+    runs = tmp_path / "runs"
+    code, _, err = cli(["train", "ppo", *TINY, "--name", "d", "--runs-dir", str(runs)])
+    assert code == 2
+    one_error_line(err, "round 0: the policy diverged", "encoder.0.weight")
+    assert not (runs / "d" / CHECKPOINTS_DIR / "latest.pt").exists()
+    assert (runs / "d" / "events.jsonl").exists()  # the run had started: its events are kept
