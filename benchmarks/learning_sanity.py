@@ -1,8 +1,9 @@
 """Does PPO learn anything on digits? (issue 4, acceptance 9)
 
 Trains PPO from the digits preset for --rounds rounds and reports, for the first and last
---window rounds: mean episode return (median [min, max] over rounds), test accuracy, and the
-op mix (frequencies, and its normalized entropy: 1.0 = uniform over the 6 ops).
+--window rounds: mean episode return (median [min, max] over rounds), test accuracy, the op mix
+(frequencies, and its normalized entropy: 1.0 = uniform over the 6 ops), and each head's policy
+entropy where it was used (median over the rounds' updates; 1.0 = uniform over legal choices).
 
 Usage: python benchmarks/learning_sanity.py [--rounds 30] [--envs 4] [--seed 0]
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import time
 from collections import Counter
 
@@ -43,6 +45,11 @@ def describe(label: str, rounds: list[RoundSummary]) -> None:
     print(f"{label}: return {spread(returns)} | test acc {spread(test)}")
     print(f"{'':{len(label)}}  params added {spread(added)}")
     print(f"{'':{len(label)}}  op mix {mix} | normalized op entropy {entropy:.3f}")
+    heads = " ".join(
+        f"{h}={statistics.median(r.update.entropy[h] for r in rounds):.2f}"
+        for h in rounds[0].update.entropy
+    )
+    print(f"{'':{len(label)}}  head entropy where used {heads}")
 
 
 def main() -> None:

@@ -4,7 +4,11 @@
 - the buffer holds exactly the normalized features the network saw, scaled by the normalizer as
   it was during the rollout (it is frozen there and updated only afterwards);
 - an update raises the log-prob of an action with a positive advantage;
-- the KL early stop ends the update.
+- advantages are normalized over the whole rollout, so with one env per minibatch an episode
+  that beat the critic throughout is still reinforced;
+- the KL early stop ends the update, and the KL it compared is the one reported;
+- explained variance is that of the critic that produced the advantages;
+- a head weighs in the entropy bonus as often as the policy uses it (issue 9).
 """
 
 from __future__ import annotations
@@ -17,16 +21,16 @@ import numpy as np
 import pytest
 import torch
 
-from esper.leyline import FactoredAction, Tempo
+from esper.leyline import HEAD_ORDER, FactoredAction, Head, Tempo
 from esper.simic.advantages import gae
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import build_pool
 from esper.simic.normalizer import RunningNormalizer
-from esper.simic.ppo import PPOSettings, UpdateMetrics, ppo_update
+from esper.simic.ppo import PPOSettings, UpdateMetrics, entropy_bonus, ppo_update
 from esper.simic.rollout_buffer import RolloutBuffer
 from esper.simic.trainer import RoundSummary, VectorizedTrainer
 from esper.tamiyo.action_codec import encode
-from esper.tamiyo.policy_network import PolicyNetwork, stack_masks
+from esper.tamiyo.policy_network import Evaluation, PolicyNetwork, stack_masks
 from esper.tolaria.data import DataSplits
 
 CONFIG = TrainingConfig(n_envs=2, episode_length=4, rounds=2)
@@ -108,37 +112,33 @@ def test_each_round_folds_its_rollout_into_the_normalizer(played: Played) -> Non
     assert second["mean"] != first["mean"]
 
 
-def _one_step_buffer(
-    network: PolicyNetwork, played: Played, actions: list[FactoredAction]
+def _scripted_buffer(
+    network: PolicyNetwork, played: Played, actions: list[list[FactoredAction]]
 ) -> RolloutBuffer:
-    """One step of len(actions) envs that all saw the same observation and chose `actions`."""
+    """len(actions) steps of len(actions[0]) envs that all saw the reset observation at every
+    step and chose actions[t][env]; log-probs are the network's own."""
     trainer = played.trainer
     spec = trainer.pool.feature_spec
     observation = trainer.pool.reset(trainer.round_seeds(0), 0)[0]
-    n = len(actions)
-    features = torch.from_numpy(np.stack([observation.features] * n))
+    steps, n = len(actions), len(actions[0])
+    features = torch.from_numpy(np.stack([observation.features] * n))  # (n, F)
     masks = {k: torch.from_numpy(v) for k, v in stack_masks([observation.masks] * n).items()}
-    indices = torch.from_numpy(np.stack([encode(spec, a) for a in actions]))
+    indices = torch.from_numpy(np.stack([[encode(spec, a) for a in row] for row in actions]))
     state = network.initial_state(n)
     shapes = {k: tuple(v.shape[1:]) for k, v in masks.items()}
-    buffer = RolloutBuffer.allocate(1, n, spec.size, shapes, state)
-    with torch.no_grad():
-        evaluation = network.evaluate(
-            features.unsqueeze(0),
-            {k: v.unsqueeze(0) for k, v in masks.items()},
-            indices.unsqueeze(0),
-            state,
+    buffer = RolloutBuffer.allocate(steps, n, spec.size, shapes, state)
+    for t in range(steps):
+        buffer.store(
+            t,
+            features=features,
+            raw_features=features.numpy(),
+            masks=masks,
+            actions=indices[t],
+            log_probs=torch.zeros(n),
+            values=torch.zeros(n),
         )
-    buffer.store(
-        0,
-        features=features,
-        raw_features=features.numpy(),
-        masks=masks,
-        actions=indices,
-        log_probs=evaluation.log_prob[0],
-        values=torch.zeros(n),
-    )
-    buffer.record_outcome(0, torch.zeros(n), torch.ones(n))
+        buffer.record_outcome(t, torch.zeros(n), torch.full((n,), float(t == steps - 1)))
+    buffer.log_probs = _log_probs(network, buffer)  # (T, n)
     return buffer
 
 
@@ -152,7 +152,7 @@ def _log_probs(network: PolicyNetwork, buffer: RolloutBuffer) -> torch.Tensor:
 def test_an_update_raises_the_log_prob_of_a_positive_advantage_action(played: Played) -> None:
     network = copy.deepcopy(played.trainer.network)
     germinate = FactoredAction.germinate("r0c1", "conv_light", tempo=Tempo.FAST)
-    buffer = _one_step_buffer(network, played, [FactoredAction.wait(), germinate])
+    buffer = _scripted_buffer(network, played, [[FactoredAction.wait(), germinate]])
     before = _log_probs(network, buffer)  # (1, 2)
     advantages = torch.tensor([[1.0, -1.0]])  # WAIT was good here, GERMINATE bad
     settings = PPOSettings(entropy_coef=0.0, value_coef=0.0, target_kl=None, update_epochs=4)
@@ -171,10 +171,38 @@ def test_an_update_raises_the_log_prob_of_a_positive_advantage_action(played: Pl
     assert after[0, 1] < before[0, 1] - 1e-3
 
 
-def _update_copy(played: Played, settings: PPOSettings) -> tuple[PolicyNetwork, UpdateMetrics]:
-    trainer, buffer = played.trainer, played.buffer
-    network = copy.deepcopy(trainer.network)
-    advantages, returns = gae(
+def test_with_one_env_per_minibatch_an_episode_that_beat_the_critic_throughout_is_reinforced(
+    played: Played,
+) -> None:
+    """minibatch_envs=1 is the digits preset. Normalizing the advantages inside one env's
+    episode would make them sum to zero there (here: all zero), and erase the signal that the
+    whole plan did better or worse than the critic expected; they are normalized once over the
+    rollout."""
+    network = copy.deepcopy(played.trainer.network)
+    germinate = FactoredAction.germinate("r0c1", "conv_light", tempo=Tempo.FAST)
+    buffer = _scripted_buffer(network, played, [[FactoredAction.wait(), germinate]] * 2)
+    before = _log_probs(network, buffer)  # (2, 2)
+    advantages = torch.tensor([[1.0, -1.0], [1.0, -1.0]])  # env 0 beat the critic, env 1 did not
+    settings = PPOSettings(
+        entropy_coef=0.0, value_coef=0.0, target_kl=None, update_epochs=2, minibatch_envs=1
+    )
+    ppo_update(
+        network,
+        torch.optim.Adam(network.parameters(), lr=1e-3),
+        buffer,
+        advantages,
+        torch.zeros(2, 2),
+        RunningNormalizer((1,), clip=float("inf")),
+        settings,
+        torch.Generator().manual_seed(0),
+    )
+    after = _log_probs(network, buffer)
+    assert torch.all(after[:, 0] > before[:, 0] + 1e-3), (before, after)
+    assert torch.all(after[:, 1] < before[:, 1] - 1e-3), (before, after)
+
+
+def _advantages_and_returns(buffer: RolloutBuffer) -> tuple[torch.Tensor, torch.Tensor]:
+    return gae(
         buffer.rewards,
         buffer.values,
         buffer.dones,
@@ -182,6 +210,12 @@ def _update_copy(played: Played, settings: PPOSettings) -> tuple[PolicyNetwork, 
         CONFIG.gamma,
         CONFIG.gae_lambda,
     )
+
+
+def _update_copy(played: Played, settings: PPOSettings) -> tuple[PolicyNetwork, UpdateMetrics]:
+    trainer, buffer = played.trainer, played.buffer
+    network = copy.deepcopy(trainer.network)
+    advantages, returns = _advantages_and_returns(buffer)
     metrics = ppo_update(
         network,
         torch.optim.Adam(network.parameters(), lr=CONFIG.lr, eps=CONFIG.adam_eps),
@@ -193,6 +227,12 @@ def _update_copy(played: Played, settings: PPOSettings) -> tuple[PolicyNetwork, 
         torch.Generator().manual_seed(0),
     )
     return network, metrics
+
+
+def _rollout_kl(network: PolicyNetwork, buffer: RolloutBuffer) -> float:
+    """KL(collecting policy || network) over the rollout, Schulman's k3 estimator."""
+    log_ratio = _log_probs(network, buffer) - buffer.log_probs  # (T, N)
+    return float((log_ratio.exp() - 1 - log_ratio).mean())
 
 
 def test_without_a_kl_target_every_epoch_runs(played: Played) -> None:
@@ -210,3 +250,60 @@ def test_a_tiny_kl_target_stops_after_the_first_epoch(played: Played) -> None:
     ):
         assert torch.equal(a, b), f"{name}: a step past the KL target was applied"
     assert metrics.epochs_run == 1
+
+
+def test_the_reported_kl_is_the_one_the_early_stop_compares(played: Played) -> None:
+    """The KL reported is that of the policy the update left, over the whole rollout: the
+    number compared with 1.5 x target_kl, not a mean of the KLs seen before each step."""
+    one_epoch, metrics = _update_copy(played, PPOSettings(target_kl=None, update_epochs=1))
+    kl = _rollout_kl(one_epoch, played.buffer)
+    assert kl > 0
+    assert metrics.approx_kl == pytest.approx(kl, rel=1e-5)
+    # A bar below what one epoch reaches: the update stops there and reports a KL above it.
+    target_kl = kl / 3
+    stopped, metrics = _update_copy(played, PPOSettings(target_kl=target_kl, update_epochs=4))
+    assert metrics.epochs_run == 1
+    assert metrics.approx_kl > 1.5 * target_kl
+    assert metrics.approx_kl == pytest.approx(_rollout_kl(stopped, played.buffer), rel=1e-5)
+
+
+def test_explained_variance_is_that_of_the_critic_that_produced_the_advantages(
+    played: Played,
+) -> None:
+    """From the values collected in the rollout against the returns built from them, so it does
+    not depend on how far the update then moved the critic."""
+    buffer = played.buffer
+    _, returns = _advantages_and_returns(buffer)
+    expected = 1 - (returns - buffer.values).var() / returns.var()
+    for epochs in (1, 4):
+        _, metrics = _update_copy(played, PPOSettings(target_kl=None, update_epochs=epochs))
+        assert metrics.explained_variance == pytest.approx(float(expected), abs=1e-6)
+
+
+def _synthetic_evaluation(entropy: dict[Head, torch.Tensor], used: torch.Tensor) -> Evaluation:
+    zeros = torch.zeros(used.shape[:-1])
+    return Evaluation(log_prob=zeros, value=zeros, entropy=entropy, used=used)
+
+
+def test_a_head_weighs_in_the_entropy_bonus_as_often_as_it_is_used() -> None:
+    """20 steps of one env: the op head is used on every step, blueprint (a GERMINATE head) on
+    one. Raising a head's entropy by d where it is used raises the bonus by weight x d: the
+    weight is the head's frequency of use, so a rare head is not favoured."""
+    steps, index = 20, {h: i for i, h in enumerate(HEAD_ORDER)}
+    used = torch.zeros(steps, 1, len(HEAD_ORDER), dtype=torch.bool)  # (T, B, n_heads)
+    used[:, :, index[Head.OP]] = True
+    used[0, :, index[Head.BLUEPRINT]] = True
+    base = {h: 0.5 * used[..., index[h]].float() for h in HEAD_ORDER}  # 0 where unused
+
+    def bonus(raised: Head | None, d: float) -> float:
+        entropy = dict(base)
+        if raised is not None:
+            entropy[raised] = base[raised] + d * used[..., index[raised]].float()
+        return float(entropy_bonus(_synthetic_evaluation(entropy, used)))
+
+    def weight(head: Head) -> float:
+        return (bonus(head, 0.25) - bonus(None, 0.0)) / 0.25
+
+    assert weight(Head.OP) == pytest.approx(1.0, rel=1e-5)
+    assert weight(Head.BLUEPRINT) == pytest.approx(weight(Head.OP) / steps, rel=1e-5)
+    assert weight(Head.SLOT) == 0.0  # never used: no weight at all

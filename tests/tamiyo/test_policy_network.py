@@ -8,11 +8,8 @@ must recompute the joint log-probs `act` returned; heads the op does not use car
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import hypothesis.strategies as st
 import numpy as np
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 
@@ -48,14 +45,6 @@ HEAD_SCALE = 300.0  # heads are initialised with gain 0.01; this makes logits O(
 
 MAYBE_PP = st.one_of(st.none(), st.floats(-20, 20))
 MAYBE_STDERR = st.one_of(st.none(), st.floats(0, 5))
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @st.composite

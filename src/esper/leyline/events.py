@@ -152,7 +152,7 @@ class PPOUpdateEvent:
 
     policy_loss: float
     value_loss: float
-    entropy: dict[str, float]  # per head, normalized
+    entropy: dict[str, float]  # per head: mean normalized entropy over the steps it was used
     approx_kl: float
     clip_fraction: float
     explained_variance: float

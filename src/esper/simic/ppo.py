@@ -1,10 +1,11 @@
 """The recurrent PPO update (Schulman et al., 2017), over minibatches of whole env sequences.
 
 Read top to bottom it is the paper's algorithm with the usual details (see "The 37
-Implementation Details of PPO", Huang et al., 2022): advantage normalization per minibatch,
-clipped surrogate on the JOINT probability ratio over the heads the op used, value loss on
-normalized returns with clipping, an entropy bonus per used head (normalized entropy), global
-gradient clipping, Adam, and early stopping when the approximate KL exceeds 1.5 x target.
+Implementation Details of PPO", Huang et al., 2022): advantages normalized once over the whole
+rollout, clipped surrogate on the JOINT probability ratio over the heads the op used, value loss
+on normalized returns with clipping, an entropy bonus over the heads each step used (normalized
+entropy), global gradient clipping, Adam, and early stopping when the approximate KL over the
+rollout exceeds 1.5 x target.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from esper.leyline import HEAD_ORDER
+from esper.leyline import HEAD_ORDER, Head
 from esper.simic.normalizer import RunningNormalizer
 from esper.simic.rollout_buffer import RolloutBuffer
-from esper.tamiyo.policy_network import PolicyNetwork
+from esper.tamiyo.policy_network import Evaluation, PolicyNetwork
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,12 @@ class PPOSettings:
 class UpdateMetrics:
     policy_loss: float
     value_loss: float
-    entropy: dict[str, float]  # per head, mean normalized entropy where the head was used
-    approx_kl: float
+    # Per head, a diagnostic: the mean normalized entropy over the steps where the head was used
+    # (how undecided it is when it decides). The bonus weighs each head by how often it is used.
+    entropy: dict[str, float]
+    approx_kl: float  # over the rollout, after the last epoch run: what the early stop compared
     clip_fraction: float
-    explained_variance: float
+    explained_variance: float  # of the rollout's values (the critic behind the advantages)
     grad_norm: float
     epochs_run: int
     initial_log_prob_error: float  # max |recomputed - stored| log-prob before any step
@@ -66,43 +69,49 @@ def ppo_update(
     mean, std = float(return_normalizer.mean[0]), float(return_normalizer.std[0])
     target = (returns - mean) / std  # (T, N) normalized returns
     old_value = (buffer.values - mean) / std
+    # Once over the whole rollout (T x N), not per minibatch: with one env per minibatch (the
+    # digits preset) each episode's advantages would sum to zero, erasing "this whole plan did
+    # better than the critic expected".
+    adv = _normalized(advantages)
     initial_error = _log_prob_error(network, buffer)
 
     steps: list[dict[str, float]] = []
-    epochs_run = 0
+    epochs_run, kl = 0, float("nan")
     for _ in range(settings.update_epochs):
         epochs_run += 1
         order = torch.randperm(n_envs, generator=generator)
         for start in range(0, n_envs, per_batch):
             envs = order[start : start + per_batch]
             batch = _Minibatch(
-                buffer.select_envs(envs), advantages[:, envs], old_value[:, envs], target[:, envs]
+                buffer.select_envs(envs), adv[:, envs], old_value[:, envs], target[:, envs]
             )
             steps.append(_step(network, optimizer, batch, settings))
-        # Early stop on the KL of the policy as updated, over the whole rollout: a check inside
-        # the minibatch loop sees the ratio before its own step, so with one minibatch per
-        # epoch it would read 0 and could never stop the first overshoot.
-        if (
-            settings.target_kl is not None
-            and _rollout_kl(network, buffer) > 1.5 * settings.target_kl
-        ):
+        # The KL of the policy as updated, over the whole rollout, is both the one reported and
+        # the one that stops the update: a check inside the minibatch loop sees the ratio before
+        # its own step, so with one minibatch per epoch it would read 0 and never stop anything.
+        kl = _rollout_kl(network, buffer)
+        if settings.target_kl is not None and kl > 1.5 * settings.target_kl:
             break
 
-    with torch.no_grad():
-        final = network.evaluate(
-            buffer.features, buffer.masks, buffer.actions, buffer.initial_state
-        )
     return UpdateMetrics(
         policy_loss=_mean(steps, "pg"),
         value_loss=_mean(steps, "v"),
-        entropy={h.value: _mean(steps, "entropy_" + h.value) for h in HEAD_ORDER},
-        approx_kl=_mean(steps, "kl"),
+        entropy={h.value: _entropy_where_used(steps, h) for h in HEAD_ORDER},
+        approx_kl=kl,
         clip_fraction=_mean(steps, "clip"),
-        explained_variance=explained_variance(final.value.flatten(), target.flatten()),
+        # The critic that produced the advantages (values at collection), in return units; the
+        # updated critic would be judged on returns built from its predecessor's values.
+        explained_variance=explained_variance(buffer.values.flatten(), returns.flatten()),
         grad_norm=_mean(steps, "grad"),
         epochs_run=epochs_run,
         initial_log_prob_error=initial_error,
     )
+
+
+def _normalized(advantages: Tensor) -> Tensor:
+    if advantages.numel() == 1:
+        return advantages  # a single value has no spread to divide by
+    return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
 
 @dataclass(frozen=True)
@@ -135,10 +144,8 @@ def _step(
     settings: PPOSettings,
 ) -> dict[str, float]:
     """One gradient step on one minibatch; returns its statistics."""
-    mb = batch.rollout
+    mb, adv = batch.rollout, batch.advantages  # adv (T, n), already normalized over the rollout
     ev = network.evaluate(mb.features, mb.masks, mb.actions, mb.initial_state)
-    adv = batch.advantages
-    adv = (adv - adv.mean()) / (adv.std() + 1e-8) if adv.numel() > 1 else adv
     log_ratio = ev.log_prob - mb.log_probs  # joint over the heads each op used
     ratio = log_ratio.exp()
     surrogate = torch.min(ratio * adv, ratio.clamp(1 - settings.clip, 1 + settings.clip) * adv)
@@ -146,10 +153,7 @@ def _step(
     v_old, v_target = batch.old_value, batch.target
     v_clipped = v_old + (ev.value - v_old).clamp(-settings.value_clip, settings.value_clip)
     value_loss = 0.5 * torch.max((ev.value - v_target) ** 2, (v_clipped - v_target) ** 2).mean()
-    head_entropy = {
-        h: _masked_mean(ev.entropy[h], ev.used[..., i]) for i, h in enumerate(HEAD_ORDER)
-    }
-    entropy = sum(head_entropy.values())
+    entropy = entropy_bonus(ev)
     loss = policy_loss + settings.value_coef * value_loss - settings.entropy_coef * entropy
     optimizer.zero_grad()
     loss.backward()  # type: ignore[no-untyped-call]
@@ -159,17 +163,32 @@ def _step(
         stats = {
             "pg": policy_loss.item(),
             "v": value_loss.item(),
-            "kl": float(((ratio - 1) - log_ratio).mean()),  # Schulman's k3 estimator
             "clip": float(((ratio - 1).abs() > settings.clip).float().mean()),
             "grad": float(grad_norm),
         }
-    stats.update({"entropy_" + h.value: v.item() for h, v in head_entropy.items()})
+        for i, head in enumerate(HEAD_ORDER):
+            stats["entropy_sum_" + head.value] = float(ev.entropy[head].sum())  # 0 where unused
+            stats["used_" + head.value] = float(ev.used[..., i].sum())
     return stats
 
 
-def _masked_mean(values: Tensor, used: Tensor) -> Tensor:
-    count = used.sum()
-    return (values * used).sum() / count.clamp(min=1)
+def entropy_bonus(evaluation: Evaluation) -> Tensor:
+    """The entropy the loss rewards: per step, the sum of the normalized entropies of the heads
+    that step's op used, averaged over all steps.
+
+    Each head so counts as often as the policy decides with it (the entropy of the decisions it
+    actually makes). A mean over only the steps where a head was used would instead give a head
+    used on 1 step in 20 (blueprint, on GERMINATE) 20 times the weight per use of the op head.
+    """
+    per_step = torch.stack([evaluation.entropy[h] for h in HEAD_ORDER]).sum(0)  # (T, B)
+    return per_step.mean()  # entropy[h] is 0 where h was unused
+
+
+def _entropy_where_used(steps: list[dict[str, float]], head: Head) -> float:
+    """Over all minibatch steps, so a minibatch where the head was never used counts for
+    nothing (rather than as 0); 0 if it was used nowhere."""
+    used = sum(s["used_" + head.value] for s in steps)
+    return sum(s["entropy_sum_" + head.value] for s in steps) / max(used, 1.0)
 
 
 def _mean(steps: list[dict[str, float]], key: str) -> float:

@@ -18,7 +18,7 @@ import torch
 from esper.leyline import EpisodeOutcome, EventContext, Op, PPOUpdateEvent, RoundEvent
 from esper.nissa import TelemetryHub
 from esper.simic.advantages import gae
-from esper.simic.config import TrainingConfig
+from esper.simic.config import TRAINING_SEED_LIMIT, TrainingConfig
 from esper.simic.env_pool import EnvPool
 from esper.simic.learned_policy import network_input
 from esper.simic.normalizer import RunningNormalizer
@@ -26,9 +26,6 @@ from esper.simic.ppo import PPOSettings, UpdateMetrics, ppo_update
 from esper.simic.rollout_buffer import RolloutBuffer
 from esper.tamiyo.action_codec import decode
 from esper.tamiyo.policy_network import PolicyNetwork
-
-# Env seeds used for training lie below this; evaluation draws its held-out seeds above it.
-TRAINING_SEED_LIMIT = 2**30
 
 
 @dataclass(frozen=True)
