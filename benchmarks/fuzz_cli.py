@@ -318,6 +318,7 @@ def main_fuzz() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", type=int, default=None, help="run only case N, show its stderr")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(header(f"fuzz_cli: {args.cases} cases, seed {args.seed}", runs=args.cases))
@@ -343,6 +344,9 @@ def main_fuzz() -> None:
                 argv, must_refuse = checkpoint_case(rng, work, template)
             if argv[0] == "train" and "--resume" not in argv:
                 argv += ["--runs-dir", str(runs)]
+            if args.only is not None and index != args.only:
+                shutil.rmtree(work, ignore_errors=True)
+                continue
             before = tree(work)
             case_started = time.perf_counter()
             outcome = run_cli(argv)
@@ -354,6 +358,8 @@ def main_fuzz() -> None:
             results[f"{kind}: exit {outcome.code}"] += 1
             if problem is not None:
                 failures.append((kind, argv, problem))
+            if args.only is not None:
+                print(f"esper {' '.join(argv)}\nexit {outcome.code}\n{outcome.err}")
             shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - started
     print(f"cases by kind: {dict(kinds)}")

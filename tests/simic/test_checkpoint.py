@@ -102,3 +102,12 @@ def test_non_finite_tensors_names_nested_values() -> None:
     state = {"a": [torch.zeros(2), {"b": torch.tensor([float("inf")])}], "c": float("nan")}
     assert non_finite_tensors(state) == ["a.1.b", "c"]
     assert non_finite_tensors({"ints": torch.arange(3), "rng": torch.ByteTensor(4)}) == []
+
+
+@pytest.mark.parametrize("rounds", [-(10**30), -1, 2.5, "3", True])
+def test_a_round_count_that_is_not_one_is_refused(tmp_path: Path, rounds: object) -> None:
+    """Found by benchmarks/fuzz_cli.py: round -10**30 resumed and trained a NaN policy."""
+    path = tmp_path / "latest.pt"
+    save_checkpoint(path, {**TRAINER, "round": rounds}, {})
+    with pytest.raises(CheckpointError, match="is not a count of rounds done"):
+        read_checkpoint(path)

@@ -135,6 +135,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     missing = [k for k in _TRAINER_KEYS if not isinstance(trainer, dict) or k not in trainer]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks trainer state {missing}")
+    rounds = trainer["round"]
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
+        shown = repr(rounds)[:40]
+        raise CheckpointError(f"checkpoint {path}: round {shown} is not a count of rounds done")
     return payload
 
 
