@@ -128,7 +128,9 @@ def test_bad_chance_loss_is_refused() -> None:
 def test_non_finite_weight_mid_episode_rolls_back_and_the_episode_completes() -> None:
     sink = MemorySink()
     env = MorphogeneticEnv(
-        get_task("digits"), config=EnvConfig(episode_length=6, illegal_action="raise"), hub=TelemetryHub([sink])
+        get_task("digits"),
+        config=EnvConfig(episode_length=6, illegal_action="raise"),
+        hub=TelemetryHub([sink]),
     )
     env.reset(seed=0)
     germinate = FactoredAction.germinate("r0c1", "conv_light", tempo=Tempo.FAST)

@@ -83,7 +83,9 @@ def test_a_training_seed_with_nan_weights_leaves_the_epoch_finite() -> None:
 
 
 def test_an_env_step_with_a_nan_training_seed_gives_a_finite_observation() -> None:
-    env = MorphogeneticEnv(get_task("digits"), config=EnvConfig(episode_length=4, illegal_action="raise"))
+    env = MorphogeneticEnv(
+        get_task("digits"), config=EnvConfig(episode_length=4, illegal_action="raise")
+    )
     env.reset(seed=0)
     env.step(FactoredAction.germinate("r0c1", "conv_light"))
     env.step(FactoredAction.wait())

@@ -34,7 +34,11 @@ def test_every_controller_plays_the_same_seeds(digits: DataSplits) -> None:
     ]
 
     result = evaluate_controllers(
-        specs, lambda spec: MorphogeneticEnv(task, digits, EnvConfig(episode_length=3, illegal_action="raise")), seeds
+        specs,
+        lambda spec: MorphogeneticEnv(
+            task, digits, EnvConfig(episode_length=3, illegal_action="raise")
+        ),
+        seeds,
     )
 
     assert (result.task, result.episode_length, result.seeds) == ("digits", 3, tuple(seeds))
