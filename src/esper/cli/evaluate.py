@@ -10,12 +10,12 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from esper.cli.arguments import apply_threads, positive_int, setting
+from esper.cli.arguments import apply_threads, positive_int
 from esper.cli.run_setup import check_data_dir, check_device
-from esper.cli.settings import add_settings_flags, flag_of, given_settings, typed_pairs
+from esper.cli.settings import add_settings_flags, add_source_flags, requested_settings
 from esper.karn.console import ConsoleSink, default_console
 from esper.nissa import TelemetryHub
-from esper.simic.config import PRESETS, EpisodeSettings
+from esper.simic.config import EpisodeSettings
 from esper.simic.environment import MorphogeneticEnv
 from esper.simic.evaluation import (
     CONTROLLER_FORMS,
@@ -70,27 +70,7 @@ def add_evaluate_parser(commands: Any) -> None:
         help="also write the results to this file: .json (summary and every episode) or .csv "
         "(summary rows) (default: none, tables only)",
     )
-    run.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        default=None,
-        help="episode settings for baseline-only evaluations (default: the task's preset)",
-    )
-    run.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="JSON or YAML episode settings for baseline-only evaluations (default: none)",
-    )
-    run.add_argument(
-        "--set",
-        type=setting,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any episode setting by its config name (repeatable; default: none)",
-    )
+    add_source_flags(run, "episode settings (baseline-only evaluations)", "min_prune_age=8")
     add_settings_flags(parser, EpisodeSettings, EpisodeSettings.preset("digits"), exclude=("seed",))
     parser.set_defaults(run=run_evaluate)
 
@@ -102,23 +82,10 @@ _OVERRIDABLE = frozenset(
 )
 
 
-def resolve_settings(args: argparse.Namespace) -> tuple[EpisodeSettings, dict[str, Any]]:
-    """The episode settings the command line asks for, and which of them it gave."""
-    flags = given_settings(args, EpisodeSettings)
-    pairs = typed_pairs(args.set, EpisodeSettings)
-    both = sorted(set(flags) & set(pairs))
-    if both:
-        raise ValueError(
-            f"--set {both[0]}=... repeats a setting given by its own flag {flag_of(both[0])}; "
-            "use one"
-        )
-    given = {**pairs, **flags}
-    return EpisodeSettings.resolve(args.preset, args.config, given), given
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     # Everything that can be wrong with the input fails here, before any episode runs.
-    settings, given = resolve_settings(args)
+    given = requested_settings(args, EpisodeSettings)
+    settings = EpisodeSettings.resolve(args.preset, args.config, given)
     specs = parse_controllers(args.controllers)
     if args.out is not None:
         check_results_path(args.out)

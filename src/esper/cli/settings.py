@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
-from esper.simic.config import EpisodeSettings
+from esper.simic.config import PRESETS, EpisodeSettings, Settings
 
 # The one flag whose name is not its field's: `--envs` reads better than `--n-envs`.
 _FLAG_OF = {"n_envs": "--envs"}
@@ -135,3 +135,63 @@ def typed_pairs(pairs: list[tuple[str, str]], model: type[EpisodeSettings]) -> d
         is_none = value.lower() == "none" and info is not None and _allows_none(info)
         settings[key] = None if is_none else value
     return settings
+
+
+def add_source_flags(group: Any, what: str, example: str) -> None:
+    """`--preset`, `--config FILE` and `--set KEY=VALUE`: where settings come from.
+
+    Args:
+        what: the settings these sources give, for the help ("settings", "episode settings").
+        example: a KEY=VALUE for `--set`'s help.
+    """
+    group.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help=f"starting {what} (default: the preset named after the task, e.g. digits)",
+    )
+    group.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"JSON or YAML mapping of {what}, applied on top of the preset (default: none)",
+    )
+    group.add_argument(
+        "--set",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"any setting by its config name, e.g. --set {example} (repeatable; default: none)",
+    )
+
+
+def requested_settings(args: argparse.Namespace, model: type[EpisodeSettings]) -> dict[str, Any]:
+    """The settings given on the command line: flags and `--set` pairs (not both for one key).
+
+    Raises:
+        ValueError: a setting given both by its flag and by `--set`.
+    """
+    flags = given_settings(args, model)
+    pairs = typed_pairs(args.set, model)
+    both = sorted(set(flags) & set(pairs))
+    if both:
+        raise ValueError(
+            f"--set {both[0]}=... repeats a setting given by its own flag {flag_of(both[0])}; "
+            "use one"
+        )
+    return {**pairs, **flags}
+
+
+def resolve_settings(args: argparse.Namespace, model: type[Settings]) -> Settings:
+    """The command's config: preset < --config file < flags (see `EpisodeSettings.resolve`)."""
+    return model.resolve(args.preset, args.config, requested_settings(args, model))
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """KEY=VALUE for `--set`; the value is validated later, with the whole config."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()

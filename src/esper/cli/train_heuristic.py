@@ -13,13 +13,13 @@ from typing import Any
 
 from rich.console import Console
 
-from esper.cli.arguments import apply_threads, setting
+from esper.cli.arguments import apply_threads
 from esper.cli.run_setup import RunSetup, load_data, new_run_dir, open_telemetry, recorded_run
-from esper.cli.settings import add_settings_flags, flag_of, given_settings, typed_pairs
+from esper.cli.settings import add_settings_flags, add_source_flags, resolve_settings
 from esper.kasmina import blueprint_names
 from esper.leyline import EventContext, RunStartEvent
 from esper.nissa import parse_level, write_config
-from esper.simic.config import PRESETS, HeuristicRunConfig
+from esper.simic.config import HeuristicRunConfig
 from esper.simic.episodes import run_episodes
 from esper.tamiyo.policy import HeuristicPolicy
 
@@ -36,27 +36,7 @@ def add_heuristic_parser(commands: Any) -> None:
         ),
     )
     run = parser.add_argument_group("run")
-    run.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        default=None,
-        help="starting settings (default: the preset named after the task, e.g. digits)",
-    )
-    run.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="JSON or YAML mapping of settings, applied on top of the preset (see README)",
-    )
-    run.add_argument(
-        "--set",
-        type=setting,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any setting by its config name, e.g. --set min_prune_age=8 (repeatable)",
-    )
+    add_source_flags(run, "settings", "min_prune_age=8")
     run.add_argument(
         "--runs-dir", type=Path, default=Path("runs"), help="where runs go (default: runs)"
     )
@@ -70,21 +50,8 @@ def add_heuristic_parser(commands: Any) -> None:
     parser.set_defaults(run=run_heuristic)
 
 
-def resolve_heuristic_config(args: argparse.Namespace) -> HeuristicRunConfig:
-    """preset < --config file < flags, as for `train ppo`."""
-    flags = given_settings(args, HeuristicRunConfig)
-    settings = typed_pairs(args.set, HeuristicRunConfig)
-    both = sorted(set(flags) & set(settings))
-    if both:
-        raise ValueError(
-            f"--set {both[0]}=... repeats a setting given by its own flag {flag_of(both[0])}; "
-            "use one"
-        )
-    return HeuristicRunConfig.resolve(args.preset, args.config, {**settings, **flags})
-
-
 def run_heuristic(args: argparse.Namespace) -> int:
-    config = resolve_heuristic_config(args)
+    config = resolve_settings(args, HeuristicRunConfig)
     if config.amp or config.compile:
         raise ValueError("not available yet: amp, compile (remove them from the config)")
     apply_threads(config.threads)

@@ -8,13 +8,18 @@ import math
 from pathlib import Path
 from typing import Any
 
-from esper.cli.arguments import apply_threads, setting
+from esper.cli.arguments import apply_threads
 from esper.cli.run_setup import NewRunDir, load_data, new_run_dir, open_telemetry, recorded_run
-from esper.cli.settings import add_settings_flags, flag_of, given_settings, typed_pairs
+from esper.cli.settings import (
+    add_settings_flags,
+    add_source_flags,
+    requested_settings,
+    resolve_settings,
+)
 from esper.leyline import EventContext, RunStartEvent
 from esper.nissa import CHECKPOINTS_DIR, CONFIG_FILE, parse_level, write_config
 from esper.simic.checkpoint import LATEST, CheckpointError, load_checkpoint, save_checkpoint
-from esper.simic.config import PRESETS, ConfigError, TrainingConfig
+from esper.simic.config import ConfigError, TrainingConfig
 from esper.simic.env_pool import build_pool
 from esper.simic.trainer import RoundSummary, VectorizedTrainer
 from esper.tolaria import Task
@@ -32,33 +37,13 @@ def add_ppo_parser(commands: Any) -> None:
         ),
     )
     run = parser.add_argument_group("run")
-    run.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        default=None,
-        help="starting settings (default: the preset named after the task, e.g. digits)",
-    )
-    run.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="JSON or YAML mapping of settings, applied on top of the preset (see README)",
-    )
+    add_source_flags(run, "settings", "rent_weight=1.5")
     run.add_argument(
         "--resume",
         type=Path,
         default=None,
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR with its own settings (only --rounds may change)",
-    )
-    run.add_argument(
-        "--set",
-        type=setting,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any setting by its config name, e.g. --set rent_weight=1.5 (repeatable)",
     )
     run.add_argument(
         "--runs-dir", type=Path, default=Path("runs"), help="where runs go (default: runs)"
@@ -73,21 +58,9 @@ def add_ppo_parser(commands: Any) -> None:
     parser.set_defaults(run=run_ppo)
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    flags = given_settings(args, TrainingConfig)
-    settings = typed_pairs(args.set, TrainingConfig)
-    both = sorted(set(flags) & set(settings))
-    if both:
-        raise ValueError(
-            f"--set {both[0]}=... repeats a setting given by its own flag {flag_of(both[0])}; "
-            "use one"
-        )
-    return {**settings, **flags}
-
-
 def resolve_config(args: argparse.Namespace) -> TrainingConfig:
     """preset < --config file < flags (see `TrainingConfig.resolve`)."""
-    return TrainingConfig.resolve(args.preset, args.config, _overrides(args))
+    return resolve_settings(args, TrainingConfig)
 
 
 def _resumed_config(args: argparse.Namespace) -> tuple[TrainingConfig, dict[str, Any]]:
@@ -108,7 +81,7 @@ def _resumed_config(args: argparse.Namespace) -> tuple[TrainingConfig, dict[str,
     # checkpoint, and a crash in between must not make the run unresumable.
     if trained.with_overrides({"rounds": saved.rounds}) != saved:
         raise ValueError(f"--resume {run_dir}: {CONFIG_FILE} and the checkpoint disagree")
-    asked = _overrides(args)
+    asked = requested_settings(args, TrainingConfig)
     conflicts = {
         k: (v, getattr(trained, k))
         for k, v in asked.items()
