@@ -1,4 +1,4 @@
-"""Gates G1/G2/G3 under both profiles, at the thresholds of DESIGN.md §11.
+"""Gates G1/G2/G3 under both profiles, at the thresholds of docs/architecture.md §11.
 
 Strict G2: >= 3 epochs trained, seed-to-host gradient ratio >= 0.10, prospective gain >= 0.5 pp.
 Strict G3: contribution >= 1.0 pp and above 2 standard errors.

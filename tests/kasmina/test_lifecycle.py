@@ -1,4 +1,4 @@
-"""Example walks through the seed lifecycle (DESIGN.md §3 "Stages", §4 "Alpha schedule").
+"""Example walks through the seed lifecycle (docs/architecture.md §3 "Stages", §4 "Alpha schedule").
 
 Every test drives a tiny `MorphogeneticModel` the way an environment does: an epoch passes
 (`end_epoch` then `advance_boundary`), and between epochs the controller executes actions.

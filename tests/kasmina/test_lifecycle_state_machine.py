@@ -1,4 +1,4 @@
-"""Random op sequences against the seed lifecycle (DESIGN.md §3 "Stages", §10).
+"""Random op sequences against the seed lifecycle (docs/architecture.md §3 "Stages", §10).
 
 A Hypothesis state machine drives a tiny `MorphogeneticModel` with epochs passing, random factored
 actions (legal or not), fake measurements and governor prunes, and checks after every step:
@@ -55,7 +55,7 @@ EPOCHS_BEFORE = {
     (Stage.EMBARGOED, Stage.DORMANT): LIMITS.embargo_epochs,
 }
 
-# Fake measurements, around the strict gate thresholds (DESIGN.md §11).
+# Fake measurements, around the strict gate thresholds (docs/architecture.md §11).
 MAYBE_PP = st.sampled_from([None, -1.0, 0.4, 1.0, 3.0])
 MAYBE_STDERR = st.sampled_from([None, 0.1, 0.5, 2.0])
 MAYBE_RATIO = st.sampled_from([None, 0.0, 0.05, 0.1, 0.5])

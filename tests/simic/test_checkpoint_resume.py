@@ -1,5 +1,5 @@
-"""`esper train ppo` end to end: run directory, exact resume, refused resumes (DESIGN.md §7
-"Checkpoints and resume"; issue 4 acceptance 1, 2 and 8).
+"""`esper train ppo` end to end: run directory, exact resume, refused resumes
+(docs/architecture.md §7 "Checkpoints and resume"; issue 4 acceptance 1, 2 and 8).
 
 Runs go through the CLI entry point `esper.cli.main.main`, as a user would start them.
 """

@@ -1,4 +1,4 @@
-"""The PPO round on a tiny digits pool (DESIGN.md §7 "PPO", §10; issue 4 acceptance 4).
+"""The PPO round on a tiny digits pool (docs/architecture.md §7 "PPO", §10; issue 4 acceptance 4).
 
 - at the start of each update, log-probs recomputed from the stored inputs equal the stored ones;
 - the buffer holds exactly the normalized features the network saw, scaled by the normalizer as

@@ -1,4 +1,4 @@
-"""Rewards (DESIGN.md §7 "Rewards", §10; issue 4 acceptance 6).
+"""Rewards (docs/architecture.md §7 "Rewards", §10; issue 4 acceptance 6).
 
 Every mode's reward is the sum of its named terms, on synthetic states and over real digits
 episodes. The potential-based shaping telescopes. Convention: the shaping paid on step t (the

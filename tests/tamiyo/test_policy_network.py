@@ -1,4 +1,4 @@
-"""PolicyNetwork over random slot states (DESIGN.md §6, §10; issue 4 acceptance 5).
+"""PolicyNetwork over random slot states (docs/architecture.md §6, §10; issue 4 acceptance 5).
 
 A randomly initialised network, its heads scaled up so that it is far from uniform (a freshly
 initialised policy is near uniform and would hide a mask that is merely down-weighted), samples

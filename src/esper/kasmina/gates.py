@@ -4,7 +4,7 @@ G1 (germinated -> training): the seed's output is finite and has the right shape
 G2 (training -> blending): trained long enough, gradients alive (strict: and worth advancing).
 G3 (holding -> fossilized): a measured counterfactual (strict: a clear positive one).
 `permissive` keeps only structural checks (the default under RL, where the controller should
-learn what is worth keeping); `strict` turns the thresholds of DESIGN.md §11 on.
+learn what is worth keeping); `strict` turns the thresholds of docs/architecture.md §11 on.
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ class FactoredAction:
         alpha_target: float = 1.0,
         curve: Curve = Curve.LINEAR,
     ) -> FactoredAction:
-        """GERMINATE with every head given (the defaults are DESIGN.md's starting values)."""
+        """GERMINATE with every head given (defaults: docs/architecture.md §11)."""
         return FactoredAction(
             Op.GERMINATE,
             slot=slot,

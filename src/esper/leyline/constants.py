@@ -1,4 +1,4 @@
-"""Defaults shared across packages (DESIGN.md §11). Tune with evidence and record why."""
+"""Defaults shared across packages (docs/architecture.md §11). Tune with evidence and record why."""
 
 from __future__ import annotations
 

@@ -75,8 +75,8 @@ _DIGITS: dict[str, Any] = {
     "contribution_weight": 0.2,
 }
 
-# Settings that differ from the defaults; every other setting keeps its DESIGN §11 value. A
-# command takes from a preset only the settings it has (a heuristic run ignores `lr`).
+# Settings that differ from the defaults; every other setting keeps its docs/architecture.md §11
+# value. A command takes from a preset only the settings it has (a heuristic run ignores `lr`).
 PRESETS: dict[str, dict[str, Any]] = {
     "digits": _DIGITS,
     # Parameters cost three times as much: the controller looks for cheap seeds (see
@@ -347,7 +347,7 @@ class HeuristicRunConfig(EpisodeSettings):
 
 
 class TrainingConfig(EpisodeSettings):
-    """Everything a PPO training run needs to know, with DESIGN §11 defaults."""
+    """Everything a PPO training run needs to know, with docs/architecture.md §11 defaults."""
 
     # --- run ---
     rounds: int = _described(

@@ -1,4 +1,4 @@
-"""MorphogeneticEnv: one env's host episode as a `gymnasium.Env` (DESIGN.md §5, §2).
+"""MorphogeneticEnv: one env's host episode as a `gymnasium.Env` (docs/architecture.md §5, §2).
 
 `reset(seed=...)` builds a fresh host and evaluates it; each `step(action)` executes the action,
 ticks the epoch boundary, trains one epoch, evaluates on validation (with counterfactuals) and

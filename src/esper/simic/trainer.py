@@ -1,4 +1,4 @@
-"""VectorizedTrainer: PPO rounds over an `EnvPool` (DESIGN.md §2).
+"""VectorizedTrainer: PPO rounds over an `EnvPool` (docs/architecture.md §2).
 
 A round is a short sequence of named steps: collect one episode per env (one batched policy
 forward per step), compute GAE advantages, update the policy, log, and let the caller

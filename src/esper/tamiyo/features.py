@@ -1,4 +1,4 @@
-"""Observation features and action masks (DESIGN.md §6).
+"""Observation features and action masks (docs/architecture.md §6).
 
 Every feature is scaled analytically to O(1) here (accuracy/100, loss/chance-level loss,
 epoch/T, log of parameter ratios, one-hots); a running normalizer in simic may standardize

@@ -31,9 +31,9 @@ Each epoch it takes the first rule that applies, scanning slots in numeric order
 (e) WAIT.
 
 Bars in standard errors. Every contribution comes with the standard error of its paired
-per-sample flips (DESIGN.md §5), so "clearly" means "beyond `significance_stderrs` of them": a
-figure is judged against its own noise, whatever the size of the validation split. A drop is
-judged against the standard error of the difference of the two measurements, taken as
+per-sample flips (docs/architecture.md §5), so "clearly" means "beyond `significance_stderrs` of
+them": a figure is judged against its own noise, whatever the size of the validation split. A drop
+is judged against the standard error of the difference of the two measurements, taken as
 independent (sqrt(se_best^2 + se_now^2)); they are measured on the same validation samples and
 so positively correlated, which makes that error an overestimate and the prune cautious. There
 is no floor in percentage points: the noise is what a fixed bar stood in for, and a bar of
@@ -54,8 +54,8 @@ defaults that is 1 + 2 + 3 + 1 = 7, so on a 25-epoch episode the last germinatio
 Germination timing. The host must be at `germinate_min_epoch` or later, flat for
 `germinate_plateau_epochs`, and either stabilized (the tracker's loss latch) or flat for
 `unstabilized_plateau_epochs`. Requiring the latch stops a seed being planted into a host
-whose loss is still falling fast behind a momentarily flat accuracy (DESIGN.md §6: "germinate on
-plateau once the host has stabilized"). Accepting a long plateau instead keeps the heuristic from
+whose loss is still falling fast behind a momentarily flat accuracy (docs/architecture.md §6).
+Accepting a long plateau instead keeps the heuristic from
 never growing a host whose loss keeps falling by more than 3% an epoch after its accuracy has
 stopped improving (confidence still sharpening), which the latch alone would wait out forever.
 
@@ -95,10 +95,10 @@ from esper.tamiyo.features import Observation
 
 @dataclass(frozen=True)
 class HeuristicConfig:
-    """Thresholds of the heuristic (DESIGN.md §11); the bars on contributions are in standard
-    errors (module docstring: no fixed percentage points)."""
+    """Thresholds of the heuristic (docs/architecture.md §11); the bars on contributions are in
+    standard errors (module docstring: no fixed percentage points)."""
 
-    # Host accuracy flat this many epochs before a germination. §11 says 3; on digits (25-epoch
+    # Host accuracy flat this many epochs before a germination. §11 began at 3; on digits (25-epoch
     # episodes, a host still improving until about epoch 20) a 3-epoch plateau came at epochs
     # 15-24, too late to blend and judge a seed; 2 came at about epoch 13.
     germinate_plateau_epochs: int = 2

@@ -2,7 +2,7 @@
 
 It derives what a controller needs from one number per epoch: deltas against the previous epoch,
 the best validation accuracy so far, a plateau counter, a stabilization latch and short histories
-(DESIGN.md §6). Defaults are those of DESIGN.md §11.
+(docs/architecture.md §6). Defaults are those of docs/architecture.md §11.
 
 - Plateau: the number of consecutive epochs that failed to beat the best validation accuracy so
   far by at least `plateau_pp`; a new best by that margin resets it. Measured against the best

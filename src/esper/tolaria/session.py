@@ -1,4 +1,4 @@
-"""HostSession: one env's host training, step by step (DESIGN.md §2, steps 2.1 and 2.4).
+"""HostSession: one env's host training, step by step (docs/architecture.md §2, steps 2.1 and 2.4).
 
 It owns the model, optimizer, loaders and governor of one episode. A controller-facing wrapper
 (the gymnasium env in `esper.simic.environment`) turns its results into observations and rewards.

@@ -2,7 +2,7 @@
 
 Seeds use GroupNorm, never BatchNorm: batch statistics would couple each sample's output to the
 rest of the batch, and the fused forward stacks K alpha configurations on the batch dimension
-(DESIGN.md §4). Convolutions that feed a norm have no bias.
+(docs/architecture.md §4). Convolutions that feed a norm have no bias.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The blueprint registry: seed modules keyed by (topology, name).
 
 Every blueprint builds a residual module s = x + f(x) whose last layer is zero-initialised, so a
-freshly germinated seed is exactly the identity and never changes the host's function (DESIGN.md
-§4 "Blueprints"). Each also reports its exact parameter count for a width, analytically.
+freshly germinated seed is exactly the identity and never changes the host's function
+(docs/architecture.md §4 "Blueprints"). Each also reports its exact parameter count for a width,
+analytically.
 """
 
 from __future__ import annotations
