@@ -204,3 +204,18 @@ def test_a_diverged_policy_stops_the_run_before_it_is_checkpointed(
     one_error_line(err, "round 0: the policy diverged", "encoder.0.weight")
     assert not (runs / "d" / CHECKPOINTS_DIR / "latest.pt").exists()
     assert (runs / "d" / "events.jsonl").exists()  # the run had started: its events are kept
+
+
+@pytest.mark.parametrize(
+    "command", [["evaluate", "--controllers", "static"], ["train", "heuristic"]]
+)
+@pytest.mark.parametrize("flag", ["--amp", "--compile"])
+def test_unbuilt_settings_are_refused_by_every_command(
+    cli: RunCli, tmp_path: Path, command: list[str], flag: str
+) -> None:
+    """evaluate accepted --amp and --compile and silently ignored them."""
+    runs = ["--runs-dir", str(tmp_path / "runs")] if command[0] == "train" else []
+    code, _, err = cli([*command, flag, *runs])
+    assert code == 2
+    one_error_line(err, "not available yet", flag.removeprefix("--"))
+    assert not (tmp_path / "runs").exists()

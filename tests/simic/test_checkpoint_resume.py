@@ -110,8 +110,8 @@ def test_resume_is_exact_when_no_schedule_depends_on_the_round_count(
     tmp_path: Path,
 ) -> None:
     """Isolates the learning state (network, optimizer, normalizers, RNGs) from the entropy
-    schedule, whose horizon is `rounds`: with the coefficient constant, 1 round + resume + 1
-    equals 2 straight."""
+    schedule (annealed over `entropy_anneal_rounds`): with the coefficient constant, 1 round +
+    resume + 1 equals 2 straight."""
     config = tmp_path / "constant_entropy.json"
     config.write_text(json.dumps({"preset": "digits", "entropy_coef_final": 0.05}))
     common = [*ARGS, "--config", str(config), "--no-live"]

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from esper.cli.arguments import apply_threads, positive_int
-from esper.cli.run_setup import check_data_dir, check_device
+from esper.cli.run_setup import check_data_dir, check_device, refuse_unbuilt
 from esper.cli.settings import add_settings_flags, add_source_flags, requested_settings
 from esper.karn.console import ConsoleSink, default_console
 from esper.nissa import TelemetryHub
@@ -86,6 +86,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # Everything that can be wrong with the input fails here, before any episode runs.
     given = requested_settings(args, EpisodeSettings)
     settings = EpisodeSettings.resolve(args.preset, args.config, given)
+    refuse_unbuilt(settings)
     specs = parse_controllers(args.controllers)
     if args.out is not None:
         check_results_path(args.out)

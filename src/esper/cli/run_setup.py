@@ -72,6 +72,14 @@ def check_device(device: str) -> None:
         raise ValueError(f"device {device!r}: this machine has {count} CUDA device(s)")
 
 
+def refuse_unbuilt(settings: EpisodeSettings, extra: dict[str, bool] | None = None) -> None:
+    """Settings the config accepts but this version cannot honour yet: refuse, never ignore."""
+    unbuilt = {"amp": settings.amp, "compile": settings.compile, **(extra or {})}
+    named = [name for name, is_set in unbuilt.items() if is_set]
+    if named:
+        raise ValueError(f"not available yet: {', '.join(named)} (remove them from the config)")
+
+
 def check_data_dir(settings: EpisodeSettings) -> None:
     if settings.data_dir is not None and not settings.data_dir.exists():
         raise ValueError(f"data_dir {str(settings.data_dir)!r} does not exist")

@@ -14,7 +14,14 @@ from typing import Any
 from rich.console import Console
 
 from esper.cli.arguments import apply_threads
-from esper.cli.run_setup import RunSetup, load_data, new_run_dir, open_telemetry, recorded_run
+from esper.cli.run_setup import (
+    RunSetup,
+    load_data,
+    new_run_dir,
+    open_telemetry,
+    recorded_run,
+    refuse_unbuilt,
+)
 from esper.cli.settings import add_settings_flags, add_source_flags, resolve_settings
 from esper.kasmina import blueprint_names
 from esper.leyline import EventContext, RunStartEvent
@@ -52,8 +59,7 @@ def add_heuristic_parser(commands: Any) -> None:
 
 def run_heuristic(args: argparse.Namespace) -> int:
     config = resolve_settings(args, HeuristicRunConfig)
-    if config.amp or config.compile:
-        raise ValueError("not available yet: amp, compile (remove them from the config)")
+    refuse_unbuilt(config)
     apply_threads(config.threads)
     task, data = load_data(config)  # checked before a run directory exists
     with new_run_dir(args.runs_dir, args.name, f"heuristic-{config.task}") as run:

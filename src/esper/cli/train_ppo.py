@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from esper.cli.arguments import apply_threads
-from esper.cli.run_setup import NewRunDir, load_data, new_run_dir, open_telemetry, recorded_run
+from esper.cli.run_setup import (
+    NewRunDir,
+    load_data,
+    new_run_dir,
+    open_telemetry,
+    recorded_run,
+    refuse_unbuilt,
+)
 from esper.cli.settings import (
     add_settings_flags,
     add_source_flags,
@@ -94,19 +101,6 @@ def _resumed_config(args: argparse.Namespace) -> tuple[TrainingConfig, dict[str,
     return trained.with_overrides({"rounds": rounds}), checkpoint
 
 
-def refuse_unbuilt(config: TrainingConfig) -> None:
-    """Settings the config accepts but this version cannot honour yet: refuse, never ignore."""
-    unbuilt = {
-        "ab": config.ab is not None,
-        "amp": config.amp,
-        "compile": config.compile,
-        f"backend {config.backend!r}": config.backend != "local",
-    }
-    named = [k for k, is_set in unbuilt.items() if is_set]
-    if named:
-        raise ValueError(f"not available yet: {', '.join(named)} (remove them from the config)")
-
-
 def check_round(summary: RoundSummary, trainer: VectorizedTrainer) -> None:
     """Stop before a diverged policy is checkpointed (a NaN loss or parameter is never saved)."""
     u = summary.update
@@ -130,7 +124,10 @@ def run_ppo(args: argparse.Namespace) -> int:
         run = NewRunDir(args.resume, is_kept=True)
         return _train(args, config, run, load_data(config), checkpoint)
     config = resolve_config(args)
-    refuse_unbuilt(config)
+    refuse_unbuilt(
+        config,
+        {"ab": config.ab is not None, f"backend {config.backend!r}": config.backend != "local"},
+    )
     data = load_data(config)  # device and data are checked before a run directory exists
     with new_run_dir(args.runs_dir, args.name, f"ppo-{config.task}") as run:
         write_config(run.path, config.to_json_dict())
