@@ -3,6 +3,7 @@ policy ever written (issue 9: corrupt files that still unpickled were loaded sil
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -110,4 +111,24 @@ def test_a_round_count_that_is_not_one_is_refused(tmp_path: Path, rounds: object
     path = tmp_path / "latest.pt"
     save_checkpoint(path, {**TRAINER, "round": rounds}, {})
     with pytest.raises(CheckpointError, match="is not a count of rounds done"):
+        read_checkpoint(path)
+
+
+def test_a_non_finite_policy_is_refused_at_load(tmp_path: Path) -> None:
+    """An all-NaN policy was evaluated without a word; save refuses to write one, and a file
+    made some other way is refused when read."""
+    path = tmp_path / "latest.pt"
+    save_checkpoint(path, TRAINER, {})
+    envelope = torch.load(path, weights_only=True)
+    payload = torch.load(io.BytesIO(envelope["content"].numpy().tobytes()), weights_only=True)
+    payload["trainer"]["network"]["w"] = torch.full((2, 3), float("nan"))
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    content = buffer.getvalue()
+    envelope["content"] = torch.frombuffer(bytearray(content), dtype=torch.uint8)
+    envelope["sha256"] = hashlib.sha256(content).hexdigest()
+    buffer = io.BytesIO()
+    torch.save(envelope, buffer)
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(CheckpointError, match=r"non-finite values in network\.w"):
         read_checkpoint(path)

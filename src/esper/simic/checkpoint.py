@@ -139,6 +139,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
         shown = repr(rounds)[:40]
         raise CheckpointError(f"checkpoint {path}: round {shown} is not a count of rounds done")
+    bad = non_finite_tensors(trainer)
+    if bad:  # never written by save_checkpoint: made elsewhere, or by an older esper
+        raise CheckpointError(f"checkpoint {path} holds non-finite values in {', '.join(bad[:5])}")
     return payload
 
 
