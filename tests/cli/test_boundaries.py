@@ -219,3 +219,93 @@ def test_unbuilt_settings_are_refused_by_every_command(
     assert code == 2
     one_error_line(err, "not available yet", flag.removeprefix("--"))
     assert not (tmp_path / "runs").exists()
+
+
+# -- found by reviewing this change (each failed before its fix) --------------------------------
+
+
+def test_none_clears_a_setting_from_flags_and_set(tmp_path: Path) -> None:
+    """`--target-kl none` was dropped: the preset's 0.015 stayed, so early stopping could not be
+    turned off from the command line."""
+    from esper.cli.main import build_parser
+    from esper.cli.train_ppo import resolve_config
+
+    def config(*argv: str) -> object:
+        return resolve_config(build_parser().parse_args(["train", "ppo", *argv]))
+
+    assert config("--target-kl", "none").target_kl is None  # type: ignore[attr-defined]
+    assert config("--set", "target_kl=none").target_kl is None  # type: ignore[attr-defined]
+    assert config("--minibatch-envs", "none").minibatch_envs is None  # type: ignore[attr-defined]
+
+
+def test_flags_must_be_given_in_full(cli: RunCli) -> None:
+    """`evaluate --seed 3` silently meant `--seeds 3`."""
+    code, _, err = cli(["evaluate", "--controllers", "static", "--seed", "3"])
+    assert code == 2
+    one_error_line(err, "unrecognized arguments: --seed")
+
+
+def test_an_embedded_task_refuses_data_options_it_would_ignore(cli: RunCli, tmp_path: Path) -> None:
+    """`--train-subset 100` on digits trained on all 1,079 samples and recorded 100."""
+    refused(
+        cli,
+        ["train", "ppo", "--train-subset", "100", "--no-live"],
+        tmp_path / "runs",
+        "task digits does not use train_subset",
+    )
+    config = tmp_path / "baseline.yaml"
+    config.write_text("train_subset: 100\n")
+    code, _, err = cli(["evaluate", "--controllers", "static", "--config", str(config)])
+    assert code == 2  # a baseline evaluation reads the file's data options too
+    one_error_line(err, "task digits does not use train_subset")
+
+
+def test_a_setting_of_another_command_is_named_as_such(cli: RunCli, tmp_path: Path) -> None:
+    line = refused(cli, ["train", "heuristic", "--set", "rounds=5"], tmp_path / "runs")
+    assert "rounds: unknown setting (a `train ppo` setting; this command does not use it)" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("rounds: " + "9" * 5000 + "\n", "invalid YAML"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c]\n"
+            "rounds: [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
+            "rounds: Input should be a valid integer",
+        ),
+    ],
+)
+def test_hostile_config_files_end_in_one_line_quickly(
+    cli: RunCli, tmp_path: Path, text: str, named: str
+) -> None:
+    config = tmp_path / "hostile.yaml"
+    config.write_text(text)
+    line = refused(cli, ["train", "ppo", "--config", str(config)], tmp_path / "runs", named)
+    assert len(line) < 2000
+
+
+def test_counts_have_upper_bounds(cli: RunCli, tmp_path: Path) -> None:
+    refused(cli, ["train", "heuristic", "--episodes", str(10**9)], tmp_path / "runs", "episodes")
+    code, _, err = cli(["evaluate", "--controllers", "static", "--seeds", str(10**6)])
+    assert code == 2
+    one_error_line(err, "--seeds 1000000 is more than 100,000")
+
+
+def test_a_resume_below_the_rounds_done_is_refused(
+    cli: RunCli, trained: Path, tmp_path: Path
+) -> None:
+    """It rewrote config.json to the lower count, trained nothing and exited 0."""
+    run_dir = tmp_path / "r"
+    shutil.copytree(trained, run_dir)
+    resume = ["train", "ppo", "--resume", str(run_dir), "--no-live"]
+    assert cli([*resume, "--rounds", "2"])[0] == 0
+    before = (run_dir / CONFIG_FILE).read_bytes()
+    code, _, err = cli([*resume, "--rounds", "1"])
+    assert code == 2
+    one_error_line(err, "--rounds 1 is below the 2 rounds done")
+    code, _, err = cli([*resume, "--name", "x"])
+    assert code == 2
+    one_error_line(err, "--name")
+    assert (run_dir / CONFIG_FILE).read_bytes() == before

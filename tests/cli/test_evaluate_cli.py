@@ -21,16 +21,20 @@ from esper.tolaria.data import DataSplits, Split
 RunCli = Callable[[list[str]], tuple[int, str, str]]  # the `cli` fixture (tests/cli/conftest.py)
 
 TRAIN_SUBSET = 200  # of digits' training samples, in the checkpoint's config
+ALL_DATA_OPTIONS = frozenset({"data_dir", "train_subset", "download"})
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One short PPO run on digits with train_subset=TRAIN_SUBSET, shared by the tests that
-    evaluate a checkpoint (digits itself ignores train_subset, so training is unaffected)."""
+    evaluate a checkpoint (digits is embedded and refuses data options: here it accepts them,
+    and its loader still ignores them, so training is unaffected)."""
     runs = tmp_path_factory.mktemp("runs")
     train = ["train", "ppo", "--task", "digits", "--rounds", "1", "--envs", "2"]
     train += ["--episode-length", "3", "--train-subset", str(TRAIN_SUBSET)]
-    assert main([*train, "--runs-dir", str(runs), "--no-live"]) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(TASKS, "digits", replace(TASKS["digits"], reads=ALL_DATA_OPTIONS))
+        assert main([*train, "--runs-dir", str(runs), "--no-live"]) == 0
     (run_dir,) = runs.iterdir()
     return run_dir
 
@@ -88,7 +92,7 @@ def data_seen(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
         n = options.train_subset or len(data.train)
         return replace(data, train=Split(data.train.inputs[:n], data.train.targets[:n]))
 
-    monkeypatch.setitem(TASKS, "digits", replace(digits, load=load))
+    monkeypatch.setitem(TASKS, "digits", replace(digits, load=load, reads=ALL_DATA_OPTIONS))
     build_env = MorphogeneticEnv.__init__
 
     def recording_init(env: MorphogeneticEnv, *args: Any, **kwargs: Any) -> None:

@@ -34,7 +34,7 @@ from esper.simic.evaluation import (
     with_reward_of,
     write_results,
 )
-from esper.tolaria import get_task
+from esper.tolaria import DataOptions, get_task
 
 
 def add_evaluate_parser(commands: Any) -> None:
@@ -75,6 +75,8 @@ def add_evaluate_parser(commands: Any) -> None:
     parser.set_defaults(run=run_evaluate)
 
 
+_MAX_SEEDS = 100_000
+
 # Settings a flag may give beside ppo checkpoints: where and how this evaluation runs, not what
 # the controllers were trained for (see esper.simic.evaluation.settings).
 _OVERRIDABLE = frozenset(
@@ -88,6 +90,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     settings = EpisodeSettings.resolve(args.preset, args.config, given)
     refuse_unbuilt(settings)
     specs = parse_controllers(args.controllers)
+    if args.seeds > _MAX_SEEDS:
+        raise ValueError(
+            f"--seeds {args.seeds} is more than {_MAX_SEEDS:,} episodes per controller"
+        )
     if args.out is not None:
         check_results_path(args.out)
     ppo_configs = {
@@ -105,11 +111,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
         settings.device,
         baseline=settings,
     )
+    # Beside ppo checkpoints only what was asked overrides theirs; alone, the settings decide.
+    wanted = asked if ppo_configs else settings.model_dump()
     data_options = evaluation_data_options(
-        ppo_configs, asked.get("data_dir"), asked.get("train_subset"), asked.get("download")
+        ppo_configs, wanted.get("data_dir"), wanted.get("train_subset"), wanted.get("download")
     )
     check_data_dir(settings)
     task = get_task(settings.task)
+    # The user's own data options must be ones the task reads; a checkpoint's are taken as
+    # they were (an older run may have recorded one its task ignored).
+    task.check_options(
+        DataOptions(
+            wanted.get("data_dir"), wanted.get("train_subset"), bool(wanted.get("download"))
+        )
+    )
     data = task.load(data_options)
     seeds = held_out_seeds(args.seeds)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from esper import __version__
 from esper.cli.evaluate import add_evaluate_parser
@@ -19,7 +20,12 @@ from esper.tolaria.data import DataError
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """Reports a usage mistake in one line (no usage dump), exit status 2."""
+    """Reports a usage mistake in one line (no usage dump), exit status 2. Flags must be given
+    in full: with abbreviations, `evaluate --seed 3` silently meant `--seeds 3`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"esper: error: {one_line(message)} (see {self.prog} --help)\n")

@@ -90,8 +90,9 @@ def load_data(settings: EpisodeSettings) -> tuple[Task, DataSplits]:
     check_device(settings.device)
     check_data_dir(settings)
     task = get_task(settings.task)
-    data = task.load(DataOptions(settings.data_dir, settings.train_subset, settings.download))
-    return task, data
+    options = DataOptions(settings.data_dir, settings.train_subset, settings.download)
+    task.check_options(options)
+    return task, task.load(options)
 
 
 @dataclass

@@ -72,8 +72,11 @@ def resolve_config(args: argparse.Namespace) -> TrainingConfig:
 
 def _resumed_config(args: argparse.Namespace) -> tuple[TrainingConfig, dict[str, Any]]:
     run_dir: Path = args.resume
-    if args.preset is not None or args.config is not None:
-        raise ValueError("--resume continues a run with its own config: drop --preset/--config")
+    if args.preset is not None or args.config is not None or args.name is not None:
+        raise ValueError(
+            "--resume continues a run in its own folder with its own config: "
+            "drop --preset/--config/--name"
+        )
     config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
         raise ValueError(f"--resume {run_dir}: no {CONFIG_FILE} there (not a run directory?)")
@@ -92,13 +95,19 @@ def _resumed_config(args: argparse.Namespace) -> tuple[TrainingConfig, dict[str,
     conflicts = {
         k: (v, getattr(trained, k))
         for k, v in asked.items()
-        if k != "rounds" and trained.with_overrides({k: v}) != trained
+        if k != "rounds" and trained.updated({k: v}) != trained
     }
     if conflicts:
         details = "; ".join(f"{k}={v} (run has {old})" for k, (v, old) in conflicts.items())
         raise ValueError(f"--resume refused: settings contradict the checkpoint: {details}")
     rounds = asked.get("rounds", saved.rounds)
-    return trained.with_overrides({"rounds": rounds}), checkpoint
+    done = checkpoint["trainer"]["round"]
+    resumed = trained.updated({"rounds": rounds})
+    if resumed.rounds < done:
+        raise ValueError(
+            f"--resume {run_dir}: --rounds {resumed.rounds} is below the {done} rounds done"
+        )
+    return resumed, checkpoint
 
 
 def check_round(summary: RoundSummary, trainer: VectorizedTrainer) -> None:

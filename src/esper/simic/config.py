@@ -25,6 +25,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import reprlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -277,7 +278,7 @@ class EpisodeSettings(BaseModel):
             ConfigError: naming the source and every bad field.
         """
         settings = _read_settings(Path(file)) if file is not None else {}
-        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        given = dict(overrides or {})  # None here is a value ("none"): it clears the setting
         named = settings.pop("preset", None)
         if preset is not None and named is not None and named != preset:
             raise ConfigError(f"--preset {preset} contradicts the config file's preset: {named}")
@@ -298,7 +299,7 @@ class EpisodeSettings(BaseModel):
         try:
             return cls.model_validate(dict(settings))
         except ValidationError as error:
-            raise ConfigError(format_validation_error(error, source)) from None
+            raise ConfigError(format_validation_error(error, source, cls)) from None
 
     @classmethod
     def from_file(cls: type[Settings], path: str | Path) -> Settings:
@@ -311,13 +312,22 @@ class EpisodeSettings(BaseModel):
         return cls.resolve(file=path)
 
     def with_overrides(self: Settings, overrides: Mapping[str, Any]) -> Settings:
-        """A validated copy with `overrides` applied; keys whose value is None are ignored.
+        """A validated copy with `overrides` applied; keys whose value is None are ignored
+        (for callers that fill a mapping from optional arguments; see `updated`).
 
         Raises:
             ConfigError: naming every bad field.
         """
         given = {key: value for key, value in overrides.items() if value is not None}
-        return type(self).validated({**self.model_dump(), **given})
+        return self.updated(given)
+
+    def updated(self: Settings, settings: Mapping[str, Any]) -> Settings:
+        """A validated copy with `settings` applied, None included (it clears a setting).
+
+        Raises:
+            ConfigError: naming every bad field.
+        """
+        return type(self).validated({**self.model_dump(), **settings})
 
     @classmethod
     def _preset_settings(cls, name: Any) -> dict[str, Any]:
@@ -331,7 +341,9 @@ class EpisodeSettings(BaseModel):
 class HeuristicRunConfig(EpisodeSettings):
     """`esper train heuristic`: the rule-based controller plays episodes (no learning)."""
 
-    episodes: int = _described(3, "episodes to play (env seeds seed, seed+1, ...)", ge=1)
+    episodes: int = _described(
+        3, "episodes to play (env seeds seed, seed+1, ...)", ge=1, le=_MAX_COUNT
+    )
     n_envs: int = _described(1, "envs played in lockstep", ge=1, le=_MAX_ENVS)
 
     @field_validator("episodes")
@@ -464,7 +476,7 @@ def _read_settings(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: cannot be read ({error})") from None
     try:
         settings = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError, RecursionError) as error:
+    except (ValueError, yaml.YAMLError, RecursionError) as error:  # ValueError: JSON, huge ints
         problem = " ".join(str(error).split())[:200]
         raise ConfigError(f"config file {path}: invalid {suffix[1:].upper()}: {problem}") from None
     if settings is None:  # an empty YAML file: the preset alone
@@ -475,14 +487,20 @@ def _read_settings(path: Path) -> dict[str, Any]:
     return settings
 
 
-def format_validation_error(error: ValidationError, source: Any = None) -> str:
-    """One line for the command line: every bad field, its problem and the value given."""
+def format_validation_error(
+    error: ValidationError, source: Any = None, model: type[BaseModel] | None = None
+) -> str:
+    """One line for the command line: every bad field, its problem and the value given.
+
+    Args:
+        model: the config that refused a key (for "did you mean ...?"; default TrainingConfig).
+    """
     parts = []
     for detail in error.errors(include_url=False):
         field = ".".join(str(part) for part in detail["loc"])
         message = str(detail["msg"]).removeprefix("Value error, ")
         if detail["type"] == "extra_forbidden":
-            message = f"unknown setting{_suggestion(field)}"
+            message = f"unknown setting{_suggestion(field, model or TrainingConfig)}"
         elif detail["type"] not in ("value_error", "missing") and field:
             # Our own value errors already quote the value.
             message += f" (got {_short_repr(detail.get('input'))})"
@@ -491,16 +509,26 @@ def format_validation_error(error: ValidationError, source: Any = None) -> str:
     return f"invalid config{where}: " + "; ".join(" ".join(part.split()) for part in parts)
 
 
-def _suggestion(unknown: str) -> str:
+def _suggestion(unknown: str, model: type[BaseModel]) -> str:
     if "gamma" in unknown:
         return " (there is one `gamma`, shared by GAE and the reward shaping)"
-    close = difflib.get_close_matches(unknown, TrainingConfig.model_fields, n=1)
+    for other in (TrainingConfig, HeuristicRunConfig):
+        if other is not model and unknown in other.model_fields:
+            command = "train ppo" if other is TrainingConfig else "train heuristic"
+            return f" (a `{command}` setting; this command does not use it)"
+    close = difflib.get_close_matches(unknown, model.model_fields, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
+
+
+# Bounded at every level: a YAML alias bomb under one key must not take minutes to print.
+_REPR = reprlib.Repr()  # (keyword arguments need Python 3.12)
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 2, 4, 4, 4
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 40
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:
     try:
-        text = repr(value)
+        text = _REPR.repr(value)
     except Exception:  # a YAML-built object whose repr fails must not hide the real error
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -51,6 +51,25 @@ class Task:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     augment: Augment | None = None
+    reads: frozenset[str] = frozenset()  # the DataOptions fields `load` honours
+
+    def check_options(self, options: DataOptions) -> None:
+        """Raises ValueError for a data option this task would ignore (an embedded task has no
+        folder to read and no subset to take: a run must not record a setting it never used)."""
+        given = {
+            "data_dir": options.data_dir is not None,
+            "train_subset": options.train_subset is not None,
+            "download": options.download,
+        }
+        ignored = sorted(
+            name for name, is_set in given.items() if is_set and name not in self.reads
+        )
+        if ignored:
+            reads = ", ".join(sorted(self.reads)) or "none"
+            raise ValueError(
+                f"task {self.name} does not use {', '.join(ignored)} (data options it reads: "
+                f"{reads}); remove {'it' if len(ignored) == 1 else 'them'}"
+            )
 
 
 def _digits_host(data: DataSplits) -> Host:
@@ -124,6 +143,7 @@ TASKS: dict[str, Task] = {
             seed_lr=0.01,
             episode_length=25,
             augment=cifar_augment,
+            reads=frozenset({"data_dir", "train_subset", "download"}),
         ),
         Task(
             name="stories",
@@ -146,6 +166,7 @@ TASKS: dict[str, Task] = {
             host_lr=0.1,
             seed_lr=0.1,
             episode_length=25,
+            reads=frozenset({"data_dir"}),
         ),
     )
 }
