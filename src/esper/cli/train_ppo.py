@@ -25,7 +25,13 @@ from esper.cli.settings import (
 )
 from esper.leyline import EventContext, RunStartEvent
 from esper.nissa import CHECKPOINTS_DIR, CONFIG_FILE, parse_level, write_config
-from esper.simic.checkpoint import LATEST, CheckpointError, load_checkpoint, save_checkpoint
+from esper.simic.checkpoint import (
+    LATEST,
+    CheckpointError,
+    kept_name,
+    load_checkpoint,
+    save_checkpoint,
+)
 from esper.simic.config import ConfigError, TrainingConfig
 from esper.simic.env_pool import build_pool
 from esper.simic.trainer import RoundSummary, VectorizedTrainer
@@ -174,16 +180,29 @@ def _train(
         )
         run.keep()
         with recorded_run(hub, context, start):
+            keep_policy(trainer, config, run_dir)  # round 0: the untrained network
             while trainer.round < config.rounds:
                 check_round(trainer.run_round(), trainer)
                 save_checkpoint(
                     run_dir / CHECKPOINTS_DIR / LATEST, trainer.state_dict(), config.to_json_dict()
                 )
+                keep_policy(trainer, config, run_dir)
     finally:
         pool.close()
         hub.close()
     print(f"run directory: {run_dir}")
     return 0
+
+
+def keep_policy(trainer: VectorizedTrainer, config: TrainingConfig, run_dir: Path) -> None:
+    """Keep this round's policy as its own checkpoint when `keep_every` asks for it (each a
+    whole checkpoint: any of them can be evaluated or resumed from)."""
+    every = config.keep_every
+    if every is None or trainer.round % every != 0:
+        return
+    path = run_dir / CHECKPOINTS_DIR / kept_name(trainer.round)
+    if not path.exists():  # a resume passes its start round again
+        save_checkpoint(path, trainer.state_dict(), config.to_json_dict())
 
 
 def _restore(trainer: VectorizedTrainer, checkpoint: dict[str, Any], run_dir: Path) -> None:

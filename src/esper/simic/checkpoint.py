@@ -16,6 +16,7 @@ import hashlib
 import io
 import math
 import random
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,22 @@ from esper.nissa import atomic_write_bytes
 
 FORMAT_VERSION = 2  # 2: the sha256 envelope; 1 (no checksum) is refused
 LATEST = "latest.pt"
+_KEPT = re.compile(r"round-(\d{6})\.pt")
+
+
+def kept_name(round_index: int) -> str:
+    """The file a policy kept after `round_index` rounds is saved as (0: the untrained one)."""
+    return f"round-{round_index:06d}.pt"
+
+
+def kept_rounds(checkpoints: Path) -> list[int]:
+    """The rounds whose policies were kept in a run's checkpoints folder, ascending."""
+    if not checkpoints.is_dir():
+        return []
+    found = (_KEPT.fullmatch(p.name) for p in checkpoints.iterdir())
+    return sorted(int(m.group(1)) for m in found if m is not None)
+
+
 _REQUIRED = ("format_version", "trainer", "config", "rng")
 _TRAINER_KEYS = (
     "round",

@@ -372,6 +372,13 @@ class TrainingConfig(EpisodeSettings):
     env_reward_modes: tuple[RewardMode, ...] | None = _described(
         None, "one reward mode per env, comma-separated (A/B inside one policy)"
     )
+    keep_every: int | None = _described(
+        None,
+        "also keep the policy every K rounds, and the untrained one, as checkpoints/round-N.pt "
+        "(for learning curves: evaluate ppo:RUN@N; none: only latest.pt)",
+        ge=1,
+        le=_MAX_COUNT,
+    )
 
     # --- PPO ---
     gae_lambda: float = _described(0.98, "GAE lambda", ge=0, le=1)

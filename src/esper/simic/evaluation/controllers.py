@@ -10,7 +10,13 @@ from typing import Literal
 from pydantic import ValidationError
 
 from esper.nissa import CHECKPOINTS_DIR
-from esper.simic.checkpoint import LATEST, CheckpointError, load_checkpoint
+from esper.simic.checkpoint import (
+    LATEST,
+    CheckpointError,
+    kept_name,
+    kept_rounds,
+    load_checkpoint,
+)
 from esper.simic.config import TrainingConfig, format_validation_error
 from esper.simic.environment import MorphogeneticEnv
 from esper.simic.learned_policy import LearnedPolicy
@@ -22,16 +28,21 @@ _BASELINES: dict[str, ControllerKind] = {
     "random": "random",
     "heuristic": "heuristic",
 }
-CONTROLLER_FORMS = "static, random, heuristic or ppo:PATH (comma-separated)"
+CONTROLLER_FORMS = (
+    "static, random, heuristic, ppo:PATH or ppo:RUN@ROUND (a policy kept by --keep-every; "
+    "@0 is the untrained one), comma-separated"
+)
+_AT_ROUND = re.compile(r"(.+)@(\d+)")
 
 
 @dataclass(frozen=True)
 class ControllerSpec:
     kind: ControllerKind
     # The name in tables and results: the kind, or for several ppo "ppo:<run dir name>" (without
-    # its timestamp prefix when the names stay distinct).
+    # its timestamp prefix when the names stay distinct), with "@ROUND" for a kept policy.
     label: str
     path: Path | None = None  # ppo only: a run directory or a checkpoint file
+    at_round: int | None = None  # ppo only: the kept policy of this round (path is its file)
 
 
 def parse_controllers(text: str) -> list[ControllerSpec]:
@@ -46,17 +57,20 @@ def parse_controllers(text: str) -> list[ControllerSpec]:
         if part in _BASELINES:
             specs.append(ControllerSpec(_BASELINES[part], part))
         elif path:
-            specs.append(ControllerSpec("ppo", "ppo", Path(path)))
+            specs.append(_ppo_spec(path))
         elif part == "ppo" or part.startswith("ppo:"):
             raise ValueError(f"controller {part!r} needs a checkpoint: ppo:PATH")
         else:
             raise ValueError(f"unknown controller {part!r}; expected {CONTROLLER_FORMS}")
     ppo = {i: spec.path for i, spec in enumerate(specs) if spec.path is not None}
-    if len(ppo) > 1:  # several: name each by its run directory
+    runs = {_run_dir(path) for path in ppo.values()}
+    if len(runs) > 1:  # several runs: name each by its run directory
         names = [_run_name(path) for path in ppo.values()]
         short = [_TIMESTAMP.sub("", name) for name in names]  # "20261125-191342-lean" -> "lean"
-        for i, name in zip(ppo, short if len(set(short)) == len(short) else names, strict=True):
-            specs[i] = replace(specs[i], label=f"ppo:{name}")
+        distinct = len(set(short)) == len(set(names))
+        for i, name in zip(ppo, short if distinct else names, strict=True):
+            at = specs[i].at_round
+            specs[i] = replace(specs[i], label=f"ppo:{name}" + (f"@{at}" if at is not None else ""))
     labels = [spec.label for spec in specs]
     twice = sorted({label for label in labels if labels.count(label) > 1})
     if twice:
@@ -67,11 +81,30 @@ def parse_controllers(text: str) -> list[ControllerSpec]:
 _TIMESTAMP = re.compile(r"^\d{8}-\d{6}-")  # create_run_dir's prefix
 
 
+def _ppo_spec(path: str) -> ControllerSpec:
+    """ppo:PATH, or ppo:RUN@ROUND for the policy a run kept after ROUND rounds."""
+    at = _AT_ROUND.fullmatch(path)
+    if at is None or Path(path).exists():  # a file whose name holds "@" is still a path
+        return ControllerSpec("ppo", "ppo", Path(path))
+    run, round_index = Path(at.group(1)), int(at.group(2))
+    checkpoints = run / CHECKPOINTS_DIR
+    file = checkpoints / kept_name(round_index)
+    if not file.is_file():
+        kept = kept_rounds(checkpoints)
+        shown = ", ".join(map(str, kept)) if kept else "none (train with --keep-every K)"
+        raise CheckpointError(
+            f"ppo:{path}: {run} kept no policy of round {round_index}; kept rounds: {shown}"
+        )
+    return ControllerSpec("ppo", f"ppo@{round_index}", file, round_index)
+
+
+def _run_dir(path: Path) -> Path:
+    """The run directory, for a run directory or a checkpoint inside one."""
+    return path.parent.parent if path.parent.name == CHECKPOINTS_DIR else path
+
+
 def _run_name(path: Path) -> str:
-    """The run directory's name, for a run directory or a checkpoint inside one."""
-    if path.parent.name == CHECKPOINTS_DIR:
-        return path.parent.parent.name
-    return path.name
+    return _run_dir(path).name
 
 
 def checkpoint_file(path: Path) -> Path:

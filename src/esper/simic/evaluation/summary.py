@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -145,10 +146,16 @@ def _compare(
 
 
 def _compared_pairs(labels: list[str]) -> list[tuple[str, str]]:
+    """Every ppo controller against the baselines and, when its run's untrained policy
+    (`...@0`) is evaluated too, against that: did training help at all?"""
     baselines = [b for b in ("heuristic", "static") if b in labels]
     pairs: list[tuple[str, str]] = [
         (ppo, b) for ppo in labels if ppo.startswith("ppo") for b in baselines
     ]
+    for label in labels:
+        untrained = re.sub(r"@\d+$", "", label) + "@0"
+        if label.startswith("ppo") and label != untrained and untrained in labels:
+            pairs.append((label, untrained))
     if "heuristic" in labels and "static" in labels:
         pairs.append(("heuristic", "static"))
     return pairs
