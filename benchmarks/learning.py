@@ -1,10 +1,13 @@
-"""Does the learned controller win on digits? (issue 5)
+"""Does the learned controller learn on digits? Held-out learning curves (issues 5 and 10).
 
 Trains PPO controllers from the digits preset (`esper train ppo`), one per --train entry and
-training seed, then evaluates static, random, heuristic and every trained policy on the same
-held-out env seeds (`esper evaluate`, seeds never used in training), and prints the controller and
-paired-comparison tables with 95% bootstrap intervals, then one line per --train entry over its
-training seeds (a PPO result is one draw from a distribution of training runs).
+training seed, keeping every round's policy (`--keep-every 1`), then evaluates static, random,
+heuristic and each run's policies at the --curve rounds (0 = the untrained network, acting
+greedily) on the same held-out env seeds in one `esper evaluate` (seeds never used in
+training). It prints the controller and paired-comparison tables (95% BCa intervals, sign-flip
+p-values; every policy is also compared with its own run's round 0), one line per --train entry
+and round over its training seeds, and draws the curves (test accuracy and parameters added vs
+round, one line per training seed, baselines as bands) into --figure.
 
 By default two controllers are trained, the two ends of the accuracy/parameter trade-off that the
 rent weight sets (docs/results.md): `digits` (the preset, rent 0.5: accuracy first) and `lean`
@@ -13,25 +16,28 @@ process on one thread.
 
 Usage: python benchmarks/learning.py [--rounds 40] [--seeds 10] [--training-seeds 0,1,2]
                                      [--train NAME[:KEY=VALUE;...]] [--jobs 2]
+                                     [--curve 0,1,2,5,10,20,40] [--figure docs/learning_curve.png]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import matplotlib.pyplot as plt
 import torch
 
 from esper.cli.main import main as esper
 from machine import header, spread
 
 DEFAULT_TRAINING = ("digits", "lean:rent_weight=1.5")
+SEED_COLOURS = ("tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:cyan", "tab:olive")
 
 
 def parse_training(text: str) -> tuple[str, list[str]]:
@@ -45,17 +51,16 @@ def train(
 ) -> tuple[Path, float]:
     """One `esper train ppo` in its own process: (run directory, wall seconds)."""
     run_name = f"{name}-s{seed}"
-    command = [sys.executable, "-m", "esper.cli.main", "train", "ppo", "--preset", "digits"]
+    command = [sys.executable, "-m", "esper", "train", "ppo", "--preset", "digits"]
     command += ["--rounds", str(args.rounds), "--envs", str(args.envs), "--seed", str(seed)]
-    command += ["--runs-dir", str(args.runs_dir), "--name", run_name]
+    command += ["--runs-dir", str(args.runs_dir), "--name", run_name, "--keep-every", "1"]
     command += ["--no-live", "--telemetry", "minimal"]
     command += [arg for setting in settings for arg in ("--set", setting)]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"training {run_name} failed:\n{done.stderr[-2000:]}")
-    run = max(args.runs_dir.glob(f"*-{run_name}"), key=lambda p: p.stat().st_mtime)
-    return run, time.perf_counter() - started
+    return args.runs_dir / run_name, time.perf_counter() - started
 
 
 def main() -> None:
@@ -65,7 +70,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10, help="held-out evaluation seeds")
     parser.add_argument("--training-seeds", default="0,1,2", help="comma-separated")
     parser.add_argument("--jobs", type=int, default=2, help="trainings run at once")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs/bench"))
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path("runs/bench") / time.strftime("%Y%m%d-%H%M%S"),
+        help="where the trainings go (default: a fresh runs/bench/<date>-<time>)",
+    )
+    parser.add_argument(
+        "--curve",
+        default="0,1,2,5,10,20,40",
+        help="rounds whose policies are evaluated (those above --rounds are dropped; the last "
+        "round is always included)",
+    )
+    parser.add_argument("--figure", type=Path, default=Path("docs/learning_curve.png"))
     parser.add_argument(
         "--train",
         action="append",
@@ -76,12 +93,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)  # as every esper command here (each training process too)
     training_seeds = [int(s) for s in args.training_seeds.split(",")]
+    curve = sorted({int(r) for r in args.curve.split(",") if int(r) <= args.rounds} | {args.rounds})
     variants = [parse_training(t) for t in args.train or DEFAULT_TRAINING]
     jobs = [(name, settings, seed) for name, settings in variants for seed in training_seeds]
-    print(header("learned vs heuristic vs static on digits", runs=args.seeds))
+    print(header("held-out learning curves on digits", runs=args.seeds))
     print(
         f"training: {len(jobs)} runs ({', '.join(n for n, _ in variants)} x seeds "
-        f"{training_seeds}), {args.rounds} rounds x {args.envs} envs each, {args.jobs} at a time",
+        f"{training_seeds}), {args.rounds} rounds x {args.envs} envs each, {args.jobs} at a time; "
+        f"policies evaluated at rounds {curve}",
         flush=True,
     )
     started = time.perf_counter()
@@ -89,27 +108,95 @@ def main() -> None:
         trained = list(pool.map(lambda job: train(args, *job), jobs))
     wall = time.perf_counter() - started
     runs = [run for run, _ in trained]
-    out = args.runs_dir / f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    controllers = ",".join(["static", "random", "heuristic", *(f"ppo:{run}" for run in runs)])
+    out = args.runs_dir / "evaluation.json"
+    policies = [f"ppo:{run}@{r}" for run in runs for r in curve]
+    controllers = ",".join(["static", "random", "heuristic", *policies])
     evaluate = ["evaluate", "--task", "digits", "--controllers", controllers]
     evaluate += ["--seeds", str(args.seeds), "--out", str(out)]
+    started = time.perf_counter()
     if esper(evaluate) != 0:
         raise SystemExit("evaluation failed")
+    evaluation_wall = time.perf_counter() - started
 
     results = json.loads(out.read_text())
-    by_label = {c["label"]: c for c in results["controllers"]}
     print(f"PPO training: {len(jobs)} runs in {wall:.0f} s wall ({args.jobs} at a time)")
     for (name, settings, seed), (run, seconds) in zip(jobs, trained, strict=True):
         print(f"  {name} seed {seed} ({', '.join(settings) or 'preset'}): {seconds:.0f} s, {run}")
+    print(f"evaluation: {len(policies) + 3} controllers in {evaluation_wall:.0f} s")
+    summarize_curves(results, variants, training_seeds, curve)
+    draw_curves(results, variants, training_seeds, curve, args.figure)
+    print(f"figure: {args.figure}; full results (per-episode records too): {out}")
+
+
+def label_of(name: str, seed: int, round_index: int) -> str:
+    return f"ppo:{name}-s{seed}@{round_index}"
+
+
+def summarize_curves(
+    results: dict[str, Any],
+    variants: list[tuple[str, list[str]]],
+    training_seeds: list[int],
+    curve: list[int],
+) -> None:
+    """Per variant and round: the mean test accuracy and parameters over training seeds, and how
+    many training seeds' policies beat their own round 0 (paired interval above zero)."""
+    by_label = {c["label"]: c for c in results["controllers"]}
+    versus_untrained = {
+        c["minuend"]: c
+        for c in results["comparisons"]
+        if c["metric"] == "test_accuracy" and c["subtrahend"].endswith("@0")
+    }
     for name, _ in variants:
-        labels = [f"ppo:{name}-s{seed}" for seed in training_seeds]
-        acc = [by_label[label]["test_accuracy"]["mean"] for label in labels]
-        added = [by_label[label]["params_added"]["mean"] for label in labels]
-        print(
-            f"{name} over {len(labels)} training seeds: mean test acc % {spread(acc)}, "
-            f"params added {spread(added)}; mean of means {statistics.mean(acc):.2f}"
-        )
-    print(f"full results (per-episode records too): {out}")
+        print(f"{name}: round | test acc % per training seed | params added | beats its round 0")
+        for r in curve:
+            labels = [label_of(name, seed, r) for seed in training_seeds]
+            acc = [by_label[label]["test_accuracy"]["mean"] for label in labels]
+            added = [by_label[label]["params_added"]["mean"] for label in labels]
+            wins = [
+                versus_untrained[label]["difference"]["lo"] > 0
+                for label in labels
+                if label in versus_untrained
+            ]
+            shown = " ".join(f"{a:6.2f}" for a in acc)
+            beats = f"{sum(wins)}/{len(wins)}" if wins else "-"
+            print(f"  {r:4d} | {shown} | {spread(added)} | {beats}")
+
+
+def draw_curves(
+    results: dict[str, Any],
+    variants: list[tuple[str, list[str]]],
+    training_seeds: list[int],
+    curve: list[int],
+    figure: Path,
+) -> None:
+    """Test accuracy and parameters added vs round: one line per training seed (with its
+    interval), the baselines as bands over the whole x range."""
+    plt.switch_backend("Agg")  # no display: write the file only
+    by_label = {c["label"]: c for c in results["controllers"]}
+    fig, axes = plt.subplots(2, len(variants), figsize=(5.5 * len(variants), 7), squeeze=False)
+    for column, (name, _) in enumerate(variants):
+        for row, metric in enumerate(("test_accuracy", "params_added")):
+            ax = axes[row][column]
+            for baseline, colour in (("static", "grey"), ("heuristic", "tab:red")):
+                e = by_label[baseline][metric]
+                ax.axhspan(e["lo"], e["hi"], color=colour, alpha=0.2, label=baseline)
+                ax.axhline(e["mean"], color=colour, lw=1)
+            for seed, colour in zip(training_seeds, SEED_COLOURS, strict=False):
+                points = [by_label[label_of(name, seed, r)][metric] for r in curve]
+                means = [p["mean"] for p in points]
+                ax.plot(curve, means, marker="o", color=colour, label=f"training seed {seed}")
+                lows, highs = [p["lo"] for p in points], [p["hi"] for p in points]
+                ax.fill_between(curve, lows, highs, color=colour, alpha=0.15)
+            ax.set_title(f"{name}: {'test accuracy %' if row == 0 else 'parameters added'}")
+            ax.set_xlabel("PPO round (0: untrained, greedy)")
+            ax.set_xscale("symlog", linthresh=1)  # rounds 0, 1, 2, 5, ... evenly apart
+            ax.set_xticks(curve, [str(r) for r in curve])
+            ax.legend(fontsize=7)
+    fig.suptitle(f"held-out digits, {len(results['seeds'])} evaluation seeds, 95% BCa intervals")
+    fig.tight_layout()
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(figure, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
