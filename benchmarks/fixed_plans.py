@@ -34,23 +34,6 @@ from esper.tolaria import get_task
 from machine import header
 
 
-def parse_plan(text: str, slots: Sequence[str], blueprints: Sequence[str]) -> list[tuple[str, str]]:
-    if text == "none":
-        return []
-    plan = []
-    for part in text.split("+"):
-        blueprint, _, slot = part.partition("@")
-        if blueprint not in blueprints or slot not in slots:
-            raise SystemExit(
-                f"bad plan part {part!r}: expected BLUEPRINT@SLOT with a blueprint in "
-                f"{list(blueprints)} and a slot in {list(slots)}"
-            )
-        plan.append((slot, blueprint))
-    if len({slot for slot, _ in plan}) != len(plan):
-        raise SystemExit(f"plan {text!r} uses a slot twice")
-    return plan
-
-
 def default_plans(slots: Sequence[str], blueprints: Sequence[str]) -> list[str]:
     singles = [f"{bp}@{slot}" for slot in slots for bp in blueprints]
     pairs = [f"{a}@{slots[0]}+{b}@{slots[1]}" for a in blueprints for b in blueprints]
@@ -77,7 +60,7 @@ def main() -> None:
     def cost(plan: list[tuple[str, str]]) -> int:
         return sum(get_blueprint(topology, bp).param_count(widths[slot]) for slot, bp in plan)
 
-    parsed = [parse_plan(t, slots, blueprints) for t in ["none", *texts] if t]
+    parsed = [PlanPolicy.parse(t, slots, blueprints) for t in ["none", *texts] if t]
     limit = args.max_params
     plans = [PlanPolicy(p) for p in parsed if limit is None or cost(p) <= limit]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))

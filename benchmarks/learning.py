@@ -7,7 +7,10 @@ greedily) on the same held-out env seeds in one `esper evaluate` (seeds never us
 training). It prints the controller and paired-comparison tables (95% BCa intervals, sign-flip
 p-values; every policy is also compared with its own run's round 0), one line per --train entry
 and round over its training seeds, and draws the curves (test accuracy and parameters added vs
-round, one line per training seed, baselines as bands) into --figure.
+round, one line per training seed, baselines as bands) into --figure. Beside the baselines it
+evaluates, for every training run, the best fixed growth plan that successive halving finds with
+the same number of training episodes and the same reward (`plan_search.py`): "is learning
+needed?"
 
 By default two controllers are trained, the two ends of the accuracy/parameter trade-off that the
 rent weight sets (docs/results.md): `digits` (the preset, rent 0.5: accuracy first) and `lean`
@@ -63,6 +66,19 @@ def train(
     return args.runs_dir / run_name, time.perf_counter() - started
 
 
+def search_plan(args: argparse.Namespace, settings: list[str], seed: int) -> str:
+    """`plan_search.py` with this run's budget (rounds x envs episodes) and reward, in its own
+    process: the best fixed plan, as `plan:` text."""
+    command = [sys.executable, str(Path(__file__).with_name("plan_search.py"))]
+    command += ["--budget", str(args.rounds * args.envs), "--seed", str(seed)]
+    command += [arg for setting in settings for arg in ("--set", setting)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    found = [line for line in done.stdout.splitlines() if line.startswith("best plan: ")]
+    if done.returncode != 0 or not found:
+        raise SystemExit(f"plan search (seed {seed}) failed:\n{done.stderr[-2000:]}")
+    return found[-1].removeprefix("best plan: ").split(" ")[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=40)
@@ -83,6 +99,11 @@ def main() -> None:
         "round is always included)",
     )
     parser.add_argument("--figure", type=Path, default=Path("docs/learning_curve.png"))
+    parser.add_argument(
+        "--no-plan-search",
+        action="store_true",
+        help="skip the budget-matched search over fixed plans (plan_search.py)",
+    )
     parser.add_argument(
         "--train",
         action="append",
@@ -108,9 +129,20 @@ def main() -> None:
         trained = list(pool.map(lambda job: train(args, *job), jobs))
     wall = time.perf_counter() - started
     runs = [run for run, _ in trained]
+    plans: list[str] = []
+    if not args.no_plan_search:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.jobs) as pool:
+            found = list(pool.map(lambda job: search_plan(args, job[1], job[2]), jobs))
+        for (name, _, seed), plan in zip(jobs, found, strict=True):
+            print(
+                f"plan search for {name} seed {seed} ({args.rounds * args.envs} episodes): {plan}"
+            )
+        print(f"plan search: {len(jobs)} searches in {time.perf_counter() - started:.0f} s wall")
+        plans = sorted({f"plan:{plan}" for plan in found})
     out = args.runs_dir / "evaluation.json"
     policies = [f"ppo:{run}@{r}" for run in runs for r in curve]
-    controllers = ",".join(["static", "random", "heuristic", *policies])
+    controllers = ",".join(["static", "random", "heuristic", *plans, *policies])
     evaluate = ["evaluate", "--task", "digits", "--controllers", controllers]
     evaluate += ["--seeds", str(args.seeds), "--out", str(out)]
     started = time.perf_counter()
@@ -122,7 +154,7 @@ def main() -> None:
     print(f"PPO training: {len(jobs)} runs in {wall:.0f} s wall ({args.jobs} at a time)")
     for (name, settings, seed), (run, seconds) in zip(jobs, trained, strict=True):
         print(f"  {name} seed {seed} ({', '.join(settings) or 'preset'}): {seconds:.0f} s, {run}")
-    print(f"evaluation: {len(policies) + 3} controllers in {evaluation_wall:.0f} s")
+    print(f"evaluation: {len(policies) + len(plans) + 3} controllers in {evaluation_wall:.0f} s")
     summarize_curves(results, variants, training_seeds, curve)
     draw_curves(results, variants, training_seeds, curve, args.figure)
     print(f"figure: {args.figure}; full results (per-episode records too): {out}")

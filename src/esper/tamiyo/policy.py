@@ -74,6 +74,31 @@ class PlanPolicy:
             raise ValueError(f"plan {self.plan} names a slot twice")
         self.name = "+".join(f"{bp}@{slot}" for slot, bp in self.plan) or "none"
 
+    @classmethod
+    def parse(
+        cls, text: str, slots: Sequence[str], blueprints: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """The plan "BLUEPRINT@SLOT+BLUEPRINT@SLOT" ("none": no seed) as (slot, blueprint) pairs.
+
+        Raises:
+            ValueError: a part that is not BLUEPRINT@SLOT with a known blueprint and slot, or a
+                slot named twice.
+        """
+        if text.strip() == "none":
+            return []
+        plan = []
+        for part in text.split("+"):
+            blueprint, _, slot = part.strip().partition("@")
+            if blueprint not in blueprints or slot not in slots:
+                raise ValueError(
+                    f"plan part {part!r}: expected BLUEPRINT@SLOT with a blueprint in "
+                    f"{list(blueprints)} and a slot in {list(slots)}"
+                )
+            plan.append((slot, blueprint))
+        if len({slot for slot, _ in plan}) != len(plan):
+            raise ValueError(f"plan {text!r} names a slot twice")
+        return plan
+
     def initial_state(self, n_envs: int) -> list[set[str]]:
         return [set() for _ in range(n_envs)]  # per env: the slots planted so far
 

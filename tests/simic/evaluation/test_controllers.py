@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from esper.simic.evaluation import ControllerSpec, parse_controllers
+from esper.simic.environment import EnvConfig, MorphogeneticEnv
+from esper.simic.evaluation import ControllerSpec, build_policy, parse_controllers
+from esper.tamiyo.policy import PlanPolicy
+from esper.tolaria import get_task
+from esper.tolaria.data import DataSplits
 
 
 def test_parse_controllers_keeps_the_order_and_labels_one_ppo_as_ppo() -> None:
@@ -63,3 +67,15 @@ def test_an_unknown_controller_error_lists_the_allowed_forms() -> None:
     message = str(error.value)
     assert "'heuristc'" in message
     assert all(form in message for form in ("static", "random", "heuristic", "ppo:PATH"))
+
+
+def test_a_fixed_plan_is_a_controller(digits: DataSplits) -> None:
+    """`plan:BLUEPRINT@SLOT+...` (issue 10: budget-matched plan search is evaluated this way)."""
+    (spec,) = parse_controllers("plan:conv_light@r0c0+norm@r0c1")
+    assert (spec.kind, spec.label) == ("plan", "plan:conv_light@r0c0+norm@r0c1")
+    env = MorphogeneticEnv(get_task("digits"), digits, EnvConfig(illegal_action="raise"))
+    policy = build_policy(spec, env)
+    assert isinstance(policy, PlanPolicy)
+    assert policy.plan == (("r0c0", "conv_light"), ("r0c1", "norm"))
+    with pytest.raises(ValueError, match="plan part 'bogus@r0c0'"):
+        build_policy(parse_controllers("plan:bogus@r0c0")[0], env)

@@ -20,17 +20,24 @@ from esper.simic.checkpoint import (
 from esper.simic.config import TrainingConfig, format_validation_error
 from esper.simic.environment import MorphogeneticEnv
 from esper.simic.learned_policy import LearnedPolicy
-from esper.tamiyo.policy import HeuristicPolicy, Policy, RandomPolicy, StaticPolicy
+from esper.tamiyo.policy import (
+    HeuristicPolicy,
+    PlanPolicy,
+    Policy,
+    RandomPolicy,
+    StaticPolicy,
+)
 
-ControllerKind = Literal["static", "random", "heuristic", "ppo"]
+ControllerKind = Literal["static", "random", "heuristic", "ppo", "plan"]
 _BASELINES: dict[str, ControllerKind] = {
     "static": "static",
     "random": "random",
     "heuristic": "heuristic",
 }
 CONTROLLER_FORMS = (
-    "static, random, heuristic, ppo:PATH or ppo:RUN@ROUND (a policy kept by --keep-every; "
-    "@0 is the untrained one), comma-separated"
+    "static, random, heuristic, ppo:PATH, ppo:RUN@ROUND (a policy kept by --keep-every; "
+    "@0 is the untrained one) or plan:BLUEPRINT@SLOT+... (a fixed growth plan, planted and "
+    "kept as early as the lifecycle allows), comma-separated"
 )
 _AT_ROUND = re.compile(r"(.+)@(\d+)")
 
@@ -43,6 +50,7 @@ class ControllerSpec:
     label: str
     path: Path | None = None  # ppo only: a run directory or a checkpoint file
     at_round: int | None = None  # ppo only: the kept policy of this round (path is its file)
+    plan: str | None = None  # plan only: "BLUEPRINT@SLOT+..." (checked against the env's host)
 
 
 def parse_controllers(text: str) -> list[ControllerSpec]:
@@ -56,6 +64,9 @@ def parse_controllers(text: str) -> list[ControllerSpec]:
         path = part[len("ppo:") :].strip() if part.startswith("ppo:") else ""
         if part in _BASELINES:
             specs.append(ControllerSpec(_BASELINES[part], part))
+        elif part.startswith("plan:") and part[len("plan:") :].strip():
+            plan = part[len("plan:") :].strip()
+            specs.append(ControllerSpec("plan", f"plan:{plan}", plan=plan))
         elif path:
             specs.append(_ppo_spec(path))
         elif part == "ppo" or part.startswith("ppo:"):
@@ -139,6 +150,9 @@ def build_policy(spec: ControllerSpec, env: MorphogeneticEnv) -> Policy:
         policy = RandomPolicy(slot_ids, blueprints, seed=0)
     elif spec.kind == "heuristic":
         policy = HeuristicPolicy(blueprints)
+    elif spec.kind == "plan":
+        assert spec.plan is not None, spec
+        policy = PlanPolicy(PlanPolicy.parse(spec.plan, slot_ids, blueprints))
     else:
         assert spec.path is not None, spec
         policy = LearnedPolicy.from_checkpoint(checkpoint_file(spec.path), env.feature_spec)

@@ -146,12 +146,16 @@ def _compare(
 
 
 def _compared_pairs(labels: list[str]) -> list[tuple[str, str]]:
-    """Every ppo controller against the baselines and, when its run's untrained policy
-    (`...@0`) is evaluated too, against that: did training help at all?"""
-    baselines = [b for b in ("heuristic", "static") if b in labels]
+    """Every ppo controller against the baselines (heuristic, static, fixed plans) and, when its
+    run's untrained policy (`...@0`) is evaluated too, against that: did training help at all?
+    Every plan and the heuristic against static."""
+    plans = [label for label in labels if label.startswith("plan:")]
+    baselines = [b for b in ("heuristic", "static") if b in labels] + plans
     pairs: list[tuple[str, str]] = [
         (ppo, b) for ppo in labels if ppo.startswith("ppo") for b in baselines
     ]
+    if "static" in labels:
+        pairs += [(plan, "static") for plan in plans]
     for label in labels:
         untrained = re.sub(r"@\d+$", "", label) + "@0"
         if label.startswith("ppo") and label != untrained and untrained in labels:
