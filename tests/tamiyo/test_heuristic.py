@@ -22,7 +22,7 @@ from esper.leyline import (
 )
 from esper.tamiyo.features import FeatureSpec, Observation, build_features, build_masks
 from esper.tamiyo.heuristic import HeuristicConfig, HeuristicController, epochs_to_judge
-from esper.tamiyo.policy import HeuristicPolicy
+from esper.tamiyo.policy import HeuristicPolicy, PlanPolicy
 
 BLUEPRINTS = ("norm", "attention", "depthwise")
 LIMITS = LifecycleLimits(min_prune_age=5, embargo_epochs=5)
@@ -456,3 +456,23 @@ def test_prunes_only_when_the_env_masks_allow_it() -> None:
         check_action(action, step_reports, limits, BLUEPRINTS)
         ops.append(action.op)
     assert ops == [Op.WAIT] * 7 + [Op.PRUNE]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("conv_light@r9c9", "plan part 'conv_light@r9c9'"),
+        ("nope@r0c0", "plan part 'nope@r0c0'"),
+        ("conv_light", "plan part 'conv_light'"),
+        ("norm@r0c0+conv_light@r0c0", "names a slot twice"),
+    ],
+)
+def test_a_plan_text_is_checked_against_the_host(text: str, problem: str) -> None:
+    slots, blueprints = ("r0c0", "r0c1"), ("norm", "conv_light")
+    assert PlanPolicy.parse("norm@r0c1+conv_light@r0c0", slots, blueprints) == [
+        ("r0c1", "norm"),
+        ("r0c0", "conv_light"),
+    ]
+    assert PlanPolicy.parse("none", slots, blueprints) == []
+    with pytest.raises(ValueError, match=problem):
+        PlanPolicy.parse(text, slots, blueprints)
