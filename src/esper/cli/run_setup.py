@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -93,6 +94,19 @@ def load_data(settings: EpisodeSettings) -> tuple[Task, DataSplits]:
     options = DataOptions(settings.data_dir, settings.train_subset, settings.download)
     task.check_options(options)
     return task, task.load(options)
+
+
+def add_run_dir_flags(group: Any, command: str) -> None:
+    """`--runs-dir`, `--name` and `--no-live`: where a run goes and how it shows."""
+    group.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="where runs go (default: runs)"
+    )
+    group.add_argument(
+        "--name",
+        default=None,
+        help=f"run directory RUNS_DIR/NAME (default: RUNS_DIR/<date>-<time>-{command}-<task>)",
+    )
+    group.add_argument("--no-live", action="store_true", help="plain lines, no live display")
 
 
 @dataclass

@@ -8,7 +8,6 @@ slots, limits, gates and rewards a PPO run used.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -16,6 +15,7 @@ from rich.console import Console
 from esper.cli.arguments import apply_threads
 from esper.cli.run_setup import (
     RunSetup,
+    add_run_dir_flags,
     load_data,
     new_run_dir,
     open_telemetry,
@@ -44,15 +44,7 @@ def add_heuristic_parser(commands: Any) -> None:
     )
     run = parser.add_argument_group("run")
     add_source_flags(run, "settings", "min_prune_age=8")
-    run.add_argument(
-        "--runs-dir", type=Path, default=Path("runs"), help="where runs go (default: runs)"
-    )
-    run.add_argument(
-        "--name",
-        default=None,
-        help="run directory RUNS_DIR/NAME (default: RUNS_DIR/<date>-<time>-heuristic-<task>)",
-    )
-    run.add_argument("--no-live", action="store_true", help="plain lines instead of a live view")
+    add_run_dir_flags(run, "heuristic")
     add_settings_flags(parser, HeuristicRunConfig, HeuristicRunConfig.preset("digits"))
     parser.set_defaults(run=run_heuristic)
 

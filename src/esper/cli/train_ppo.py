@@ -11,6 +11,7 @@ from typing import Any
 from esper.cli.arguments import apply_threads
 from esper.cli.run_setup import (
     NewRunDir,
+    add_run_dir_flags,
     load_data,
     new_run_dir,
     open_telemetry,
@@ -58,15 +59,7 @@ def add_ppo_parser(commands: Any) -> None:
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR with its own settings (only --rounds may change)",
     )
-    run.add_argument(
-        "--runs-dir", type=Path, default=Path("runs"), help="where runs go (default: runs)"
-    )
-    run.add_argument(
-        "--name",
-        default=None,
-        help="run directory RUNS_DIR/NAME (default: RUNS_DIR/<date>-<time>-ppo-<task>)",
-    )
-    run.add_argument("--no-live", action="store_true", help="plain lines, no live display")
+    add_run_dir_flags(run, "ppo")
     add_settings_flags(parser, TrainingConfig, TrainingConfig.preset("digits"))
     parser.set_defaults(run=run_ppo)
 
