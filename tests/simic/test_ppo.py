@@ -149,6 +149,22 @@ def _log_probs(network: PolicyNetwork, buffer: RolloutBuffer) -> torch.Tensor:
         ).log_prob
 
 
+def _update_with(
+    network: PolicyNetwork, buffer: RolloutBuffer, advantages: torch.Tensor, settings: PPOSettings
+) -> UpdateMetrics:
+    """One update of `network` on a scripted buffer with given advantages (returns all 0)."""
+    return ppo_update(
+        network,
+        torch.optim.Adam(network.parameters(), lr=1e-3),
+        buffer,
+        advantages,
+        torch.zeros_like(advantages),
+        RunningNormalizer((1,), clip=float("inf")),
+        settings,
+        torch.Generator().manual_seed(0),
+    )
+
+
 def test_an_update_raises_the_log_prob_of_a_positive_advantage_action(played: Played) -> None:
     network = copy.deepcopy(played.trainer.network)
     germinate = FactoredAction.germinate("r0c1", "conv_light", tempo=Tempo.FAST)
@@ -156,16 +172,7 @@ def test_an_update_raises_the_log_prob_of_a_positive_advantage_action(played: Pl
     before = _log_probs(network, buffer)  # (1, 2)
     advantages = torch.tensor([[1.0, -1.0]])  # WAIT was good here, GERMINATE bad
     settings = PPOSettings(entropy_coef=0.0, value_coef=0.0, target_kl=None, update_epochs=4)
-    ppo_update(
-        network,
-        torch.optim.Adam(network.parameters(), lr=1e-3),
-        buffer,
-        advantages,
-        torch.zeros(1, 2),
-        RunningNormalizer((1,), clip=float("inf")),
-        settings,
-        torch.Generator().manual_seed(0),
-    )
+    _update_with(network, buffer, advantages, settings)
     after = _log_probs(network, buffer)
     assert after[0, 0] > before[0, 0] + 1e-3
     assert after[0, 1] < before[0, 1] - 1e-3
@@ -186,16 +193,7 @@ def test_with_one_env_per_minibatch_an_episode_that_beat_the_critic_throughout_i
     settings = PPOSettings(
         entropy_coef=0.0, value_coef=0.0, target_kl=None, update_epochs=2, minibatch_envs=1
     )
-    ppo_update(
-        network,
-        torch.optim.Adam(network.parameters(), lr=1e-3),
-        buffer,
-        advantages,
-        torch.zeros(2, 2),
-        RunningNormalizer((1,), clip=float("inf")),
-        settings,
-        torch.Generator().manual_seed(0),
-    )
+    _update_with(network, buffer, advantages, settings)
     after = _log_probs(network, buffer)
     assert torch.all(after[:, 0] > before[:, 0] + 1e-3), (before, after)
     assert torch.all(after[:, 1] < before[:, 1] - 1e-3), (before, after)
