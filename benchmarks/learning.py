@@ -105,6 +105,13 @@ def main() -> None:
         help="skip the budget-matched search over fixed plans (plan_search.py)",
     )
     parser.add_argument(
+        "--plans",
+        default=None,
+        metavar="PLAN,...",
+        help="evaluate these fixed plans (BLUEPRINT@SLOT+...) instead of searching: the plan "
+        "search does not depend on PPO, so an earlier search's winners can be reused",
+    )
+    parser.add_argument(
         "--train",
         action="append",
         default=None,
@@ -130,7 +137,9 @@ def main() -> None:
     wall = time.perf_counter() - started
     runs = [run for run, _ in trained]
     plans: list[str] = []
-    if not args.no_plan_search:
+    if args.plans:
+        plans = [f"plan:{plan.strip()}" for plan in args.plans.split(",")]
+    elif not args.no_plan_search:
         started = time.perf_counter()
         with ThreadPoolExecutor(args.jobs) as pool:
             found = list(pool.map(lambda job: search_plan(args, job[1], job[2]), jobs))

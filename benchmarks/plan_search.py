@@ -53,6 +53,10 @@ def successive_halving(
     slots = env.session.model.slot_ids
     blueprints = blueprint_names(env.session.model.topology)
     alive = ["none", *default_plans(slots, blueprints)]
+    if budget < len(alive):
+        raise ValueError(
+            f"a budget of {budget} episodes cannot play each of the {len(alive)} plans once"
+        )
     returns: dict[str, list[float]] = {plan: [] for plan in alive}
     n_rungs = math.ceil(math.log2(len(alive))) + 1
     next_seed = SEARCH_SEED_BASE + seed * 100_000

@@ -167,3 +167,23 @@ def test_bad_input_exits_with_one_clear_line(argv: list[str], named: str, cli: R
     assert line.startswith("esper: error:")
     assert named in line
     assert stdout == ""  # refused before any episode ran
+
+
+def test_a_price_beside_ppo_checkpoints_holds_for_every_controller(
+    trained_run: Path, tmp_path: Path, cli: RunCli
+) -> None:
+    out = tmp_path / "results.json"
+    argv = ["evaluate", "--controllers", f"static,heuristic,ppo:{trained_run}", "--seeds", "2"]
+
+    code, _, err = cli([*argv, "--rent-weight", "4.5", "--out", str(out)])
+
+    assert code == 0, err
+    prices = {
+        (e["controller"], e["outcome"]["rent_weight"])
+        for e in json.loads(out.read_text())["episodes"]
+    }
+    assert prices == {("static", 4.5), ("heuristic", 4.5), ("ppo", 4.5)}
+    # the checkpoint's other rewards stay its own: the price is the only reward setting allowed
+    code, _, err = cli([*argv, "--shock-weight", "2"])
+    assert code == 2
+    assert "drop shock_weight" in err

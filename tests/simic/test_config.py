@@ -391,3 +391,13 @@ def test_the_readme_config_file_example_is_valid(tmp_path: Path) -> None:
     config = TrainingConfig.from_file(path)
     assert (config.rent_weight, config.rounds, config.target_kl) == (1.5, 60, None)
     assert config.slots == ("r0c0", "r0c1") and config.lr == TrainingConfig.preset("digits").lr
+
+
+def test_prices_are_comma_separated_bounded_and_reach_the_rewards() -> None:
+    config = TrainingConfig.preset("digits").with_overrides({"rent_weights": "0.5, 1.5,4.5"})
+    assert config.rent_weights == (0.5, 1.5, 4.5)
+    assert config.reward_config().rent_weights == (0.5, 1.5, 4.5)
+    assert TrainingConfig().reward_config().rent_weights == ()  # none: rent_weight always
+    assert error_fields(invalid(rent_weights=(0.5, -1.0))) == {"rent_weights.1"}
+    assert error_fields(invalid(rent_weights=tuple(range(17)))) == {"rent_weights"}
+    assert error_fields(invalid(rent_weights=())) == {"rent_weights"}

@@ -20,8 +20,9 @@ from esper.leyline import (
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import build_pool, env_config_for
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
+from esper.simic.rewards import RewardConfig
 from esper.tamiyo.action_codec import encode
-from esper.tamiyo.features import Observation, flat_mask
+from esper.tamiyo.features import GLOBAL_FEATURES, Observation, flat_mask
 from esper.tolaria import get_task
 from esper.tolaria.data import DataSplits
 
@@ -176,3 +177,15 @@ def test_bad_env_config_is_refused() -> None:
         EnvConfig(episode_length=0)
     with pytest.raises(ValueError, match="illegal_action"):
         EnvConfig(illegal_action="ignore")  # type: ignore[arg-type]
+
+
+def test_the_episode_price_is_drawn_from_the_seed_seen_and_recorded(digits: DataSplits) -> None:
+    env = make_env(digits, episode_length=1, reward=RewardConfig(rent_weights=(0.0, 3.0)))
+    price_feature = GLOBAL_FEATURES.index("log_rent")
+    for seed, price in ((4, 0.0), (5, 3.0)):
+        obs, _ = env.reset(seed=seed)
+        assert obs[price_feature] == pytest.approx(math.log1p(price))
+        *_, info = env.step(GERMINATE)
+        assert info["outcome"].rent_weight == price
+        # the seed pays rent at its episode's price only: none at price 0
+        assert (info["reward_terms"]["rent"] == 0) is (price == 0)

@@ -93,3 +93,12 @@ def test_a_batch_of_another_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="shape"):
         normalizer.update(np.zeros((2, 6)))
     assert normalizer.count == 0
+
+
+def test_a_dimension_that_never_varied_is_centred_not_blown_up() -> None:
+    normalizer = RunningNormalizer((2,))
+    normalizer.update(np.array([[0.5, 0.0], [0.5, 2.0], [0.5, 4.0]]))  # first dim: one value
+
+    np.testing.assert_array_equal(normalizer.std[:1], [1.0])
+    # a value the constant dimension never took moves it by its own amount, not to the clip
+    np.testing.assert_allclose(normalizer.normalize(np.array([1.5, 2.0])), [1.0, 0.0], atol=1e-6)

@@ -158,6 +158,22 @@ def test_rent_is_relative_to_the_host_with_a_floor() -> None:
     assert tiny == rent(state(report, host_params=200), config)
 
 
+def test_each_episode_draws_its_price_from_the_seed() -> None:
+    config = RewardConfig(rent_weight=9.0, rent_weights=(0.5, 1.5, 4.5))
+    drawn = [config.for_episode(seed) for seed in range(6)]
+    assert [c.rent_weight for c in drawn] == [0.5, 1.5, 4.5, 0.5, 1.5, 4.5]
+    assert all(c.rent_weights == () for c in drawn)  # an episode has one price
+    assert RewardConfig(rent_weight=2.0).for_episode(7).rent_weight == 2.0  # no list: as given
+    report = seed("a", Stage.TRAINING, params=500)
+    assert rent(state(report), drawn[2]) == pytest.approx(9 * rent(state(report), drawn[0]))
+
+
+@pytest.mark.parametrize("prices", [(1.0, -0.5), (math.inf,), (math.nan, 1.0)])
+def test_a_negative_or_non_finite_price_is_refused(prices: tuple[float, ...]) -> None:
+    with pytest.raises(ValueError, match="rent weights must be finite and >= 0"):
+        RewardConfig(rent_weights=prices)
+
+
 # -- real digits episodes -----------------------------------------------------------------------
 
 

@@ -94,6 +94,6 @@ def test_flat_mask_marks_every_choice_of_a_head_no_legal_op_uses() -> None:
 def test_an_observation_cannot_have_negative_epochs_left() -> None:
     reports = {s: SlotReport(s, Stage.DORMANT) for s in SLOT_IDS}
     metrics = SignalTracker().update(0, 2.3, 10.0, 2.3, 10.0)
-    features = build_features(SPEC, metrics, reports)
+    features = build_features(SPEC, metrics, reports, 0.5)
     with pytest.raises(ValueError, match="-1"):
         Observation(features, build_masks(SPEC, reports, LIMITS), metrics, reports, epochs_left=-1)

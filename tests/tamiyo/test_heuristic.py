@@ -67,7 +67,7 @@ def observation(
         tuple(sort_slot_ids(reports)), BLUEPRINTS, episode_length, math.log(10), host_params=1000
     )
     return Observation(
-        build_features(spec, m, reports),
+        build_features(spec, m, reports, 0.5),
         build_masks(spec, reports, limits),
         m,
         reports,

@@ -110,7 +110,7 @@ def network_inputs(
     reports: dict[str, SlotReport], limits: LifecycleLimits, epoch: int
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(N_ENVS, F) features and (N_ENVS, ...) masks: one state shown to every env."""
-    features = build_features(SPEC, epoch_metrics(epoch), reports)
+    features = build_features(SPEC, epoch_metrics(epoch), reports, 0.5)
     masks = build_masks(SPEC, reports, limits)
     stacked = stack_masks([masks] * N_ENVS)
     return (

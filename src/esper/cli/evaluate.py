@@ -78,9 +78,19 @@ def add_evaluate_parser(commands: Any) -> None:
 _MAX_SEEDS = 100_000
 
 # Settings a flag may give beside ppo checkpoints: where and how this evaluation runs, not what
-# the controllers were trained for (see esper.simic.evaluation.settings).
+# the controllers were trained for (see esper.simic.evaluation.settings); and the parameter
+# price, which then holds for every controller.
 _OVERRIDABLE = frozenset(
-    {"task", "episode_length", "data_dir", "train_subset", "download", "device", "threads"}
+    {
+        "task",
+        "episode_length",
+        "data_dir",
+        "train_subset",
+        "download",
+        "device",
+        "threads",
+        "rent_weight",
+    }
 )
 
 
@@ -144,7 +154,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_controllers(
         specs,
         lambda spec: MorphogeneticEnv(
-            task, data, with_reward_of(env_config, ppo_configs.get(spec.label))
+            task,
+            data,
+            with_reward_of(env_config, ppo_configs.get(spec.label), asked.get("rent_weight")),
         ),
         seeds,
         hub,

@@ -78,6 +78,7 @@ class EpisodeOutcome:
     seeds_pruned: int
     episode_return: float = 0.0
     grown: tuple[str, ...] = ()  # "blueprint@slot" of every seed visible at the end (alpha > 0)
+    rent_weight: float | None = None  # the episode's parameter price (None: not recorded)
 
     @property
     def growth_ratio(self) -> float:

@@ -56,6 +56,7 @@ _MAX_COUNT = 1_000_000
 _MAX_EPOCHS = 10_000
 _MAX_ENVS = 1024
 _MAX_WEIGHT = 1e6
+_MAX_PRICES = 16
 
 NonNegativeFloat = Annotated[float, Field(ge=0, le=_MAX_WEIGHT)]
 PositiveFloat = Annotated[float, Field(gt=0, le=_MAX_WEIGHT)]
@@ -168,6 +169,11 @@ class EpisodeSettings(BaseModel):
     rent_weight: NonNegativeFloat = _described(
         0.5, "weight of the parameter rent (relative to the host's size)"
     )
+    rent_weights: tuple[NonNegativeFloat, ...] | None = _described(
+        None,
+        "parameter prices drawn per episode, comma-separated (episode seed mod count picks one; "
+        "the controller sees the price); none: rent_weight for every episode",
+    )
     shock_weight: NonNegativeFloat = _described(
         1.0, "weight of the penalty on sudden alpha changes of big seeds"
     )
@@ -201,7 +207,7 @@ class EpisodeSettings(BaseModel):
             raise ValueError(f"unknown device {value!r}; expected cpu, cuda or cuda:N")
         return value
 
-    @field_validator("slots", mode="before")
+    @field_validator("slots", "rent_weights", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -213,6 +219,13 @@ class EpisodeSettings(BaseModel):
             return None
         # Canonical (row-major) order: it fixes the slot head's indices.
         return tuple(sort_slot_ids(value))
+
+    @field_validator("rent_weights")
+    @classmethod
+    def _some_prices(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is not None and not 1 <= len(value) <= _MAX_PRICES:
+            raise ValueError(f"give 1 to {_MAX_PRICES} prices, got {len(value)}")
+        return value
 
     @field_validator("telemetry", mode="before")
     @classmethod
@@ -243,6 +256,7 @@ class EpisodeSettings(BaseModel):
             pbrs_weight=self.pbrs_weight,
             contribution_weight=self.contribution_weight,
             rent_weight=self.rent_weight,
+            rent_weights=self.rent_weights or (),
             shock_weight=self.shock_weight,
             action_cost=self.action_cost,
             young_prune_penalty=self.young_prune_penalty,

@@ -107,6 +107,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         self.epoch = 0
         self.episode_seed = 0
         self.pruned = 0  # seeds pruned this episode
+        self.reward = config.reward.for_episode(0)  # this episode's rewards (its price)
         self.last_timing: dict[str, float] = {}  # phase -> seconds of the last step
 
     # -- gymnasium API -------------------------------------------------------------------------
@@ -117,6 +118,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         self.episode_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
         val = self.session.reset(self.episode_seed)
+        self.reward = self.config.reward.for_episode(self.episode_seed)
         self.tracker.reset()
         self.epoch = 0
         self.pruned = 0
@@ -145,7 +147,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             before,
             chosen,
             after,
-            self.config.reward,
+            self.reward,
             is_terminal=terminated,
             rolled_back=result.rollback_reason is not None,
         )
@@ -229,7 +231,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
     def _observe(self, metrics: EpochMetrics) -> Observation:
         reports = self._state.reports
         return Observation(
-            features=build_features(self.feature_spec, metrics, reports),
+            features=build_features(self.feature_spec, metrics, reports, self.reward.rent_weight),
             masks=build_masks(self.feature_spec, reports, self.config.session.limits),
             metrics=metrics,
             reports=reports,
@@ -248,6 +250,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             seeds_fossilized=sum(s.stage == Stage.FOSSILIZED for s in model.seed_slots()),
             seeds_pruned=self.pruned,
             grown=tuple(f"{s.blueprint}@{s.slot_id}" for s in visible),
+            rent_weight=self.reward.rent_weight,
         )
 
     def _emit(

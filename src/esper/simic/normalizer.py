@@ -6,6 +6,9 @@ from typing import Any
 
 import numpy as np
 
+# Below this standard deviation a dimension counts as constant (features are O(1) by design).
+_CONSTANT = 1e-6
+
 
 class RunningNormalizer:
     """Per-dimension running statistics with Chan et al.'s parallel update.
@@ -13,6 +16,10 @@ class RunningNormalizer:
     `normalize` uses the statistics as they are; `update` folds in a batch. The trainer updates
     only between rollouts, so every observation within a rollout is scaled the same way, and
     the buffer stores the normalized values the policy actually saw.
+
+    A dimension that has never varied (the parameter price of a run trained at one price) keeps
+    unit scale: it is centred, not divided by ~0, so a later different value (that policy
+    evaluated at another price) moves it by its own analytic amount instead of to the clip.
     """
 
     def __init__(self, shape: tuple[int, ...], clip: float = 5.0, epsilon: float = 1e-8) -> None:
@@ -25,7 +32,8 @@ class RunningNormalizer:
     def std(self) -> np.ndarray:
         if self.count < 2:
             return np.ones_like(self.mean)
-        return np.sqrt(self.m2 / self.count) + self.epsilon
+        raw = np.sqrt(self.m2 / self.count)
+        return np.where(raw < _CONSTANT, 1.0, raw + self.epsilon)
 
     def update(self, batch: np.ndarray) -> None:
         """Fold in samples of shape (N, *shape)."""

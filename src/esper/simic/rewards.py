@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from esper.leyline import LIVE_STAGES, FactoredAction, Op, SlotReport, Stage
@@ -63,6 +63,23 @@ class RewardConfig:
     terminal_weight: float = 1.0
     host_param_floor: int = 200
     potentials: dict[Stage, float] = field(default_factory=lambda: dict(DEFAULT_POTENTIALS))
+    # Parameter prices drawn per episode (`for_episode`); empty: `rent_weight` always. The price
+    # is in the observation (esper.tamiyo.features), so one controller can serve several.
+    rent_weights: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        bad = [w for w in (self.rent_weight, *self.rent_weights) if not math.isfinite(w) or w < 0]
+        if bad:
+            raise ValueError(f"rent weights must be finite and >= 0, got {bad[0]!r}")
+
+    def for_episode(self, seed: int) -> RewardConfig:
+        """The rewards of the episode played on env seed `seed`: with several `rent_weights`,
+        the price `rent_weights[seed % len(rent_weights)]` (consecutive seeds cycle through the
+        prices, so a block of held-out seeds covers each about equally); else unchanged."""
+        if not self.rent_weights:
+            return self
+        price = self.rent_weights[seed % len(self.rent_weights)]
+        return replace(self, rent_weight=price, rent_weights=())
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ GLOBAL_FEATURES = (
     "plateau",
     "is_stabilized",
     "log_growth",
+    "log_rent",
 )
 _SLOT_SCALARS = (
     "alpha",
@@ -172,7 +173,9 @@ def _clip(x: float) -> float:
     return max(-FEATURE_CLIP, min(FEATURE_CLIP, x))
 
 
-def global_features(spec: FeatureSpec, metrics: EpochMetrics, seed_params: int) -> list[float]:
+def global_features(
+    spec: FeatureSpec, metrics: EpochMetrics, seed_params: int, rent_weight: float
+) -> list[float]:
     T, chance = spec.episode_length, spec.chance_loss
     return [
         metrics.epoch / T,
@@ -186,6 +189,7 @@ def global_features(spec: FeatureSpec, metrics: EpochMetrics, seed_params: int) 
         min(metrics.plateau_epochs, T) / T,
         float(metrics.is_stabilized),
         spec.log_share(seed_params),
+        _clip(math.log1p(rent_weight)),  # the episode's parameter price (it may vary)
     ]
 
 
@@ -220,10 +224,15 @@ def slot_features(spec: FeatureSpec, r: SlotReport) -> list[float]:
 
 
 def build_features(
-    spec: FeatureSpec, metrics: EpochMetrics, reports: Mapping[str, SlotReport]
+    spec: FeatureSpec,
+    metrics: EpochMetrics,
+    reports: Mapping[str, SlotReport],
+    rent_weight: float,
 ) -> np.ndarray:
+    """The observation vector; `rent_weight` is the episode's parameter price (the reward's
+    rent weight), which a controller trained over several prices needs to see."""
     seed_params = sum(r.seed_params for r in reports.values())
-    values = global_features(spec, metrics, seed_params)
+    values = global_features(spec, metrics, seed_params, rent_weight)
     for slot_id in spec.slot_ids:
         values += slot_features(spec, reports[slot_id])
     features = np.asarray(values, dtype=np.float32)

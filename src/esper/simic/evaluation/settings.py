@@ -10,7 +10,10 @@ What the command line may override, and why:
   overridden comes from the checkpoints, which must then agree on it.
 - device: where we evaluate, never where it trained.
 Rewards may differ between checkpoints (they change what a controller wanted, not what happens in
-an episode): see `with_reward_of`.
+an episode): see `with_reward_of`. One reward setting may be overridden for all: the parameter
+price (`rent_weight`), to evaluate every controller at one price (a controller trained over
+several prices sees it in its observation; one trained at one price plays as trained and is
+only scored at the new price).
 """
 
 from __future__ import annotations
@@ -81,11 +84,18 @@ def evaluation_env_config(
     return first
 
 
-def with_reward_of(config: EnvConfig, trained: TrainingConfig | None) -> EnvConfig:
+def with_reward_of(
+    config: EnvConfig, trained: TrainingConfig | None, price: float | None = None
+) -> EnvConfig:
     """`config` with the rewards (and the reward-derived feature scale) a ppo checkpoint was
     trained with, so that it sees the observations it learned on and its returns are its own;
-    unchanged for a baseline controller (trained=None)."""
-    return config if trained is None else replace(config, reward=env_config_for(trained, 0).reward)
+    unchanged for a baseline controller (trained=None). With `price`, every episode is played
+    and scored at that parameter price (rent weight) instead of the trained one(s)."""
+    if trained is not None:
+        config = replace(config, reward=env_config_for(trained, 0).reward)
+    if price is not None:
+        config = replace(config, reward=replace(config.reward, rent_weight=price, rent_weights=()))
+    return config
 
 
 def _on_device(config: EnvConfig, device: str) -> EnvConfig:

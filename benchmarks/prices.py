@@ -1,0 +1,167 @@
+"""Where must a controller beat any fixed plan? One controller over several parameter prices.
+
+On digits every episode wants about the same network at a given rent weight (docs/results.md,
+"Held-out learning curves"): a fixed plan found by search is hard to beat there. The best plan
+does change with the price of parameters: at rent 0.5 it is conv_heavy + conv_small (~400
+parameters), at 4.5 conv_small + norm (~50). This script trains PPO with the price drawn per
+episode (`--rent-weights`, the price is in the observation), gives successive halving the same
+episode budget and the same mixed reward (`plan_search.py`: one fixed plan for every price), and
+evaluates both, with static, the heuristic and each run's untrained policy, at every price on
+the same held-out seeds (`esper evaluate --rent-weight P`). A controller that reads the price
+can play a different plan at each; a fixed plan cannot.
+
+It prints, per price and controller, the mean episode return (the objective both optimize),
+test accuracy and parameters added, then per training seed the paired return difference
+PPO - plan search and PPO - its round 0 at each price and over all prices (95% BCa intervals
+over the held-out seeds). Trainings, searches and evaluations run --jobs at a time, each in its
+own process on one thread.
+
+Usage: python benchmarks/prices.py [--prices 0.5,1.5,4.5] [--rounds 40] [--training-seeds 0,1,2]
+                                   [--seeds 10] [--curve 0,20,40] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from esper.simic.evaluation import paired_bootstrap_ci
+from learning import search_plan, train
+from machine import header
+
+
+def evaluate_at(
+    price: float, controllers: list[str], seeds: int, out: Path
+) -> tuple[dict[str, Any], float]:
+    """One `esper evaluate` of every controller at parameter price `price`, in its own process:
+    (its results JSON, wall seconds)."""
+    command = [sys.executable, "-m", "esper", "evaluate", "--task", "digits"]
+    command += ["--controllers", ",".join(controllers), "--seeds", str(seeds)]
+    command += ["--rent-weight", str(price), "--out", str(out)]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"evaluation at price {price} failed:\n{done.stderr[-2000:]}")
+    return json.loads(out.read_text()), time.perf_counter() - started
+
+
+def episode_values(results: dict[str, Any], label: str, key: str) -> list[float]:
+    """One value per held-out seed (seed order) of the outcome field `key` for `label`."""
+    rows = sorted(
+        (e for e in results["episodes"] if e["controller"] == label), key=lambda e: e["seed"]
+    )
+    return [float(e["outcome"][key]) for e in rows]
+
+
+def shown(difference: tuple[float, float, float]) -> str:
+    mean, lo, hi = difference
+    return f"{mean:+6.2f} [{lo:+6.2f}, {hi:+6.2f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prices", default="0.5,1.5,4.5", help="rent weights, comma-separated")
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--envs", type=int, default=4)
+    parser.add_argument("--seeds", type=int, default=10, help="held-out seeds per price")
+    parser.add_argument("--training-seeds", default="0,1,2", help="comma-separated")
+    parser.add_argument("--curve", default="0,20,40", help="rounds evaluated (+ the last)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes at once")
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path("runs/bench") / time.strftime("prices-%Y%m%d-%H%M%S"),
+        help="where the trainings and results go (default: a fresh runs/bench/prices-<time>)",
+    )
+    parser.add_argument(
+        "--no-plan-search", action="store_true", help="skip the budget-matched plan search"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # as every process it starts (the header reports it)
+    prices = [float(p) for p in args.prices.split(",")]
+    training_seeds = [int(s) for s in args.training_seeds.split(",")]
+    curve = sorted({int(r) for r in args.curve.split(",") if int(r) <= args.rounds} | {args.rounds})
+    settings = [f"rent_weights={','.join(str(p) for p in prices)}"]
+    print(header("one controller over several parameter prices, digits", runs=args.seeds))
+    print(
+        f"prices {prices} (drawn per episode: seed mod {len(prices)}); training seeds "
+        f"{training_seeds}, {args.rounds} rounds x {args.envs} envs; policies at rounds {curve}",
+        flush=True,
+    )
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        trained = list(pool.map(lambda s: train(args, "prices", settings, s), training_seeds))
+        found = (
+            ["none"] * len(training_seeds)  # "plan:none" is the host alone
+            if args.no_plan_search
+            else list(pool.map(lambda s: search_plan(args, settings, s), training_seeds))
+        )
+    print(f"training + plan search: {time.perf_counter() - started:.0f} s wall")
+    for seed, (run, seconds), plan in zip(training_seeds, trained, found, strict=True):
+        print(f"  seed {seed}: PPO {seconds:.0f} s ({run}); plan search: {plan}")
+    plans = sorted({f"plan:{plan}" for plan in found})
+    policies = [f"ppo:{run}@{r}" for run, _ in trained for r in curve]
+    controllers = ["static", "heuristic", *plans, *policies]
+    # esper evaluate labels each policy of several runs by its run directory's name
+    labels = [
+        "static",
+        "heuristic",
+        *plans,
+        *(f"ppo:{run.name}@{r}" for run, _ in trained for r in curve),
+    ]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        evaluated = list(
+            pool.map(
+                lambda p: evaluate_at(p, controllers, args.seeds, args.runs_dir / f"eval-{p}.json"),
+                prices,
+            )
+        )
+    print(
+        f"evaluation: {len(controllers)} controllers x {len(prices)} prices x {args.seeds} "
+        f"seeds in {time.perf_counter() - started:.0f} s wall"
+    )
+    results = {p: r for p, (r, _) in zip(prices, evaluated, strict=True)}
+
+    for price in prices:
+        print(f"\nprice {price}: controller | return | test acc % | params added")
+        for label in labels:
+            returns = episode_values(results[price], label, "episode_return")
+            accuracy = episode_values(results[price], label, "test_accuracy")
+            added = episode_values(results[price], label, "params_added")
+            print(
+                f"  {label:60s} {statistics.mean(returns):7.2f} {statistics.mean(accuracy):6.2f}"
+                f" {statistics.mean(added):7.0f}"
+            )
+
+    print("\npaired return differences (per training seed; mean [95% BCa] over held-out seeds)")
+    for seed, (run, _), plan in zip(training_seeds, trained, found, strict=True):
+        final, untrained = f"ppo:{run.name}@{args.rounds}", f"ppo:{run.name}@0"
+        for reference, name in ((f"plan:{plan}", "plan search"), (untrained, "its round 0")):
+            every_final: list[float] = []
+            every_reference: list[float] = []
+            parts = []
+            for price in prices:
+                a = episode_values(results[price], final, "episode_return")
+                b = episode_values(results[price], reference, "episode_return")
+                every_final += a
+                every_reference += b
+                parts.append(f"{price}: {shown(paired_bootstrap_ci(a, b))}")
+            pooled = shown(paired_bootstrap_ci(every_final, every_reference))
+            print(f"  seed {seed}, PPO - {name}: all prices {pooled} | " + " | ".join(parts))
+    print(f"results: {args.runs_dir}/eval-<price>.json")
+
+
+if __name__ == "__main__":
+    main()
