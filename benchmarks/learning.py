@@ -36,7 +36,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 
-from esper.cli.main import main as esper
 from machine import header, spread
 
 DEFAULT_TRAINING = ("digits", "lean:rent_weight=1.5")
@@ -149,17 +148,32 @@ def main() -> None:
             )
         print(f"plan search: {len(jobs)} searches in {time.perf_counter() - started:.0f} s wall")
         plans = sorted({f"plan:{plan}" for plan in found})
-    out = args.runs_dir / "evaluation.json"
-    policies = [f"ppo:{run}@{r}" for run in runs for r in curve]
-    controllers = ",".join(["static", "random", "heuristic", *plans, *policies])
-    evaluate = ["evaluate", "--task", "digits", "--controllers", controllers]
-    evaluate += ["--seeds", str(args.seeds), "--out", str(out)]
+    # One `esper evaluate` per variant (--jobs at a time), each with the baselines and plans, so
+    # that each run's policies meet its own round 0 and the baselines in one summary; the
+    # baselines' episodes are deterministic, so their repeats agree and are merged.
+    baselines = ["static", "random", "heuristic", *plans]
+    groups = [
+        (
+            name,
+            [
+                f"ppo:{run}@{r}"
+                for run, (n, _, _) in zip(runs, jobs, strict=True)
+                if n == name
+                for r in curve
+            ],
+        )
+        for name, _ in variants
+    ]
     started = time.perf_counter()
-    if esper(evaluate) != 0:
-        raise SystemExit("evaluation failed")
+    with ThreadPoolExecutor(args.jobs) as pool:
+        parts = list(
+            pool.map(lambda group: evaluate(args, group[0], [*baselines, *group[1]]), groups)
+        )
     evaluation_wall = time.perf_counter() - started
-
-    results = json.loads(out.read_text())
+    results = merge_results(parts)
+    out = args.runs_dir / "evaluation.json"
+    out.write_text(json.dumps(results))
+    policies = [p for _, group in groups for p in group]
     print(f"PPO training: {len(jobs)} runs in {wall:.0f} s wall ({args.jobs} at a time)")
     for (name, settings, seed), (run, seconds) in zip(jobs, trained, strict=True):
         print(f"  {name} seed {seed} ({', '.join(settings) or 'preset'}): {seconds:.0f} s, {run}")
@@ -167,6 +181,51 @@ def main() -> None:
     summarize_curves(results, variants, training_seeds, curve)
     draw_curves(results, variants, training_seeds, curve, args.figure)
     print(f"figure: {args.figure}; full results (per-episode records too): {out}")
+
+
+def evaluate(args: argparse.Namespace, name: str, controllers: list[str]) -> dict[str, Any]:
+    """One `esper evaluate` in its own process: its results JSON."""
+    out = args.runs_dir / f"evaluation-{name}.json"
+    command = [sys.executable, "-m", "esper", "evaluate", "--task", "digits"]
+    command += ["--controllers", ",".join(controllers), "--seeds", str(args.seeds)]
+    command += ["--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"evaluation of {name} failed:\n{done.stderr[-2000:]}")
+    results: dict[str, Any] = json.loads(out.read_text())
+    runs = {Path(c[len("ppo:") :].rsplit("@", 1)[0]) for c in controllers if c.startswith("ppo:")}
+    if len(runs) == 1:  # one run's policies are labelled ppo@R: name them as several runs' are
+        (run,) = runs
+        relabel = {f"ppo@{r}": f"ppo:{run.name}@{r}" for r in range(args.rounds + 1)}
+        for c in results["controllers"]:
+            c["label"] = relabel.get(c["label"], c["label"])
+        for c in results["comparisons"]:
+            c["minuend"] = relabel.get(c["minuend"], c["minuend"])
+            c["subtrahend"] = relabel.get(c["subtrahend"], c["subtrahend"])
+        for e in results["episodes"]:
+            e["controller"] = relabel.get(e["controller"], e["controller"])
+    return results
+
+
+def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several evaluations on the same seeds as one: controllers, comparisons and episodes,
+    each once (a baseline evaluated in every part played the same episodes in each)."""
+    merged = {**parts[0], "controllers": [], "comparisons": [], "episodes": []}
+    seen: set[tuple[str, ...]] = set()
+    for part in parts:
+        if part["seeds"] != merged["seeds"]:
+            raise SystemExit("evaluations on different seeds cannot be merged")
+        for key, identity in (
+            ("controllers", ("label",)),
+            ("comparisons", ("minuend", "subtrahend", "metric")),
+            ("episodes", ("controller", "seed")),
+        ):
+            for entry in part[key]:
+                name = (key, *(str(entry[field]) for field in identity))
+                if name not in seen:
+                    seen.add(name)
+                    merged[key].append(entry)
+    return merged
 
 
 def label_of(name: str, seed: int, round_index: int) -> str:

@@ -83,10 +83,19 @@ def test_wrong_type_names_the_field() -> None:
         ({"reward_mode": "dense"}, "reward_mode"),
         ({"rent_weight": -0.5}, "rent_weight"),
         ({"host_param_floor": 0}, "host_param_floor"),
+        ({"action_space": "tiny"}, "action_space"),
     ],
 )
 def test_bad_value_names_the_field(settings: dict[str, Any], field: str) -> None:
     assert error_fields(invalid(**settings)) == {field}
+
+
+def test_action_space_is_full_unless_simple_is_asked_for() -> None:
+    assert TrainingConfig().action_space == "full"
+    simple = TrainingConfig(action_space="simple")
+    assert simple.action_space == "simple"
+    assert TrainingConfig.model_validate(simple.to_json_dict()) == simple  # as checkpoints do
+    assert "'full' or 'simple'" in str(invalid(action_space="tiny"))
 
 
 def test_env_reward_modes_must_match_n_envs() -> None:

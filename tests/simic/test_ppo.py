@@ -8,7 +8,8 @@
   that beat the critic throughout is still reinforced;
 - the KL early stop ends the update, and the KL it compared is the one reported;
 - explained variance is that of the critic that produced the advantages;
-- a head weighs in the entropy bonus as often as the policy uses it (issue 9).
+- a head weighs in the entropy bonus as often as the policy uses it (issue 9);
+- with action_space="simple" the rollout masks are the simple ones, and what it takes is in them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ import numpy as np
 import pytest
 import torch
 
-from esper.leyline import HEAD_ORDER, FactoredAction, Head, Tempo
+from esper.leyline import (
+    ALPHA_TARGETS,
+    HEAD_ORDER,
+    BlendOp,
+    Curve,
+    FactoredAction,
+    Head,
+    Op,
+    Tempo,
+)
 from esper.simic.advantages import gae
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import build_pool
@@ -29,7 +39,7 @@ from esper.simic.normalizer import RunningNormalizer
 from esper.simic.ppo import PPOSettings, UpdateMetrics, entropy_bonus, ppo_update
 from esper.simic.rollout_buffer import RolloutBuffer
 from esper.simic.trainer import RoundSummary, VectorizedTrainer
-from esper.tamiyo.action_codec import encode
+from esper.tamiyo.action_codec import decode, encode
 from esper.tamiyo.policy_network import Evaluation, PolicyNetwork, stack_masks
 from esper.tolaria.data import DataSplits
 
@@ -305,3 +315,36 @@ def test_a_head_weighs_in_the_entropy_bonus_as_often_as_it_is_used() -> None:
     assert weight(Head.OP) == pytest.approx(1.0, rel=1e-5)
     assert weight(Head.BLUEPRINT) == pytest.approx(weight(Head.OP) / steps, rel=1e-5)
     assert weight(Head.SLOT) == 0.0  # never used: no weight at all
+
+
+def test_a_simple_rollout_masks_and_takes_only_simple_actions(digits: DataSplits) -> None:
+    config = TrainingConfig(n_envs=2, episode_length=3, rounds=1, action_space="simple")
+    trainer = VectorizedTrainer(config, build_pool(config, digits))
+    buffer, *_ = trainer.collect(defaultdict(float))
+
+    masks = buffer.masks  # what the network saw: head -> (T, N, ...)
+    assert not masks["op"][..., Op.SET_ALPHA_TARGET].any()
+    assert not masks["slot"][:, :, Op.SET_ALPHA_TARGET].any()
+    only = {
+        "blend": [b == BlendOp.ADD for b in BlendOp],
+        "curve": [c == Curve.LINEAR for c in Curve],
+    }
+    for head, allowed in only.items():
+        assert torch.equal(masks[head], torch.tensor(allowed).expand_as(masks[head])), head
+    fast = torch.tensor([t == Tempo.FAST for t in Tempo])
+    assert torch.equal(masks["tempo"][:, :, Op.GERMINATE], fast.expand(3, 2, -1))
+    one = torch.tensor([a == 1.0 for a in ALPHA_TARGETS])
+    assert not masks["alpha_target"][:, :, Op.GERMINATE][..., ~one].any()
+
+    spec = trainer.pool.feature_spec
+    taken = [decode(spec, a) for a in buffer.actions.reshape(-1, len(HEAD_ORDER)).numpy()]
+    germinations = [a for a in taken if a.op == Op.GERMINATE]
+    assert germinations  # a fresh policy plants on an empty host: the check below is not empty
+    assert all(a.op != Op.SET_ALPHA_TARGET for a in taken)
+    for a in germinations:
+        assert (a.blend, a.tempo, a.alpha_target, a.curve) == (
+            BlendOp.ADD,
+            Tempo.FAST,
+            1.0,
+            Curve.LINEAR,
+        ), a

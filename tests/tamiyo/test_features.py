@@ -22,6 +22,7 @@ from esper.tamiyo.features import (
     build_features,
     build_masks,
     flat_mask,
+    restrict_masks,
 )
 from esper.tamiyo.tracker import SignalTracker
 
@@ -97,3 +98,72 @@ def test_an_observation_cannot_have_negative_epochs_left() -> None:
     features = build_features(SPEC, metrics, reports, 0.5)
     with pytest.raises(ValueError, match="-1"):
         Observation(features, build_masks(SPEC, reports, LIMITS), metrics, reports, epochs_left=-1)
+
+
+def dormant_and_holding() -> ActionMasks:
+    """r0c0 empty (GERMINATE legal), r0c1 holding at alpha 1 (SET_ALPHA_TARGET and PRUNE)."""
+    holding = live("r0c1", Stage.HOLDING, seed_age=6, alpha=1.0, alpha_target=1.0)
+    return masks(SlotReport("r0c0", Stage.DORMANT), holding)
+
+
+def test_the_full_action_space_keeps_the_masks() -> None:
+    m = dormant_and_holding()
+    assert restrict_masks(m, "full") == m
+
+
+def test_the_simple_action_space_plants_seeds_as_a_plan_does() -> None:
+    full = dormant_and_holding()
+    assert full.op.tolist() == ops(Op.WAIT, Op.GERMINATE, Op.SET_ALPHA_TARGET, Op.PRUNE)
+    assert full.tempo[Op.GERMINATE].tolist() == NOT_INSTANT  # so there is something to remove
+    assert full.blend.all() and full.curve.all()
+
+    simple = restrict_masks(full, "simple")
+
+    assert not simple.op[Op.SET_ALPHA_TARGET] and not simple.slot[Op.SET_ALPHA_TARGET].any()
+    assert simple.blend.tolist() == [b == BlendOp.ADD for b in BlendOp]
+    assert simple.curve.tolist() == [c == Curve.LINEAR for c in Curve]
+    assert simple.tempo[Op.GERMINATE].tolist() == [t == Tempo.FAST for t in Tempo]
+    assert simple.tempo[Op.PRUNE].tolist() == full.tempo[Op.PRUNE].tolist() == ALL_TEMPOS
+    germinable = np.flatnonzero(full.slot[Op.GERMINATE])
+    assert germinable.tolist() == [0]
+    for j in germinable:
+        assert simple.alpha_target[Op.GERMINATE, j].tolist() == [a == 1.0 for a in ALPHA_TARGETS]
+    assert simple.op[Op.GERMINATE] and np.array_equal(
+        simple.slot[Op.GERMINATE], full.slot[Op.GERMINATE]
+    )
+    for op in set(Op) - {Op.GERMINATE, Op.SET_ALPHA_TARGET}:
+        assert simple.op[op] == full.op[op], op
+        for head in ("slot", "tempo", "alpha_target"):
+            assert np.array_equal(getattr(simple, head)[op], getattr(full, head)[op]), (op, head)
+    assert np.array_equal(simple.blueprint, full.blueprint)
+    assert simple.slot_ids == full.slot_ids
+    assert full == dormant_and_holding()  # the full masks are not modified in place
+
+
+@pytest.mark.parametrize(
+    "reports",
+    [
+        (SlotReport("r0c0", Stage.DORMANT), SlotReport("r0c1", Stage.DORMANT)),
+        (SlotReport("r0c0", Stage.DORMANT), live("r0c1", Stage.HOLDING, seed_age=6, alpha=1.0)),
+        (
+            live("r0c0", Stage.HOLDING, seed_age=6, alpha=0.5, alpha_target=0.5),
+            live("r0c1", Stage.TRAINING, seed_age=2, passes_advance_gate=True),
+        ),
+        (live("r0c0", Stage.GERMINATED, seed_age=1), SlotReport("r0c1", Stage.PRUNED)),
+    ],
+)
+def test_the_simple_masks_allow_nothing_the_full_ones_forbid(
+    reports: tuple[SlotReport, ...],
+) -> None:
+    full = masks(*reports)
+    simple = restrict_masks(full, "simple")
+    for head, allowed in simple.as_dict().items():
+        everything = full.as_dict()[head]
+        assert allowed.shape == everything.shape and allowed.dtype == bool, head
+        assert np.all(allowed <= everything), head
+    assert simple.op[Op.WAIT]
+
+
+def test_an_unknown_action_space_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="'tiny'"):
+        restrict_masks(dormant_and_holding(), "tiny")  # type: ignore[arg-type]

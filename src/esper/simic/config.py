@@ -43,6 +43,7 @@ from pydantic import (
 from esper.leyline import LifecycleLimits, sort_slot_ids
 from esper.nissa import TelemetryLevel, parse_level
 from esper.simic.rewards import RewardConfig, RewardMode
+from esper.tamiyo.features import ActionSpace
 from esper.tolaria import TASKS
 
 _DEVICE = re.compile(r"cpu|cuda(:(0|[1-9][0-9]*))?")
@@ -395,6 +396,11 @@ class TrainingConfig(EpisodeSettings):
     )
 
     # --- PPO ---
+    action_space: ActionSpace = _described(
+        "full",
+        "what the policy chooses: full (every head) or simple (seeds planted as fixed plans "
+        "plant them: ADD, FAST, alpha 1, linear; no SET_ALPHA_TARGET)",
+    )
     gae_lambda: float = _described(0.98, "GAE lambda", ge=0, le=1)
     clip: float = _described(0.2, "surrogate ratio clip", gt=0, le=10)
     value_clip: PositiveFloat = _described(10.0, "value-loss clip, on normalized returns")

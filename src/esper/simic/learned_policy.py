@@ -13,21 +13,22 @@ from esper.simic.checkpoint import load_checkpoint
 from esper.simic.config import TrainingConfig
 from esper.simic.normalizer import RunningNormalizer
 from esper.tamiyo.action_codec import decode
-from esper.tamiyo.features import FeatureSpec, Observation
+from esper.tamiyo.features import ActionSpace, FeatureSpec, Observation, restrict_masks
 from esper.tamiyo.policy import PolicyStep
 from esper.tamiyo.policy_network import PolicyNetwork, stack_masks
 
 
 def network_input(
-    observations: Sequence[Observation], normalizer: RunningNormalizer
+    observations: Sequence[Observation],
+    normalizer: RunningNormalizer,
+    action_space: ActionSpace = "full",
 ) -> tuple[np.ndarray, torch.Tensor, dict[str, torch.Tensor]]:
     """What the policy network sees for a batch of envs: raw features (N, F), the normalized
-    features (N, F) and the stacked masks (head -> (N, ...))."""
+    features (N, F) and the stacked masks (head -> (N, ...)) of `action_space`."""
     raw = np.stack([o.features for o in observations])  # (N, F)
     features = torch.from_numpy(normalizer.normalize(raw))
-    masks = {
-        k: torch.from_numpy(v) for k, v in stack_masks([o.masks for o in observations]).items()
-    }
+    restricted = [restrict_masks(o.masks, action_space) for o in observations]
+    masks = {k: torch.from_numpy(v) for k, v in stack_masks(restricted).items()}
     return raw, features, masks
 
 
@@ -47,8 +48,10 @@ class LearnedPolicy:
         spec: FeatureSpec,
         deterministic: bool = True,
         seed: int = 0,
+        action_space: ActionSpace = "full",
     ) -> None:
         self.network, self.normalizer, self.spec = network.eval(), normalizer, spec
+        self.action_space = action_space
         self.deterministic = deterministic
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -74,13 +77,13 @@ class LearnedPolicy:
             ) from None
         normalizer = RunningNormalizer((spec.size,))
         normalizer.load_state_dict(state["obs_normalizer"])
-        return cls(network, normalizer, spec, deterministic, seed)
+        return cls(network, normalizer, spec, deterministic, seed, config.action_space)
 
     def initial_state(self, n_envs: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.network.initial_state(n_envs)
 
     def act(self, observations: Sequence[Observation], state: Any) -> PolicyStep:
-        _, features, masks = network_input(observations, self.normalizer)
+        _, features, masks = network_input(observations, self.normalizer, self.action_space)
         actions, log_probs, values, state = self.network.act(
             features, masks, state, generator=self.generator, deterministic=self.deterministic
         )

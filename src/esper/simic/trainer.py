@@ -140,7 +140,9 @@ class VectorizedTrainer:
         ops: Counter[str] = Counter()
         for t in range(steps):
             started = time.perf_counter()
-            raw, features, masks = network_input(observations, self.obs_normalizer)
+            raw, features, masks = network_input(
+                observations, self.obs_normalizer, self.config.action_space
+            )
             if buffer is None:
                 shapes = {k: tuple(v.shape[1:]) for k, v in masks.items()}
                 buffer = RolloutBuffer.allocate(steps, pool.n_envs, spec.size, shapes, state)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -269,6 +270,45 @@ def build_masks(
         alpha_target=alpha,
         curve=np.ones(len(Curve), dtype=bool),
         slot_ids=spec.slot_ids,
+    )
+
+
+ActionSpace = Literal["full", "simple"]
+ACTION_SPACES: tuple[ActionSpace, ...] = ("full", "simple")
+
+
+def restrict_masks(masks: ActionMasks, action_space: ActionSpace) -> ActionMasks:
+    """The masks of a smaller action space, for a learned controller.
+
+    "full": unchanged. "simple": seeds are planted the way a fixed plan plants them
+    (`PlanPolicy`: ADD blend, FAST tempo, alpha target 1, linear curve) and SET_ALPHA_TARGET is
+    off, so the choices left are when, where and which blueprint to plant, and when to advance,
+    fossilize or prune (prune keeps its tempo; its curve, a head shared with GERMINATE, is linear
+    too). A germination shrinks from 7 x 3 x 3 x 3 x 3 combinations per slot to 7, the space a
+    plan search covers. Only ever removes choices that `masks` allows: what is left is legal.
+
+    Raises:
+        ValueError: an unknown action space.
+    """
+    if action_space == "full":
+        return masks
+    if action_space != "simple":
+        raise ValueError(f"unknown action space {action_space!r}; known: {ACTION_SPACES}")
+    op, slot = masks.op.copy(), masks.slot.copy()
+    op[Op.SET_ALPHA_TARGET] = False
+    slot[Op.SET_ALPHA_TARGET] = False
+    tempo = masks.tempo.copy()
+    tempo[Op.GERMINATE] &= np.array([t == Tempo.FAST for t in Tempo])
+    alpha = masks.alpha_target.copy()
+    alpha[Op.GERMINATE] &= np.array([a == 1.0 for a in ALPHA_TARGETS])
+    return replace(
+        masks,
+        op=op,
+        slot=slot,
+        blend=masks.blend & np.array([b == BlendOp.ADD for b in BlendOp]),
+        tempo=tempo,
+        alpha_target=alpha,
+        curve=masks.curve & np.array([c == Curve.LINEAR for c in Curve]),
     )
 
 
