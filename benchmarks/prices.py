@@ -62,6 +62,11 @@ def episode_values(results: dict[str, Any], label: str, key: str) -> list[float]
     return [float(e["outcome"][key]) for e in rows]
 
 
+def ppo_label(run: Path, round_index: int, trained: list[tuple[Path, float]]) -> str:
+    """The label `esper evaluate` gives a run's policy: by run name when there are several."""
+    return f"ppo:{run.name}@{round_index}" if len(trained) > 1 else f"ppo@{round_index}"
+
+
 def shown(difference: tuple[float, float, float]) -> str:
     mean, lo, hi = difference
     return f"{mean:+6.2f} [{lo:+6.2f}, {hi:+6.2f}]"
@@ -85,12 +90,25 @@ def main() -> None:
     parser.add_argument(
         "--no-plan-search", action="store_true", help="skip the budget-matched plan search"
     )
+    parser.add_argument(
+        "--plan",
+        default=None,
+        help="evaluate this fixed plan for every training seed instead of searching (the search "
+        "does not depend on PPO settings such as --set action_space=simple)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another training setting (e.g. action_space=simple)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # as every process it starts (the header reports it)
     prices = [float(p) for p in args.prices.split(",")]
     training_seeds = [int(s) for s in args.training_seeds.split(",")]
     curve = sorted({int(r) for r in args.curve.split(",") if int(r) <= args.rounds} | {args.rounds})
-    settings = [f"rent_weights={','.join(str(p) for p in prices)}"]
+    settings = [f"rent_weights={','.join(str(p) for p in prices)}", *args.set]
     print(header("one controller over several parameter prices, digits", runs=args.seeds))
     print(
         f"prices {prices} (drawn per episode: seed mod {len(prices)}); training seeds "
@@ -101,11 +119,11 @@ def main() -> None:
     started = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as pool:
         trained = list(pool.map(lambda s: train(args, "prices", settings, s), training_seeds))
-        found = (
-            ["none"] * len(training_seeds)  # "plan:none" is the host alone
-            if args.no_plan_search
-            else list(pool.map(lambda s: search_plan(args, settings, s), training_seeds))
-        )
+        reward = settings[:1]  # the search plays fixed plans: only the reward matters to it
+        if args.plan or args.no_plan_search:
+            found = [args.plan or "none"] * len(training_seeds)  # "plan:none": the host alone
+        else:
+            found = list(pool.map(lambda s: search_plan(args, reward, s), training_seeds))
     print(f"training + plan search: {time.perf_counter() - started:.0f} s wall")
     for seed, (run, seconds), plan in zip(training_seeds, trained, found, strict=True):
         print(f"  seed {seed}: PPO {seconds:.0f} s ({run}); plan search: {plan}")
@@ -117,7 +135,7 @@ def main() -> None:
         "static",
         "heuristic",
         *plans,
-        *(f"ppo:{run.name}@{r}" for run, _ in trained for r in curve),
+        *(ppo_label(run, r, trained) for run, _ in trained for r in curve),
     ]
 
     started = time.perf_counter()
@@ -147,7 +165,7 @@ def main() -> None:
 
     print("\npaired return differences (per training seed; mean [95% BCa] over held-out seeds)")
     for seed, (run, _), plan in zip(training_seeds, trained, found, strict=True):
-        final, untrained = f"ppo:{run.name}@{args.rounds}", f"ppo:{run.name}@0"
+        final, untrained = ppo_label(run, args.rounds, trained), ppo_label(run, 0, trained)
         for reference, name in ((f"plan:{plan}", "plan search"), (untrained, "its round 0")):
             every_final: list[float] = []
             every_reference: list[float] = []
