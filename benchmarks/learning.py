@@ -111,6 +111,14 @@ def main() -> None:
         "search does not depend on PPO, so an earlier search's winners can be reused",
     )
     parser.add_argument(
+        "--from-results",
+        type=Path,
+        default=None,
+        metavar="EVALUATION_JSON",
+        help="train and evaluate nothing: summarize and draw an earlier run's evaluation.json "
+        "(give the same --train, --training-seeds, --rounds and --curve)",
+    )
+    parser.add_argument(
         "--train",
         action="append",
         default=None,
@@ -130,6 +138,9 @@ def main() -> None:
         f"policies evaluated at rounds {curve}",
         flush=True,
     )
+    if args.from_results is not None:
+        report(json.loads(args.from_results.read_text()), args, variants, training_seeds, curve)
+        return
     started = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as pool:
         trained = list(pool.map(lambda job: train(args, *job), jobs))
@@ -178,9 +189,58 @@ def main() -> None:
     for (name, settings, seed), (run, seconds) in zip(jobs, trained, strict=True):
         print(f"  {name} seed {seed} ({', '.join(settings) or 'preset'}): {seconds:.0f} s, {run}")
     print(f"evaluation: {len(policies) + len(plans) + 3} controllers in {evaluation_wall:.0f} s")
+    report(results, args, variants, training_seeds, curve)
+    print(f"full results (per-episode records too): {out}")
+
+
+def report(
+    results: dict[str, Any],
+    args: argparse.Namespace,
+    variants: list[tuple[str, list[str]]],
+    training_seeds: list[int],
+    curve: list[int],
+) -> None:
+    """The headline table, the per-round curves and the figure."""
+    print_headline(results, variants, training_seeds, args.rounds)
     summarize_curves(results, variants, training_seeds, curve)
     draw_curves(results, variants, training_seeds, curve, args.figure)
-    print(f"figure: {args.figure}; full results (per-episode records too): {out}")
+    print(f"figure: {args.figure}")
+
+
+def print_headline(
+    results: dict[str, Any],
+    variants: list[tuple[str, list[str]]],
+    training_seeds: list[int],
+    rounds: int,
+) -> None:
+    """Baselines, plans and every final policy: mean test accuracy [95% CI] and parameters
+    added; then each final policy minus the heuristic, static and its own round 0 (test
+    accuracy, pp, with the interval and the sign-flip p-value)."""
+    by_label = {c["label"]: c for c in results["controllers"]}
+    finals = [label_of(name, seed, rounds) for name, _ in variants for seed in training_seeds]
+    rows = [c for c in results["controllers"] if not c["label"].startswith("ppo:")]
+    rows += [by_label[label] for label in finals]
+    print(f"controller | test acc % [95% CI] | params added ({len(results['seeds'])} seeds)")
+    for c in rows:
+        acc = c["test_accuracy"]
+        shown = f"{acc['mean']:6.2f} [{acc['lo']:6.2f}, {acc['hi']:6.2f}]"
+        print(f"  {c['label']:44s} {shown} | {c['params_added']['mean']:7.0f}")
+    comparisons = {
+        (c["minuend"], c["subtrahend"]): c
+        for c in results["comparisons"]
+        if c["metric"] == "test_accuracy"
+    }
+    plans = [c["label"] for c in results["controllers"] if c["label"].startswith("plan:")]
+    print("final policy - reference | test acc, pp [95% CI] (p)")
+    for label in finals:
+        untrained = label.rsplit("@", 1)[0] + "@0"
+        for reference in ("heuristic", "static", untrained, *plans):
+            c = comparisons.get((label, reference))
+            if c is None:
+                continue
+            d = c["difference"]
+            shown = f"{d['mean']:+6.2f} [{d['lo']:+6.2f}, {d['hi']:+6.2f}] (p {c['p_value']:.3g})"
+            print(f"  {label:24s} - {reference:34s} {shown}")
 
 
 def evaluate(args: argparse.Namespace, name: str, controllers: list[str]) -> dict[str, Any]:
