@@ -1,0 +1,48 @@
+"""benchmarks/learning.py merges one evaluation per variant into one results dict."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def learning() -> Any:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module("learning")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def part(seeds: list[int], labels: list[str]) -> dict[str, Any]:
+    return {
+        "seeds": seeds,
+        "controllers": [{"label": label} for label in labels],
+        "comparisons": [
+            {"minuend": label, "subtrahend": "static", "metric": "test_accuracy"}
+            for label in labels
+            if label != "static"
+        ],
+        "episodes": [{"controller": label, "seed": s} for label in labels for s in seeds],
+    }
+
+
+def test_baselines_evaluated_in_every_part_appear_once(learning: Any) -> None:
+    merged = learning.merge_results(
+        [part([7, 8], ["static", "ppo:a@0"]), part([7, 8], ["static", "ppo:b@0"])]
+    )
+    assert [c["label"] for c in merged["controllers"]] == ["static", "ppo:a@0", "ppo:b@0"]
+    assert len(merged["comparisons"]) == 2
+    assert len(merged["episodes"]) == 6  # static's two episodes once, each policy's two
+
+
+def test_evaluations_on_different_seeds_are_not_merged(learning: Any) -> None:
+    with pytest.raises(SystemExit, match="different seeds"):
+        learning.merge_results([part([7], ["static"]), part([8], ["static"])])
