@@ -66,9 +66,10 @@ def test_bad_settings_are_one_error_line(cli: RunCli, argv: list[str], message: 
 
 
 def test_action_space_is_a_flag_and_a_setting() -> None:
-    assert resolve_config(_args()).action_space == "full"
-    assert resolve_config(_args("--action-space", "simple")).action_space == "simple"
-    assert resolve_config(_args("--set", "action_space=simple")).action_space == "simple"
+    assert resolve_config(_args()).action_space == "simple"  # the digits preset's
+    assert resolve_config(_args("--action-space", "full")).action_space == "full"
+    assert resolve_config(_args("--set", "action_space=full")).action_space == "full"
+    assert TrainingConfig().action_space == "full"  # the class default, outside the presets
 
 
 def _plant_or_retarget(spec: FeatureSpec, config: TrainingConfig) -> Observation:

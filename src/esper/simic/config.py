@@ -70,12 +70,17 @@ PositiveFloat = Annotated[float, Field(gt=0, le=_MAX_WEIGHT)]
 # benefit. Over 30 rounds (benchmarks/learning_sanity.py, seed 0, training envs) at 1.0 the
 # return rose 97 -> 114 while test accuracy fell 88.1 -> 84.8 (alpha-retarget churn); at 0.2
 # test accuracy rose 87.1 -> 93.5 with a clean germinate-advance-fossilize policy.
+# action_space "simple" (seeds planted as fixed plans plant them): on the 10 held-out seeds
+# (docs/results.md, benchmarks/learning.py) it beat the full action space on every training
+# seed of both presets, and only with it did every digits policy beat its own untrained one and
+# the budget-matched plan search.
 _DIGITS: dict[str, Any] = {
     "task": "digits",
     "rounds": 40,
     "lr": 1e-3,
     "minibatch_envs": 1,
     "contribution_weight": 0.2,
+    "action_space": "simple",
 }
 
 # Settings that differ from the defaults; every other setting keeps its docs/architecture.md §11
