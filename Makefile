@@ -49,7 +49,7 @@ lock: test-latest
 		--exclude pip --exclude setuptools --exclude wheel; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)
 
-# The README headline's direction in ~12 minutes on 2 cores: PPO from the digits preset, training
+# The README headline's digits rows in ~11 minutes on 2 cores: PPO from the digits preset, training
 # seeds 0 and 1 (40 rounds each, both at once), then static, random, heuristic and both policies
 # (untrained and final) on the 10 held-out seeds. Figures go under runs/quick-<time>/.
 QUICK_DIR := runs/quick-$(shell date +%Y%m%d-%H%M%S)
