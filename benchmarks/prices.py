@@ -119,11 +119,12 @@ def main() -> None:
     started = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as pool:
         trained = list(pool.map(lambda s: train(args, "prices", settings, s), training_seeds))
-        reward = settings[:1]  # the search plays fixed plans: only the reward matters to it
+        # The search gets the same settings: the reward's matter to it, PPO's (action_space)
+        # do not (it plays fixed plans).
         if args.plan or args.no_plan_search:
             found = [args.plan or "none"] * len(training_seeds)  # "plan:none": the host alone
         else:
-            found = list(pool.map(lambda s: search_plan(args, reward, s), training_seeds))
+            found = list(pool.map(lambda s: search_plan(args, settings, s), training_seeds))
     print(f"training + plan search: {time.perf_counter() - started:.0f} s wall")
     for seed, (run, seconds), plan in zip(training_seeds, trained, found, strict=True):
         print(f"  seed {seed}: PPO {seconds:.0f} s ({run}); plan search: {plan}")
