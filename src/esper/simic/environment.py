@@ -5,7 +5,8 @@ ticks the epoch boundary, trains one epoch, evaluates on validation (with counte
 returns the reward of that step. An episode is `episode_length` steps (= host epochs); the last
 one terminates (a true terminal: there is nothing to bootstrap). Observations are the analytic
 features (a `Box`); `info["action_mask"]` holds the masks, `info["observation"]` the full
-`Observation` (raw records for the heuristic), `info["reward_terms"]` the reward's named terms,
+`Observation` (raw records for the heuristic), `info["reward_terms"]` the reward's named terms
+(at the episode's parameter price: `RewardConfig.for_episode(seed)`, also in the observation),
 and on the last step `info["outcome"]` the `EpisodeOutcome` (test accuracy: telemetry only).
 `action_masks()` gives the same masks as one flat vector, for mask-aware agents that mask each
 head of the `MultiDiscrete` action independently (e.g. sb3-contrib's MaskablePPO).

@@ -12,8 +12,8 @@ What the command line may override, and why:
 Rewards may differ between checkpoints (they change what a controller wanted, not what happens in
 an episode): see `with_reward_of`. One reward setting may be overridden for all: the parameter
 price (`rent_weight`), to evaluate every controller at one price (a controller trained over
-several prices sees it in its observation; one trained at one price plays as trained and is
-only scored at the new price).
+several prices sees it in its observation; one trained at one price sees a price it never saw,
+centred by its normalizer, and is scored at it).
 """
 
 from __future__ import annotations
