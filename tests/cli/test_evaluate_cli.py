@@ -187,3 +187,20 @@ def test_a_price_beside_ppo_checkpoints_holds_for_every_controller(
     code, _, err = cli([*argv, "--shock-weight", "2"])
     assert code == 2
     assert "drop shock_weight" in err
+
+
+def test_skip_seeds_starts_later_in_the_held_out_block(tmp_path: Path, cli: RunCli) -> None:
+    out = tmp_path / "results.json"
+    argv = ["evaluate", "--task", "digits", "--controllers", "static", "--seeds", "2"]
+
+    code, _, err = cli([*argv, "--episode-length", "1", "--skip-seeds", "10", "--out", str(out)])
+
+    assert code == 0, err
+    assert json.loads(out.read_text())["seeds"] == [
+        TRAINING_SEED_LIMIT + 10,
+        TRAINING_SEED_LIMIT + 11,
+    ]
+    code, _, err = cli([*argv, "--skip-seeds", "-1"])
+    assert code == 2
+    (line,) = err.splitlines()
+    assert line.startswith("esper: error: --skip-seeds -1 is outside 0..")

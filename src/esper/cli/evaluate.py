@@ -15,7 +15,7 @@ from esper.cli.run_setup import check_data_dir, check_device, refuse_unbuilt
 from esper.cli.settings import add_settings_flags, add_source_flags, requested_settings
 from esper.karn.console import ConsoleSink, default_console
 from esper.nissa import TelemetryHub
-from esper.simic.config import EpisodeSettings
+from esper.simic.config import TRAINING_SEED_LIMIT, EpisodeSettings
 from esper.simic.environment import MorphogeneticEnv
 from esper.simic.evaluation import (
     CONTROLLER_FORMS,
@@ -64,6 +64,14 @@ def add_evaluate_parser(commands: Any) -> None:
         "(default: %(default)s)",
     )
     run.add_argument(
+        "--skip-seeds",
+        type=int,
+        default=0,
+        metavar="K",
+        help="start K seeds into the held-out block (2^30 + K): a block no earlier evaluation "
+        "has looked at (default: %(default)s)",
+    )
+    run.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -104,6 +112,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--seeds {args.seeds} is more than {_MAX_SEEDS:,} episodes per controller"
         )
+    skip_limit = TRAINING_SEED_LIMIT - args.seeds  # held-out seeds stay below 2^31
+    if not 0 <= args.skip_seeds <= skip_limit:
+        raise ValueError(f"--skip-seeds {args.skip_seeds} is outside 0..{skip_limit:,}")
     if args.out is not None:
         check_results_path(args.out)
     ppo_configs = {
@@ -136,7 +147,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
     )
     data = task.load(data_options)
-    seeds = held_out_seeds(args.seeds)
+    seeds = held_out_seeds(args.seeds, TRAINING_SEED_LIMIT + args.skip_seeds)
 
     console = default_console()
     console.print(
