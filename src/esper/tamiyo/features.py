@@ -277,11 +277,31 @@ ActionSpace = Literal["full", "simple"]
 ACTION_SPACES: tuple[ActionSpace, ...] = ("full", "simple")
 
 
+@dataclass(frozen=True)
+class Planting:
+    """How a seed is planted when only the blueprint and the slot are chosen: by `PlanPolicy`
+    and in the "simple" action space (the two must agree, or a plan search and a simple policy
+    would not search the same networks)."""
+
+    blend: BlendOp = BlendOp.ADD
+    tempo: Tempo = Tempo.FAST
+    alpha_target: float = 1.0
+    curve: Curve = Curve.LINEAR
+
+
+PLANTING = Planting()
+# The simple space's masks of the heads PLANTING fixes, computed once (they run every step).
+_ONLY_BLEND = np.array([b == PLANTING.blend for b in BlendOp])
+_ONLY_TEMPO = np.array([t == PLANTING.tempo for t in Tempo])
+_ONLY_ALPHA = np.array([a == PLANTING.alpha_target for a in ALPHA_TARGETS])
+_ONLY_CURVE = np.array([c == PLANTING.curve for c in Curve])
+
+
 def restrict_masks(masks: ActionMasks, action_space: ActionSpace) -> ActionMasks:
     """The masks of a smaller action space, for a learned controller.
 
     "full": unchanged. "simple": seeds are planted the way a fixed plan plants them
-    (`PlanPolicy`: ADD blend, FAST tempo, alpha target 1, linear curve) and SET_ALPHA_TARGET is
+    (`PLANTING`: ADD blend, FAST tempo, alpha target 1, linear curve) and SET_ALPHA_TARGET is
     off, so the choices left are when, where and which blueprint to plant, and when to advance,
     fossilize or prune (prune keeps its tempo; its curve, a head shared with GERMINATE, is linear
     too). A germination shrinks from 7 x 3 x 3 x 3 x 3 combinations per slot to 7, the space a
@@ -298,17 +318,17 @@ def restrict_masks(masks: ActionMasks, action_space: ActionSpace) -> ActionMasks
     op[Op.SET_ALPHA_TARGET] = False
     slot[Op.SET_ALPHA_TARGET] = False
     tempo = masks.tempo.copy()
-    tempo[Op.GERMINATE] &= np.array([t == Tempo.FAST for t in Tempo])
+    tempo[Op.GERMINATE] &= _ONLY_TEMPO
     alpha = masks.alpha_target.copy()
-    alpha[Op.GERMINATE] &= np.array([a == 1.0 for a in ALPHA_TARGETS])
+    alpha[Op.GERMINATE] &= _ONLY_ALPHA
     return replace(
         masks,
         op=op,
         slot=slot,
-        blend=masks.blend & np.array([b == BlendOp.ADD for b in BlendOp]),
+        blend=masks.blend & _ONLY_BLEND,
         tempo=tempo,
         alpha_target=alpha,
-        curve=masks.curve & np.array([c == Curve.LINEAR for c in Curve]),
+        curve=masks.curve & _ONLY_CURVE,
     )
 
 

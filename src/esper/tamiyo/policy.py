@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from esper.leyline import ALPHA_TARGETS, HEADS_USED, BlendOp, Curve, FactoredAction, Head, Op, Tempo
-from esper.tamiyo.features import Observation
+from esper.tamiyo.features import PLANTING, Observation
 from esper.tamiyo.heuristic import HeuristicConfig, HeuristicController
 
 
@@ -53,7 +53,7 @@ class PlanPolicy:
     its lifecycle as early as the observation's masks allow.
 
     Each step it goes through the plan in order and takes the first action the masks allow: a
-    GERMINATE of a seed not yet planted (ADD blend, FAST tempo, alpha 1, linear curve), else an
+    GERMINATE of a seed not yet planted (as `PLANTING` says: ADD, FAST, alpha 1, linear), else an
     ADVANCE or a FOSSILIZE of a planted one; otherwise WAIT. It never prunes, and never replants a
     slot whose seed was lost (e.g. to a governor rollback). Being scripted, its trajectory through
     the stages does not depend on how training went, which makes it the controller for testing
@@ -106,7 +106,14 @@ class PlanPolicy:
         for slot, blueprint in self.plan:
             if slot not in planted and obs.masks.allows(Op.GERMINATE, slot):
                 planted.add(slot)
-                return FactoredAction.germinate(slot, blueprint, tempo=Tempo.FAST)
+                return FactoredAction.germinate(
+                    slot,
+                    blueprint,
+                    PLANTING.blend,
+                    PLANTING.tempo,
+                    PLANTING.alpha_target,
+                    PLANTING.curve,
+                )
             for op in (Op.ADVANCE, Op.FOSSILIZE):
                 if slot in planted and obs.masks.allows(op, slot):
                     return FactoredAction(op, slot=slot)
