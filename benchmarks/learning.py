@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -78,25 +79,36 @@ def search_plan(args: argparse.Namespace, settings: list[str], seed: int) -> str
     return found[-1].removeprefix("best plan: ").split(" ")[0]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def add_run_arguments(parser: argparse.ArgumentParser, curve: str, kind: str) -> None:
+    """The flags of a benchmark that trains PPO runs and evaluates their kept policies."""
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--envs", type=int, default=4)
     parser.add_argument("--seeds", type=int, default=10, help="held-out evaluation seeds")
     parser.add_argument("--training-seeds", default="0,1,2", help="comma-separated")
-    parser.add_argument("--jobs", type=int, default=2, help="trainings run at once")
+    parser.add_argument("--jobs", type=int, default=2, help="processes run at once")
     parser.add_argument(
         "--runs-dir",
         type=Path,
-        default=Path("runs/bench") / time.strftime("%Y%m%d-%H%M%S"),
-        help="where the trainings go (default: a fresh runs/bench/<date>-<time>)",
+        default=Path("runs/bench") / time.strftime(f"{kind}%Y%m%d-%H%M%S"),
+        help=f"where the trainings and results go (default: a fresh runs/bench/{kind}<time>)",
     )
     parser.add_argument(
         "--curve",
-        default="0,1,2,5,10,20,40",
+        default=curve,
         help="rounds whose policies are evaluated (those above --rounds are dropped; the last "
         "round is always included)",
     )
+
+
+def seeds_and_curve(args: argparse.Namespace) -> tuple[list[int], list[int]]:
+    """The training seeds and the rounds to evaluate, from `add_run_arguments`' flags."""
+    rounds = {int(r) for r in args.curve.split(",") if int(r) <= args.rounds}
+    return [int(s) for s in args.training_seeds.split(",")], sorted(rounds | {args.rounds})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_run_arguments(parser, "0,1,2,5,10,20,40", "")
     parser.add_argument("--figure", type=Path, default=Path("docs/learning_curve.png"))
     parser.add_argument(
         "--no-plan-search",
@@ -127,8 +139,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(1)  # as every esper command here (each training process too)
-    training_seeds = [int(s) for s in args.training_seeds.split(",")]
-    curve = sorted({int(r) for r in args.curve.split(",") if int(r) <= args.rounds} | {args.rounds})
+    training_seeds, curve = seeds_and_curve(args)
     variants = [parse_training(t) for t in args.train or DEFAULT_TRAINING]
     jobs = [(name, settings, seed) for name, settings in variants for seed in training_seeds]
     print(header("held-out learning curves on digits", runs=args.seeds))
@@ -178,7 +189,14 @@ def main() -> None:
     started = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as pool:
         parts = list(
-            pool.map(lambda group: evaluate(args, group[0], [*baselines, *group[1]]), groups)
+            pool.map(
+                lambda group: evaluate(
+                    [*baselines, *group[1]],
+                    args.seeds,
+                    args.runs_dir / f"evaluation-{group[0]}.json",
+                ),
+                groups,
+            )
         )
     evaluation_wall = time.perf_counter() - started
     results = merge_results(parts)
@@ -243,27 +261,30 @@ def print_headline(
             print(f"  {label:24s} - {reference:34s} {shown}")
 
 
-def evaluate(args: argparse.Namespace, name: str, controllers: list[str]) -> dict[str, Any]:
-    """One `esper evaluate` in its own process: its results JSON."""
-    out = args.runs_dir / f"evaluation-{name}.json"
+def evaluate(controllers: list[str], seeds: int, out: Path, *options: str) -> dict[str, Any]:
+    """One `esper evaluate` on digits in its own process (`options`: more of its flags): its
+    results JSON, written to `out`, with every ppo policy labelled ppo:RUN_NAME@ROUND (esper
+    labels the policies of a single run ppo@ROUND)."""
     command = [sys.executable, "-m", "esper", "evaluate", "--task", "digits"]
-    command += ["--controllers", ",".join(controllers), "--seeds", str(args.seeds)]
-    command += ["--out", str(out)]
+    command += ["--controllers", ",".join(controllers), "--seeds", str(seeds)]
+    command += [*options, "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"evaluation of {name} failed:\n{done.stderr[-2000:]}")
+        raise SystemExit(f"evaluation {out.name} failed:\n{done.stderr[-2000:]}")
     results: dict[str, Any] = json.loads(out.read_text())
     runs = {Path(c[len("ppo:") :].rsplit("@", 1)[0]) for c in controllers if c.startswith("ppo:")}
-    if len(runs) == 1:  # one run's policies are labelled ppo@R: name them as several runs' are
+    if len(runs) == 1:
         (run,) = runs
-        relabel = {f"ppo@{r}": f"ppo:{run.name}@{r}" for r in range(args.rounds + 1)}
+
+        def relabel(label: str) -> str:
+            return re.sub(r"^ppo@", f"ppo:{run.name}@", label)
+
         for c in results["controllers"]:
-            c["label"] = relabel.get(c["label"], c["label"])
+            c["label"] = relabel(c["label"])
         for c in results["comparisons"]:
-            c["minuend"] = relabel.get(c["minuend"], c["minuend"])
-            c["subtrahend"] = relabel.get(c["subtrahend"], c["subtrahend"])
+            c["minuend"], c["subtrahend"] = relabel(c["minuend"]), relabel(c["subtrahend"])
         for e in results["episodes"]:
-            e["controller"] = relabel.get(e["controller"], e["controller"])
+            e["controller"] = relabel(e["controller"])
     return results
 
 

@@ -23,35 +23,16 @@ Usage: python benchmarks/prices.py [--prices 0.5,1.5,4.5] [--rounds 40] [--train
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from esper.simic.evaluation import paired_bootstrap_ci
-from learning import search_plan, train
+from learning import add_run_arguments, evaluate, search_plan, seeds_and_curve, train
 from machine import header
-
-
-def evaluate_at(
-    price: float, controllers: list[str], seeds: int, out: Path
-) -> tuple[dict[str, Any], float]:
-    """One `esper evaluate` of every controller at parameter price `price`, in its own process:
-    (its results JSON, wall seconds)."""
-    command = [sys.executable, "-m", "esper", "evaluate", "--task", "digits"]
-    command += ["--controllers", ",".join(controllers), "--seeds", str(seeds)]
-    command += ["--rent-weight", str(price), "--out", str(out)]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"evaluation at price {price} failed:\n{done.stderr[-2000:]}")
-    return json.loads(out.read_text()), time.perf_counter() - started
 
 
 def episode_values(results: dict[str, Any], label: str, key: str) -> list[float]:
@@ -62,11 +43,6 @@ def episode_values(results: dict[str, Any], label: str, key: str) -> list[float]
     return [float(e["outcome"][key]) for e in rows]
 
 
-def ppo_label(run: Path, round_index: int, trained: list[tuple[Path, float]]) -> str:
-    """The label `esper evaluate` gives a run's policy: by run name when there are several."""
-    return f"ppo:{run.name}@{round_index}" if len(trained) > 1 else f"ppo@{round_index}"
-
-
 def shown(difference: tuple[float, float, float]) -> str:
     mean, lo, hi = difference
     return f"{mean:+6.2f} [{lo:+6.2f}, {hi:+6.2f}]"
@@ -75,18 +51,7 @@ def shown(difference: tuple[float, float, float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prices", default="0.5,1.5,4.5", help="rent weights, comma-separated")
-    parser.add_argument("--rounds", type=int, default=40)
-    parser.add_argument("--envs", type=int, default=4)
-    parser.add_argument("--seeds", type=int, default=10, help="held-out seeds per price")
-    parser.add_argument("--training-seeds", default="0,1,2", help="comma-separated")
-    parser.add_argument("--curve", default="0,20,40", help="rounds evaluated (+ the last)")
-    parser.add_argument("--jobs", type=int, default=2, help="processes at once")
-    parser.add_argument(
-        "--runs-dir",
-        type=Path,
-        default=Path("runs/bench") / time.strftime("prices-%Y%m%d-%H%M%S"),
-        help="where the trainings and results go (default: a fresh runs/bench/prices-<time>)",
-    )
+    add_run_arguments(parser, "0,20,40", "prices-")
     parser.add_argument(
         "--no-plan-search", action="store_true", help="skip the budget-matched plan search"
     )
@@ -106,8 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)  # as every process it starts (the header reports it)
     prices = [float(p) for p in args.prices.split(",")]
-    training_seeds = [int(s) for s in args.training_seeds.split(",")]
-    curve = sorted({int(r) for r in args.curve.split(",") if int(r) <= args.rounds} | {args.rounds})
+    training_seeds, curve = seeds_and_curve(args)
     settings = [f"rent_weights={','.join(str(p) for p in prices)}", *args.set]
     print(header("one controller over several parameter prices, digits", runs=args.seeds))
     print(
@@ -131,19 +95,20 @@ def main() -> None:
     plans = sorted({f"plan:{plan}" for plan in found})
     policies = [f"ppo:{run}@{r}" for run, _ in trained for r in curve]
     controllers = ["static", "heuristic", *plans, *policies]
-    # esper evaluate labels each policy of several runs by its run directory's name
-    labels = [
-        "static",
-        "heuristic",
-        *plans,
-        *(ppo_label(run, r, trained) for run, _ in trained for r in curve),
-    ]
+    names = [f"ppo:{run.name}@{r}" for run, _ in trained for r in curve]  # as evaluate labels them
+    labels = ["static", "heuristic", *plans, *names]
 
     started = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as pool:
         evaluated = list(
             pool.map(
-                lambda p: evaluate_at(p, controllers, args.seeds, args.runs_dir / f"eval-{p}.json"),
+                lambda p: evaluate(
+                    controllers,
+                    args.seeds,
+                    args.runs_dir / f"eval-{p}.json",
+                    "--rent-weight",
+                    str(p),
+                ),
                 prices,
             )
         )
@@ -151,7 +116,7 @@ def main() -> None:
         f"evaluation: {len(controllers)} controllers x {len(prices)} prices x {args.seeds} "
         f"seeds in {time.perf_counter() - started:.0f} s wall"
     )
-    results = {p: r for p, (r, _) in zip(prices, evaluated, strict=True)}
+    results = dict(zip(prices, evaluated, strict=True))
 
     for price in prices:
         print(f"\nprice {price}: controller | return | test acc % | params added")
@@ -166,7 +131,7 @@ def main() -> None:
 
     print("\npaired return differences (per training seed; mean [95% BCa] over held-out seeds)")
     for seed, (run, _), plan in zip(training_seeds, trained, found, strict=True):
-        final, untrained = ppo_label(run, args.rounds, trained), ppo_label(run, 0, trained)
+        final, untrained = f"ppo:{run.name}@{args.rounds}", f"ppo:{run.name}@0"
         for reference, name in ((f"plan:{plan}", "plan search"), (untrained, "its round 0")):
             every_final: list[float] = []
             every_reference: list[float] = []
