@@ -30,6 +30,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -231,18 +232,25 @@ def print_headline(
     training_seeds: list[int],
     rounds: int,
 ) -> None:
-    """Baselines, plans and every final policy: mean test accuracy [95% CI] and parameters
-    added; then each final policy minus the heuristic, static and its own round 0 (test
-    accuracy, pp, with the interval and the sign-flip p-value)."""
+    """Baselines, plans and every final policy: mean test accuracy [95% CI], parameters added
+    and the network grown most often; then each final policy minus the heuristic, static, its
+    own round 0 and each plan (test accuracy, pp, with the interval and the sign-flip p-value)."""
     by_label = {c["label"]: c for c in results["controllers"]}
     finals = [label_of(name, seed, rounds) for name, _ in variants for seed in training_seeds]
     rows = [c for c in results["controllers"] if not c["label"].startswith("ppo:")]
     rows += [by_label[label] for label in finals]
-    print(f"controller | test acc % [95% CI] | params added ({len(results['seeds'])} seeds)")
+    grown: dict[str, Counter[str]] = {}
+    for e in results["episodes"]:
+        network = " + ".join(e["outcome"]["grown"]) or "nothing"
+        grown.setdefault(e["controller"], Counter())[network] += 1
+    n = len(results["seeds"])
+    print(f"controller | test acc % [95% CI] | params added | grown most often ({n} seeds)")
     for c in rows:
         acc = c["test_accuracy"]
         shown = f"{acc['mean']:6.2f} [{acc['lo']:6.2f}, {acc['hi']:6.2f}]"
-        print(f"  {c['label']:44s} {shown} | {c['params_added']['mean']:7.0f}")
+        network, count = grown[c["label"]].most_common(1)[0]
+        added = c["params_added"]["mean"]
+        print(f"  {c['label']:44s} {shown} | {added:7.0f} | {network} ({count}/{n})")
     comparisons = {
         (c["minuend"], c["subtrahend"]): c
         for c in results["comparisons"]
