@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import pytest
 import torch
 
 from esper.cli.main import main
-from esper.nissa import CHECKPOINTS_DIR, CONFIG_FILE, EVENTS_FILE, read_events
+from esper.nissa import CHECKPOINTS_DIR, CONFIG_FILE, EVENTS_FILE, locked_run_dir, read_events
 from esper.simic.checkpoint import LATEST, read_checkpoint
 
 ARGS = ["train", "ppo", "--task", "digits", "--envs", "2", "--episode-length", "4", "--seed", "3"]
@@ -218,3 +219,45 @@ def test_a_resume_repeating_the_runs_own_settings_is_accepted(runs: Runs, tmp_pa
 def test_resuming_a_directory_without_config_is_refused(tmp_path: Path) -> None:
     outcome = run(["train", "ppo", "--resume", str(tmp_path), "--no-live"])
     _assert_one_error_line(outcome, CONFIG_FILE)
+
+
+def test_a_resume_while_another_process_trains_in_the_run_is_refused(
+    runs: Runs, tmp_path: Path
+) -> None:
+    """Two trainers in one run directory trained the same rounds twice, their events
+    interleaved (issue 11); the lock refuses the second, naming the first, and changes nothing."""
+    run_dir = _copy(runs.resumed, tmp_path)
+    with locked_run_dir(run_dir):
+        before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+        outcome = run(["train", "ppo", "--resume", str(run_dir), "--rounds", "5", "--no-live"])
+        after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    _assert_one_error_line(outcome, f"is in use by process {os.getpid()}")
+    assert after == before
+
+
+def test_a_resume_cuts_the_log_back_to_its_checkpoint_and_removes_stale_temp_files(
+    runs: Runs, tmp_path: Path
+) -> None:
+    """What a process killed mid-round leaves: events past the checkpoint's committed length
+    (written again by the resume) and the temporary file of an interrupted checkpoint write."""
+    run_dir = _copy(runs.resumed, tmp_path)
+    events = run_dir / EVENTS_FILE
+    assert checkpoint(run_dir)["events_bytes"] < events.stat().st_size  # run_end came after
+    with events.open("a", encoding="utf-8") as log:
+        log.write('{"type": "epoch", "round": 4, "env": 0, "epoch": 1, "payload": {}}\n{"ty')
+    stale = run_dir / CHECKPOINTS_DIR / ".latest.pt.0123456789ab.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    outcome = run(["train", "ppo", "--resume", str(run_dir), "--rounds", "5", "--no-live"])
+    assert outcome.code == 0, outcome.err
+    rounds = [(e["type"], e["round"]) for e in read_events(events) if e["type"] == "round"]
+    assert rounds == [("round", r) for r in range(5)]
+    assert not [e for e in read_events(events) if e["type"] == "epoch" and e["payload"] == {}]
+    assert not stale.exists()
+
+
+def test_a_log_shorter_than_its_checkpoint_says_is_refused(runs: Runs, tmp_path: Path) -> None:
+    run_dir = _copy(runs.resumed, tmp_path)
+    events = run_dir / EVENTS_FILE
+    events.write_bytes(events.read_bytes()[:100])
+    outcome = run(["train", "ppo", "--resume", str(run_dir), "--rounds", "5", "--no-live"])
+    _assert_one_error_line(outcome, "holds 100 bytes, fewer than the", "changed outside esper")

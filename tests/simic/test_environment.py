@@ -81,7 +81,7 @@ def test_the_trainers_envs_raise_on_an_illegal_action(digits: DataSplits) -> Non
     config = TrainingConfig(task="digits", n_envs=1, episode_length=4)
     assert env_config_for(config, 0).illegal_action == "raise"
     pool = build_pool(config, digits)
-    pool.reset([0], round_index=0)
+    pool.reset([0])
     with pytest.raises(IllegalActionError, match="ADVANCE"):
         pool.step([FactoredAction(Op.ADVANCE, slot="r0c0")])
 

@@ -29,8 +29,8 @@ def play(
     """One `PlanPolicy` episode; the env afterwards, its record and its telemetry events."""
     sink = MemorySink()
     config = EnvConfig(episode_length=episode_length, illegal_action="raise")
-    env = MorphogeneticEnv(get_task("digits"), data, config, TelemetryHub([sink]))
-    (record,) = run_episodes(PlanPolicy(plan), [env], [seed])
+    env = MorphogeneticEnv(get_task("digits"), data, config)
+    (record,) = run_episodes(PlanPolicy(plan), [env], [seed], TelemetryHub([sink]))
     return env, record, [{"type": e.type, "epoch": e.epoch, **e.payload} for e in sink.events]
 
 

@@ -109,7 +109,7 @@ def test_buffer_holds_the_features_normalized_as_during_the_rollout(played: Play
     assert trainer.obs_normalizer.state_dict() == played.normalizer_before_collect
     # The raw features are the observations themselves: step 0 is the reset observation.
     seeds = trainer.round_seeds(trainer.round)
-    observations = trainer.pool.reset(seeds, trainer.round)
+    observations = trainer.pool.reset(seeds)
     assert np.array_equal(buffer.raw_features[0], np.stack([o.features for o in observations]))
     # Normalization is not the identity here, so the comparison above can tell them apart.
     assert not torch.equal(buffer.features, torch.from_numpy(buffer.raw_features))
@@ -129,7 +129,7 @@ def _scripted_buffer(
     step and chose actions[t][env]; log-probs are the network's own."""
     trainer = played.trainer
     spec = trainer.pool.feature_spec
-    observation = trainer.pool.reset(trainer.round_seeds(0), 0)[0]
+    observation = trainer.pool.reset(trainer.round_seeds(0))[0]
     steps, n = len(actions), len(actions[0])
     features = torch.from_numpy(np.stack([observation.features] * n))  # (n, F)
     masks = {k: torch.from_numpy(v) for k, v in stack_masks([observation.masks] * n).items()}

@@ -8,8 +8,16 @@ import pytest
 import torch
 
 from esper.kasmina import CNNHost, MorphogeneticModel
-from esper.leyline import EpisodeOutcome, FactoredAction, Initiator, Op, Stage, Tempo
-from esper.nissa import MemorySink, TelemetryHub
+from esper.leyline import (
+    EpisodeOutcome,
+    FactoredAction,
+    Initiator,
+    LifecycleEvent,
+    Op,
+    RollbackEvent,
+    Stage,
+    Tempo,
+)
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.tolaria import Governor, GovernorConfig, HostSession, get_task
 from esper.tolaria.data import load_digits
@@ -126,11 +134,8 @@ def test_bad_chance_loss_is_refused() -> None:
 
 
 def test_non_finite_weight_mid_episode_rolls_back_and_the_episode_completes() -> None:
-    sink = MemorySink()
     env = MorphogeneticEnv(
-        get_task("digits"),
-        config=EnvConfig(episode_length=6, illegal_action="raise"),
-        hub=TelemetryHub([sink]),
+        get_task("digits"), config=EnvConfig(episode_length=6, illegal_action="raise")
     )
     env.reset(seed=0)
     germinate = FactoredAction.germinate("r0c1", "conv_light", tempo=Tempo.FAST)
@@ -144,17 +149,17 @@ def test_non_finite_weight_mid_episode_rolls_back_and_the_episode_completes() ->
         next(model.host.parameters()).fill_(float("nan"))
     obs, reward, terminated, _, info = env.step(FactoredAction.wait())
 
-    rollbacks = [e for e in sink.events if e.type == "governor"]
+    rollbacks = [r for r in info["events"] if isinstance(r, RollbackEvent)]
     assert len(rollbacks) == 1
-    assert "non-finite" in rollbacks[0].payload["reason"]
-    assert rollbacks[0].payload["pruned_slots"] == ["r0c1"]
+    assert "non-finite" in rollbacks[0].reason
+    assert rollbacks[0].pruned_slots == ("r0c1",)
     pruned = [
-        e.payload
-        for e in sink.events
-        if e.type == "lifecycle" and e.payload["initiator"] == "governor"
+        r
+        for r in info["events"]
+        if isinstance(r, LifecycleEvent) and r.initiator == Initiator.GOVERNOR
     ]
-    assert [(p["slot_id"], p["from_stage"], p["to_stage"]) for p in pruned] == [
-        ("r0c1", "TRAINING", "PRUNED")
+    assert [(p.slot_id, p.from_stage, p.to_stage) for p in pruned] == [
+        ("r0c1", Stage.TRAINING, Stage.PRUNED)
     ]
     assert model.slot("r0c1").stage == Stage.PRUNED
     for name, value in model.host.state_dict().items():

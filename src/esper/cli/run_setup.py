@@ -9,7 +9,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -163,25 +163,24 @@ class RunSetup:
 
     def make_envs(self, n: int) -> list[MorphogeneticEnv]:
         return [
-            MorphogeneticEnv(
-                self.task,
-                self.data,
-                env_config_for(self.settings, i),
-                self.hub,
-                replace(self.context, env=i),
-            )
+            MorphogeneticEnv(self.task, self.data, env_config_for(self.settings, i))
             for i in range(n)
         ]
 
 
 def open_telemetry(
-    run_dir: Path, level: TelemetryLevel, is_live: bool, log_lifecycle: bool = True
+    run_dir: Path,
+    level: TelemetryLevel,
+    is_live: bool,
+    log_lifecycle: bool = True,
+    events: JsonlSink | None = None,
 ) -> TelemetryHub:
-    """events.jsonl in the run directory plus the console (live only on a terminal). In a run
-    telemetry never stops training: a bad event is dropped and counted, a failing sink retried
-    (tests set ESPER_TELEMETRY_STRICT=1, so there the same bug raises)."""
+    """events.jsonl in the run directory (`events`, else a plain `JsonlSink`) plus the console
+    (live only on a terminal). In a run telemetry never stops training: a bad event is dropped
+    and counted, a failing sink retried (tests set ESPER_TELEMETRY_STRICT=1, so there the same
+    bug raises)."""
     sinks: list[Sink] = [
-        JsonlSink(run_dir / EVENTS_FILE),
+        events if events is not None else JsonlSink(run_dir / EVENTS_FILE),
         ConsoleSink(live=None if is_live else False, log_lifecycle=log_lifecycle),
     ]
     return TelemetryHub(sinks, level=level, strict=False)

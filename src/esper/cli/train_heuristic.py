@@ -73,7 +73,7 @@ def run_heuristic(args: argparse.Namespace) -> int:
             )
             run.keep()
             with recorded_run(hub, context, start):
-                run_episodes(policy, envs, seeds, hub)
+                run_episodes(policy, envs, seeds, hub, context)
         finally:
             hub.close()
     Console().print(f"run directory: {run.path}")

@@ -1,4 +1,13 @@
-"""`esper train ppo`: train the learned controller; `--resume RUN_DIR` continues a run."""
+"""`esper train ppo`: train the learned controller; `--resume RUN_DIR` continues a run.
+
+A round is a transaction. Its events are held back while it runs (the console shows them live);
+at its end they are appended to events.jsonl and synced, then `checkpoints/latest.pt` is
+written atomically with the log's committed length and the resolved config, then
+`config.json` from that committed state. A kill at any moment therefore loses only the round
+in flight: `--resume` cuts the log back to the checkpoint's length, removes the temporary files
+of a write the kill interrupted, and trains that round again. A run directory is locked while a
+process trains in it.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +34,24 @@ from esper.cli.settings import (
     resolve_settings,
 )
 from esper.leyline import EventContext, RunStartEvent
-from esper.nissa import CHECKPOINTS_DIR, CONFIG_FILE, parse_level, write_config
+from esper.nissa import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    EVENTS_FILE,
+    JsonlSink,
+    TelemetryHub,
+    locked_run_dir,
+    parse_level,
+    remove_temp_files,
+    truncate_events,
+    write_config,
+)
 from esper.simic.checkpoint import (
     LATEST,
     CheckpointError,
     kept_name,
     load_checkpoint,
+    read_checkpoint,
     save_checkpoint,
 )
 from esper.simic.config import ConfigError, TrainingConfig
@@ -86,8 +107,8 @@ def _resumed_config(args: argparse.Namespace) -> tuple[TrainingConfig, dict[str,
     saved = TrainingConfig.validated(saved_json, source=config_path)
     checkpoint = load_checkpoint(run_dir / CHECKPOINTS_DIR / LATEST)
     trained = TrainingConfig.validated(checkpoint["config"], source=run_dir / CHECKPOINTS_DIR)
-    # `rounds` may differ: a resume with more rounds writes config.json before its first new
-    # checkpoint, and a crash in between must not make the run unresumable.
+    # `rounds` may differ: config.json follows each checkpoint, so a kill between the two
+    # leaves the previous round count there (and older esper wrote it before the checkpoint).
     if trained.with_overrides({"rounds": saved.rounds}) != saved:
         raise ValueError(f"--resume {run_dir}: {CONFIG_FILE} and the checkpoint disagree")
     asked = requested_settings(args, TrainingConfig)
@@ -128,8 +149,11 @@ def check_round(summary: RoundSummary, trainer: VectorizedTrainer) -> None:
 
 def run_ppo(args: argparse.Namespace) -> int:
     if args.resume is not None:
+        run_dir: Path = args.resume
+        if not run_dir.is_dir():
+            raise ValueError(f"--resume {run_dir}: no such run directory")
         config, checkpoint = _resumed_config(args)
-        run = NewRunDir(args.resume, is_kept=True)
+        run = NewRunDir(run_dir, is_kept=True)
         return _train(args, config, run, load_data(config), checkpoint)
     config = resolve_config(args)
     refuse_unbuilt(
@@ -152,42 +176,126 @@ def _train(
     apply_threads(config.threads)
     task, data = task_data
     run_dir = run.path
-    hub = open_telemetry(
-        run_dir, parse_level(config.telemetry), is_live=not args.no_live, log_lifecycle=False
-    )
     context = EventContext(run=run_dir.name, group=config.reward_mode.value)
-    pool = build_pool(config, data, hub, context)
+    pool = build_pool(config, data)
     try:
-        trainer = VectorizedTrainer(config, pool, hub, context)
+        trainer = VectorizedTrainer(config, pool, context=context)
         if checkpoint is not None:
             _restore(trainer, checkpoint, run_dir)
-            write_config(run_dir, config.to_json_dict())
-        start = RunStartEvent(
-            "train ppo",
-            task.name,
-            "ppo",
-            config.rounds * config.n_envs,
-            config.n_envs,
-            config.to_json_dict(),
-            rounds=config.rounds,
-        )
-        run.keep()
-        with recorded_run(hub, context, start):
-            keep_policy(trainer, config, run_dir)  # round 0: the untrained network
-            while trainer.round < config.rounds:
-                check_round(trainer.run_round(), trainer)
-                save_checkpoint(
-                    run_dir / CHECKPOINTS_DIR / LATEST, trainer.state_dict(), config.to_json_dict()
-                )
-                keep_policy(trainer, config, run_dir)
+            _committed_length(run_dir, checkpoint)
+        # Everything that can refuse a resume is checked above, before the lock is taken
+        # (taking it writes the holder's name): a refused command changes no file.
+        with locked_run_dir(run_dir):
+            if checkpoint is not None:
+                _check_unchanged(args, checkpoint)
+                _roll_back_to(run_dir, checkpoint)
+            _run_rounds(args, config, run, trainer, task)
     finally:
         pool.close()
-        hub.close()
     print(f"run directory: {run_dir}")
     return 0
 
 
-def keep_policy(trainer: VectorizedTrainer, config: TrainingConfig, run_dir: Path) -> None:
+def _run_rounds(
+    args: argparse.Namespace,
+    config: TrainingConfig,
+    run: NewRunDir,
+    trainer: VectorizedTrainer,
+    task: Task,
+) -> None:
+    run_dir = run.path
+    log = JsonlSink(run_dir / EVENTS_FILE, transactional=True)
+    hub = open_telemetry(
+        run_dir,
+        parse_level(config.telemetry),
+        is_live=not args.no_live,
+        log_lifecycle=False,
+        events=log,
+    )
+    trainer.hub = hub
+    is_new = trainer.round == 0 and not (run_dir / CHECKPOINTS_DIR / LATEST).exists()
+    start = RunStartEvent(
+        "train ppo",
+        task.name,
+        "ppo",
+        config.rounds * config.n_envs,
+        config.n_envs,
+        config.to_json_dict(),
+        rounds=config.rounds,
+    )
+    run.keep()
+    try:
+        with recorded_run(hub, trainer.context, start):
+            if is_new:  # round 0 (the untrained network) is resumable too
+                commit_round(trainer, config, run_dir, hub, log)
+            keep_policy(trainer, config, run_dir, log.committed_bytes)
+            while trainer.round < config.rounds:
+                check_round(trainer.run_round(), trainer)
+                commit_round(trainer, config, run_dir, hub, log)
+    finally:
+        hub.close()
+
+
+def _check_unchanged(args: argparse.Namespace, checkpoint: dict[str, Any]) -> None:
+    """Under the lock: the checkpoint read before it is still the run's latest (another
+    process may have committed a round in between)."""
+    now = read_checkpoint(args.resume / CHECKPOINTS_DIR / LATEST)
+    before = (checkpoint["trainer"]["round"], checkpoint.get("events_bytes"))
+    if (now["trainer"]["round"], now.get("events_bytes")) != before:
+        raise ValueError(
+            f"--resume {args.resume}: another process trained in the run while this one was "
+            "starting; resume again"
+        )
+
+
+def _roll_back_to(run_dir: Path, checkpoint: dict[str, Any]) -> None:
+    """Undo what a killed process did after its last commit: the events of the round it was
+    training and the temporary files of an interrupted write."""
+    truncate_events(run_dir / EVENTS_FILE, _committed_length(run_dir, checkpoint))
+    remove_temp_files(run_dir)
+    remove_temp_files(run_dir / CHECKPOINTS_DIR)
+
+
+def _committed_length(run_dir: Path, checkpoint: dict[str, Any]) -> int:
+    """The length events.jsonl had when `checkpoint` was written.
+
+    Raises:
+        ValueError: the log is shorter than that (it was changed outside esper).
+    """
+    events = run_dir / EVENTS_FILE
+    size = events.stat().st_size if events.exists() else 0
+    committed = checkpoint.get("events_bytes")
+    if committed is None:  # a checkpoint from before events_bytes: the log stays as it is
+        return size
+    if size < committed:
+        raise ValueError(
+            f"--resume {run_dir}: {EVENTS_FILE} holds {size} bytes, fewer than the "
+            f"{committed} its checkpoint committed (the event log was changed outside esper)"
+        )
+    return int(committed)
+
+
+def commit_round(
+    trainer: VectorizedTrainer,
+    config: TrainingConfig,
+    run_dir: Path,
+    hub: TelemetryHub,
+    log: JsonlSink,
+) -> None:
+    """End the round as a transaction: its events (synced), then the checkpoint that names the
+    log's committed length, then the policy kept for this round, then config.json."""
+    hub.commit()
+    state, settings = trainer.state_dict(), config.to_json_dict()
+    save_checkpoint(
+        run_dir / CHECKPOINTS_DIR / LATEST, state, settings, events_bytes=log.committed_bytes
+    )
+    keep_policy(trainer, config, run_dir, log.committed_bytes)
+    write_config(run_dir, settings)
+
+
+def keep_policy(
+    trainer: VectorizedTrainer, config: TrainingConfig, run_dir: Path, events_bytes: int
+) -> None:
     """Keep this round's policy as its own checkpoint when `keep_every` asks for it (each a
     whole checkpoint: any of them can be evaluated or resumed from)."""
     every = config.keep_every
@@ -195,7 +303,8 @@ def keep_policy(trainer: VectorizedTrainer, config: TrainingConfig, run_dir: Pat
         return
     path = run_dir / CHECKPOINTS_DIR / kept_name(trainer.round)
     if not path.exists():  # a resume passes its start round again
-        save_checkpoint(path, trainer.state_dict(), config.to_json_dict())
+        state, settings = trainer.state_dict(), config.to_json_dict()
+        save_checkpoint(path, state, settings, events_bytes=events_bytes)
 
 
 def _restore(trainer: VectorizedTrainer, checkpoint: dict[str, Any], run_dir: Path) -> None:

@@ -11,7 +11,12 @@ stopping training. A sink failing on I/O is retried with backoff in both modes. 
 """
 
 from esper.leyline.events import SinkHealth, SinkStatus, TelemetryError, TelemetryHealth
-from esper.nissa.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from esper.nissa.atomic import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    remove_temp_files,
+)
 from esper.nissa.hub import STRICT_TELEMETRY_ENV, TelemetryHub
 from esper.nissa.levels import (
     DEFAULT_EVENT_LEVEL,
@@ -25,8 +30,12 @@ from esper.nissa.run_dir import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
     EVENTS_FILE,
+    LOCK_FILE,
+    RunDirLockedError,
     create_run_dir,
+    locked_run_dir,
     read_events,
+    truncate_events,
     write_config,
 )
 from esper.nissa.sinks import JsonlSink, MemorySink, Sink
@@ -37,9 +46,11 @@ __all__ = [
     "DEFAULT_EVENT_LEVEL",
     "EVENTS_FILE",
     "EVENT_LEVELS",
+    "LOCK_FILE",
     "STRICT_TELEMETRY_ENV",
     "JsonlSink",
     "MemorySink",
+    "RunDirLockedError",
     "Sink",
     "SinkHealth",
     "SinkStatus",
@@ -53,7 +64,10 @@ __all__ = [
     "create_run_dir",
     "event_level",
     "is_written",
+    "locked_run_dir",
     "parse_level",
     "read_events",
+    "remove_temp_files",
+    "truncate_events",
     "write_config",
 ]

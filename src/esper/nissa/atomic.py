@@ -10,11 +10,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
 
 StrPath = str | os.PathLike[str]
+
+
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
 
 
 def atomic_write_bytes(path: StrPath, data: bytes) -> None:
@@ -49,6 +53,18 @@ def atomic_write_json(path: StrPath, obj: Any) -> None:
     `TypeError` (or `ValueError`) and leaves the old file as it was.
     """
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def remove_temp_files(directory: StrPath) -> list[Path]:
+    """Remove the temporary files that writes killed mid-way left in `directory` (only names
+    `atomic_write_bytes` makes); returns them. Call it only where no write can be under way."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    stale = sorted(p for p in folder.iterdir() if _TEMP_NAME.fullmatch(p.name) and p.is_file())
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def _fsync_directory(directory: Path) -> None:

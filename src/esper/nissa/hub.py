@@ -151,6 +151,35 @@ class TelemetryHub:
             return
         self.emit(event)
 
+    def emit_records(self, payloads: Iterable[Any], context: EventContext, epoch: int) -> None:
+        """`emit_payload` for each of several payloads (one env step's records) in order."""
+        for payload in payloads:
+            self.emit_payload(payload, context, epoch)
+
+    def commit(self) -> None:
+        """Make every sink that holds events back (a transactional `JsonlSink`) write and sync
+        them. A failed commit is an I/O failure like a failed write: its events are counted as
+        missed and the sink is retried later; it never raises, in strict mode neither.
+        """
+        if self._is_closed:
+            raise RuntimeError("telemetry commit after the hub was closed")
+        for state in self._states:
+            commit = getattr(state.sink, "commit", None)
+            if commit is None or state.status is SinkStatus.DISABLED:
+                continue
+            pending = int(getattr(state.sink, "pending", 0))
+            try:
+                commit()
+            except OSError as error:
+                state.dropped += pending
+                state.dropped_in_outage += pending
+                self._on_io_error(state, error)
+            except Exception as error:
+                if self.is_strict:
+                    raise
+                state.dropped += pending
+                self._disable(state, error, "commit")
+
     def close(self) -> None:
         """Close every sink not disabled, then report what each missed in this run.
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
-from collections.abc import Mapping
+import socket
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from esper.nissa.atomic import StrPath, atomic_write_json
 
@@ -15,6 +18,74 @@ _NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 CONFIG_FILE = "config.json"
 EVENTS_FILE = "events.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
+LOCK_FILE = "run.lock"
+
+
+class RunDirLockedError(ValueError):
+    """Another process trains in this run directory; the message names it."""
+
+
+@contextlib.contextmanager
+def locked_run_dir(run_dir: Path) -> Iterator[None]:
+    """Hold `run_dir/run.lock` exclusively while the body runs: a second trainer (a resume
+    started while the first still runs) is refused instead of training the same rounds twice.
+
+    The lock is an advisory `flock` on the file, so the operating system releases it when the
+    holder dies, even by SIGKILL: a crashed run never leaves a stale lock. The file stays; it
+    names the last holder (process, host, start time). On systems without `fcntl` (Windows)
+    nothing is locked.
+
+    Raises:
+        RunDirLockedError: another process holds the lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = run_dir / LOCK_FILE
+    with path.open("a+", encoding="utf-8") as file:
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirLockedError(
+                f"run directory {run_dir} is in use by {_holder(file)}: wait for it to finish "
+                "or stop it, then resume"
+            ) from None
+        file.seek(0)
+        file.truncate()
+        started = datetime.now().isoformat(timespec="seconds")
+        file.write(f"process {os.getpid()} on {socket.gethostname()} since {started}\n")
+        file.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+
+
+def _holder(file: TextIO) -> str:
+    file.seek(0)
+    return file.read().strip() or "another process"
+
+
+def truncate_events(path: Path, length: int) -> None:
+    """Cut events.jsonl back to its first `length` bytes: the events a checkpoint committed
+    (what a killed round appended after them is dropped, as the round is trained again).
+
+    Raises:
+        ValueError: the file is shorter than `length` (it was changed outside esper).
+    """
+    size = path.stat().st_size if path.exists() else 0
+    if size < length:
+        raise ValueError(
+            f"{path} holds {size} bytes, fewer than the {length} its checkpoint committed: "
+            "the event log was changed outside esper"
+        )
+    if size > length:
+        with path.open("rb+") as file:
+            file.truncate(length)
+            file.flush()
+            os.fsync(file.fileno())
 
 
 def create_run_dir(root: Path = Path("runs"), *, name: str) -> Path:

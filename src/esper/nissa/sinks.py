@@ -33,7 +33,12 @@ class JsonlSink:
     """Appends one `event.to_json()` line per event to a file (a run's events.jsonl).
 
     Each line is flushed as it is written, so a crash of the process loses at most the line being
-    written (no fsync per event: that would cost a disk round trip each time). Opening a file
+    written (no fsync per event: that would cost a disk round trip each time).
+
+    `transactional=True` (a training run's log) holds events back instead, until `commit()`
+    appends them in one write and fsyncs the file; `committed_bytes` is then the file's length,
+    which a checkpoint records, so that a resume can cut the log back to the events of the rounds
+    it holds (a killed round's events are never half in the log and half replayed). Opening a file
     whose last line was left unfinished (by a crash, or by a write that failed) first drops that
     fragment, so appending starts on a fresh line and the file stays readable by `read_events`.
 
@@ -46,31 +51,68 @@ class JsonlSink:
         OSError: `path` cannot be opened for appending (the run directory is missing, ...).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, transactional: bool = False) -> None:
         self.path = Path(path)
+        self.is_transactional = transactional
+        self.committed_bytes = 0  # the file's length after the last commit (or the open)
+        self._pending: list[str] = []  # lines held back until `commit` (transactional only)
         self._file: TextIO | None = None
         self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
         self._is_closed = False
         self._open()
 
+    @property
+    def pending(self) -> int:
+        """Events held back, not yet committed."""
+        return len(self._pending)
+
     def write(self, event: Event) -> None:
         if self._is_closed:
             raise RuntimeError(f"JsonlSink.write({event.type!r}) called after close()")
         line = event.to_json() + "\n"  # serialize first: a bad payload writes nothing
-        file = self._current_file()
-        try:
-            file.write(line)
-            file.flush()
-        except OSError:
-            # Part of the line may be on disk; the reopen on the next write drops that fragment.
-            self._discard()
-            raise
+        if self.is_transactional:
+            self._pending.append(line)
+            return
+        self._append(line, sync=False)
+
+    def commit(self) -> None:
+        """Append the held-back events in one write and fsync the file (transactional only).
+
+        Raises:
+            OSError: the write or the sync failed; the held-back events are dropped (the file
+                may hold part of them: `committed_bytes` still marks the last good length).
+        """
+        lines, self._pending = self._pending, []
+        if lines:
+            self._append("".join(lines), sync=True)
 
     def close(self) -> None:
-        self._is_closed = True
-        file, self._file = self._file, None
-        if file is not None:
-            file.close()
+        """Close the file; a transactional sink first commits what it holds (a failed run's
+        last events are kept: a resume cuts the log back to its checkpoint anyway)."""
+        if self._is_closed:
+            return
+        try:
+            if self._pending:
+                self.commit()
+        finally:
+            self._is_closed = True
+            file, self._file = self._file, None
+            if file is not None:
+                file.close()
+
+    def _append(self, text: str, *, sync: bool) -> None:
+        file = self._current_file()
+        try:
+            file.write(text)
+            file.flush()
+            if sync:
+                os.fsync(file.fileno())
+        except OSError:
+            # Part of the text may be on disk; the reopen on the next write drops a fragment.
+            self._discard()
+            raise
+        if sync:
+            self.committed_bytes = os.fstat(file.fileno()).st_size
 
     def __repr__(self) -> str:
         return f"JsonlSink({str(self.path)!r})"
@@ -102,6 +144,7 @@ class JsonlSink:
         file = self.path.open("a", encoding="utf-8", newline="\n")
         stat = os.fstat(file.fileno())
         self._file, self._identity = file, (stat.st_dev, stat.st_ino)
+        self.committed_bytes = stat.st_size
         return file
 
     def _discard(self) -> None:

@@ -1,7 +1,9 @@
 """Checkpoints: everything needed to continue a PPO run exactly, written atomically and checked.
 
 A checkpoint holds the trainer's state (policy, optimizer, normalizers, its RNG generators,
-round), the Python / NumPy / torch global RNG states, the resolved config and a format version.
+round), the Python / NumPy / torch global RNG states, the resolved config, a format version and
+`events_bytes`: the length of the run's events.jsonl once the events of the rounds it holds
+were committed (a resume cuts the log back to it; absent in checkpoints before 2026-12).
 
 On disk it is a small envelope `{"format_version", "sha256", "content"}` where `content` is the
 `torch.save` bytes of that payload (a uint8 tensor) and `sha256` their digest. A file that still
@@ -84,7 +86,13 @@ def _to_bytes(obj: Any) -> bytes:
     return buffer.getvalue()
 
 
-def save_checkpoint(path: Path, trainer_state: dict[str, Any], config: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: Path,
+    trainer_state: dict[str, Any],
+    config: dict[str, Any],
+    *,
+    events_bytes: int | None = None,
+) -> None:
     """Write atomically: a crash mid-write leaves the previous checkpoint intact.
 
     Raises:
@@ -102,6 +110,8 @@ def save_checkpoint(path: Path, trainer_state: dict[str, Any], config: dict[str,
         "config": config,
         "rng": _rng_state(),
     }
+    if events_bytes is not None:
+        payload["events_bytes"] = events_bytes
     content = _to_bytes(payload)
     envelope = {
         "format_version": FORMAT_VERSION,
@@ -156,6 +166,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
         shown = repr(rounds)[:40]
         raise CheckpointError(f"checkpoint {path}: round {shown} is not a count of rounds done")
+    committed = payload.get("events_bytes", 0)
+    if not isinstance(committed, int) or isinstance(committed, bool) or committed < 0:
+        shown = repr(committed)[:40]
+        raise CheckpointError(f"checkpoint {path}: events_bytes {shown} is not a file length")
     bad = non_finite_tensors(trainer)
     if bad:  # never written by save_checkpoint: made elsewhere, or by an older esper
         raise CheckpointError(f"checkpoint {path} holds non-finite values in {', '.join(bad[:5])}")

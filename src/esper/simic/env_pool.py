@@ -2,17 +2,18 @@
 
 Only observations, actions, rewards and small records cross it, so a pool may keep its envs in
 this process (`LocalEnvPool`), in worker processes or in Ray actors without the trainer changing.
+A step's telemetry travels back inside its `StepResult` (payload records, not events): the
+trainer gives them their run, env and round, so nothing inside an env is set from outside.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from esper.kasmina import gate_profile
-from esper.leyline import EpisodeOutcome, EventContext, FactoredAction
-from esper.nissa import TelemetryHub
+from esper.leyline import EpisodeOutcome, FactoredAction
 from esper.simic.config import EpisodeSettings, TrainingConfig
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.tamiyo.features import FeatureSpec, Observation
@@ -29,13 +30,15 @@ class StepResult:
     truncated: bool
     outcome: EpisodeOutcome | None  # on the episode's last step
     timing: dict[str, float]  # phase -> seconds spent in the env
+    epoch: int  # the host epoch this step trained (1 = the episode's first)
+    events: tuple[Any, ...]  # telemetry payload records (`MorphogeneticEnv` info["events"])
 
 
 class EnvPool(Protocol):
     n_envs: int
     feature_spec: FeatureSpec
 
-    def reset(self, seeds: Sequence[int], round_index: int) -> list[Observation]: ...
+    def reset(self, seeds: Sequence[int]) -> list[Observation]: ...
 
     def step(self, actions: Sequence[FactoredAction]) -> list[StepResult]: ...
 
@@ -44,7 +47,7 @@ class EnvPool(Protocol):
 
 def step_result(env: MorphogeneticEnv, action: FactoredAction) -> StepResult:
     """Step one env and keep only what crosses a pool boundary."""
-    _, reward, terminated, truncated, info = env.step(action)
+    (_, reward, terminated, truncated, info), timing = env.timed_step(action)
     return StepResult(
         observation=info["observation"],
         reward=float(reward),
@@ -52,7 +55,9 @@ def step_result(env: MorphogeneticEnv, action: FactoredAction) -> StepResult:
         terminated=terminated,
         truncated=truncated,
         outcome=info.get("outcome"),
-        timing=env.last_timing,
+        timing=timing,
+        epoch=env.epoch,
+        events=info["events"],
     )
 
 
@@ -66,14 +71,13 @@ class LocalEnvPool:
         self.n_envs = n_envs
         self.feature_spec = self.envs[0].feature_spec
 
-    def reset(self, seeds: Sequence[int], round_index: int) -> list[Observation]:
+    def reset(self, seeds: Sequence[int]) -> list[Observation]:
         if len(seeds) != self.n_envs:
             raise ValueError(f"need {self.n_envs} seeds, got {len(seeds)}")
-        observations = []
-        for env, seed in zip(self.envs, seeds, strict=True):
-            env.context = replace(env.context, round=round_index)
-            observations.append(env.reset(seed=seed)[1]["observation"])
-        return observations
+        return [
+            env.reset(seed=seed)[1]["observation"]
+            for env, seed in zip(self.envs, seeds, strict=True)
+        ]
 
     def step(self, actions: Sequence[FactoredAction]) -> list[StepResult]:
         return [step_result(env, a) for env, a in zip(self.envs, actions, strict=True)]
@@ -98,17 +102,12 @@ def env_config_for(config: EpisodeSettings, env_index: int) -> EnvConfig:
     )
 
 
-def build_pool(
-    config: TrainingConfig,
-    data: DataSplits,
-    hub: TelemetryHub | None = None,
-    context: EventContext = EventContext(),
-) -> EnvPool:
+def build_pool(config: TrainingConfig, data: DataSplits) -> EnvPool:
     """The env pool `config.backend` names, one env per `config.n_envs`."""
     task = get_task(config.task)
 
     def make_env(i: int) -> MorphogeneticEnv:
-        return MorphogeneticEnv(task, data, env_config_for(config, i), hub, replace(context, env=i))
+        return MorphogeneticEnv(task, data, env_config_for(config, i))
 
     if config.backend == "local":
         return LocalEnvPool(make_env, config.n_envs)

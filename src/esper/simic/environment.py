@@ -7,7 +7,14 @@ one terminates (a true terminal: there is nothing to bootstrap). Observations ar
 features (a `Box`); `info["action_mask"]` holds the masks, `info["observation"]` the full
 `Observation` (raw records for the heuristic), `info["reward_terms"]` the reward's named terms
 (at the episode's parameter price: `RewardConfig.for_episode(seed)`, also in the observation),
-and on the last step `info["outcome"]` the `EpisodeOutcome` (test accuracy: telemetry only).
+`info["events"]` the step's telemetry payloads (lifecycle changes, a governor rollback, the
+epoch and its reward terms, in that order), and on the last step `info["outcome"]` the
+`EpisodeOutcome` (test accuracy: telemetry only).
+
+An env holds no telemetry hub, file or console: its events are records returned with the step,
+and whoever runs it (a pool, a worker process, an evaluation) wraps them with the run, env and
+round they belong to. Wall times are not in `info` (gymnasium asks it to be deterministic):
+`timed_step` returns them beside the step.
 `action_masks()` gives the same masks as one flat vector, for mask-aware agents that mask each
 head of the `MultiDiscrete` action independently (e.g. sb3-contrib's MaskablePPO).
 """
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import gymnasium as gym
 import numpy as np
@@ -26,7 +33,6 @@ from esper.leyline import (
     EpisodeOutcome,
     EpochEvent,
     EpochMetrics,
-    EventContext,
     FactoredAction,
     IllegalActionError,
     Initiator,
@@ -35,7 +41,6 @@ from esper.leyline import (
     RollbackEvent,
     Stage,
 )
-from esper.nissa import TelemetryHub
 from esper.simic.rewards import RewardConfig, StepState, compute_reward
 from esper.tamiyo.action_codec import decode
 from esper.tamiyo.features import (
@@ -71,6 +76,10 @@ class EnvConfig:
             )
 
 
+# What one gymnasium step returns: observation, reward, terminated, truncated, info.
+GymStep: TypeAlias = tuple[np.ndarray, float, bool, bool, dict[str, Any]]
+
+
 def describe(action: FactoredAction) -> str:
     parts = [action.op.name, action.slot or "", action.blueprint or ""]
     return " ".join(p for p in parts if p)
@@ -84,10 +93,8 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         task: Task,
         data: DataSplits | None = None,
         config: EnvConfig = EnvConfig(),
-        hub: TelemetryHub | None = None,
-        context: EventContext = EventContext(),
     ) -> None:
-        self.task, self.config, self.hub, self.context = task, config, hub, context
+        self.task, self.config = task, config
         self.data = data if data is not None else task.load(DataOptions())
         self.session = HostSession(task, self.data, config.session)
         self.session.reset(0)  # builds a model once, to size the spaces
@@ -109,7 +116,6 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         self.episode_seed = 0
         self.pruned = 0  # seeds pruned this episode
         self.reward = config.reward.for_episode(0)  # this episode's rewards (its price)
-        self.last_timing: dict[str, float] = {}  # phase -> seconds of the last step
 
     # -- gymnasium API -------------------------------------------------------------------------
 
@@ -129,9 +135,11 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         obs = self._observe(metrics)
         return obs.features, {"action_mask": obs.masks.as_dict(), "observation": obs}
 
-    def step(
-        self, action: np.ndarray | FactoredAction
-    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray | FactoredAction) -> GymStep:
+        return self.timed_step(action)[0]
+
+    def timed_step(self, action: np.ndarray | FactoredAction) -> tuple[GymStep, dict[str, float]]:
+        """`step`, and the seconds it spent per phase (action, host_training, evaluation)."""
         if self._state.epoch >= self.config.episode_length:
             raise RuntimeError("episode is over: call reset() first")
         chosen = action if isinstance(action, FactoredAction) else decode(self.feature_spec, action)
@@ -155,9 +163,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         self._state = after
         self.pruned += sum(e.to_stage == Stage.PRUNED for e in events)
         obs = self._observe(metrics)
-        self._emit(events, result, metrics, chosen, reward.terms, reward.total)
-        # Wall times are kept out of `info`, which must be deterministic (gymnasium's checker).
-        self.last_timing = {
+        timing = {
             "action": acted - started,
             "host_training": result.train_s,
             "evaluation": result.evaluate_s,
@@ -168,11 +174,11 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             "observation": obs,
             "reward_terms": reward.terms,
             "action": chosen,
-            "events": events,
+            "events": self._events(events, result, metrics, chosen, reward.terms, reward.total),
         }
         if terminated:
             info["outcome"] = self.outcome()
-        return obs.features, reward.total, terminated, False, info
+        return (obs.features, reward.total, terminated, False, info), timing
 
     def action_masks(self) -> np.ndarray:
         """The legal choices now, as one flat boolean vector (sum(action_space.nvec),): each
@@ -254,26 +260,22 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             rent_weight=self.reward.rent_weight,
         )
 
-    def _emit(
+    def _events(
         self,
-        events: list[LifecycleEvent],
+        lifecycle: list[LifecycleEvent],
         result: EpochResult,
         metrics: EpochMetrics,
         action: FactoredAction,
         terms: dict[str, float],
         total: float,
-    ) -> None:
-        if self.hub is None:
-            return
-        epoch, ctx, hub = self.epoch, self.context, self.hub
-        for event in events:
-            hub.emit_payload(event, ctx, epoch)
+    ) -> tuple[Any, ...]:
+        """The step's telemetry payloads, in the order a log shows them."""
+        records: list[Any] = list(lifecycle)
         if result.rollback_reason is not None:
-            pruned = tuple(e.slot_id for e in events if e.initiator == Initiator.GOVERNOR)
-            rollback = RollbackEvent(result.rollback_reason, result.train.loss, pruned)
-            hub.emit_payload(rollback, ctx, epoch)
+            pruned = tuple(e.slot_id for e in lifecycle if e.initiator == Initiator.GOVERNOR)
+            records.append(RollbackEvent(result.rollback_reason, result.train.loss, pruned))
         reports = self._state.reports
-        hub.emit_payload(
+        records.append(
             EpochEvent(
                 metrics=metrics,
                 stages={s: r.stage.name for s, r in reports.items()},
@@ -281,8 +283,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
                 action=describe(action),
                 reward=total,
                 seed_params=self._state.seed_params,
-            ),
-            ctx,
-            epoch,
+            )
         )
-        hub.emit_payload(RewardEvent(terms, total), ctx, epoch)
+        records.append(RewardEvent(terms, total))
+        return tuple(records)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from esper.leyline import EpisodeEvent, EpisodeOutcome
+from esper.leyline import EpisodeEvent, EpisodeOutcome, EventContext
 from esper.nissa import TelemetryHub
 from esper.simic.environment import MorphogeneticEnv
 from esper.tamiyo.features import Observation
@@ -27,12 +27,19 @@ def run_episodes(
     envs: Sequence[MorphogeneticEnv],
     seeds: Sequence[int],
     hub: TelemetryHub | None = None,
+    context: EventContext = EventContext(),
+    *,
+    with_steps: bool = True,
 ) -> list[EpisodeRecord]:
-    """Play one episode per seed, `len(envs)` at a time, with one `act` call per step."""
+    """Play one episode per seed, `len(envs)` at a time, with one `act` call per step. One
+    `episode` event per episode goes to `hub` and, `with_steps`, every step's records (epoch,
+    reward, lifecycle changes), from env i as `context` with env=i."""
     records: list[EpisodeRecord] = []
+    contexts = [replace(context, env=i) for i in range(len(envs))]
+    step_hub = hub if with_steps else None
     for start in range(0, len(seeds), len(envs)):
         batch = list(seeds[start : start + len(envs)])
-        records += _play(policy, envs[: len(batch)], batch, first_episode=start, hub=hub)
+        records += _play(policy, envs[: len(batch)], batch, start, (hub, step_hub), contexts)
     return records
 
 
@@ -41,8 +48,10 @@ def _play(
     envs: Sequence[MorphogeneticEnv],
     seeds: list[int],
     first_episode: int,
-    hub: TelemetryHub | None,
+    hubs: tuple[TelemetryHub | None, TelemetryHub | None],  # for episodes, for steps
+    contexts: list[EventContext],
 ) -> list[EpisodeRecord]:
+    hub, step_hub = hubs
     started = time.perf_counter()
     observations: list[Observation] = [
         env.reset(seed=seed)[1]["observation"] for env, seed in zip(envs, seeds, strict=True)
@@ -55,6 +64,8 @@ def _play(
         state = step.state
         for i, (env, action) in enumerate(zip(envs, step.actions, strict=True)):
             _, reward, terminated, truncated, info = env.step(action)
+            if step_hub is not None:
+                step_hub.emit_records(info["events"], contexts[i], env.epoch)
             returns[i] += reward
             observations[i] = info["observation"]
             if terminated or truncated:
@@ -69,7 +80,7 @@ def _play(
         if hub is not None:
             hub.emit_payload(
                 EpisodeEvent(record.episode, seed, policy.name, final, final.growth_ratio, wall),
-                env.context,
+                contexts[i],
                 env.epoch,
             )
     return records

@@ -2,7 +2,8 @@
 
 A round is a short sequence of named steps: collect one episode per env (one batched policy
 forward per step), compute GAE advantages, update the policy, log, and let the caller
-checkpoint. Only observations, actions and rewards cross the pool boundary.
+checkpoint. Only observations, actions, rewards and the steps' telemetry records cross the pool
+boundary; the trainer gives those records their run, env and round and sends them to the hub.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from esper.leyline import EpisodeOutcome, EventContext, Op, PPOUpdateEvent, Roun
 from esper.nissa import TelemetryHub
 from esper.simic.advantages import gae
 from esper.simic.config import TRAINING_SEED_LIMIT, TrainingConfig
-from esper.simic.env_pool import EnvPool
+from esper.simic.env_pool import EnvPool, StepResult
 from esper.simic.learned_policy import network_input
 from esper.simic.normalizer import RunningNormalizer
 from esper.simic.ppo import PPOSettings, UpdateMetrics, ppo_update
@@ -131,7 +132,7 @@ class VectorizedTrainer:
         pool, spec = self.pool, self.pool.feature_spec
         steps = self.config.resolved_episode_length()
         started = time.perf_counter()
-        observations = pool.reset(self.round_seeds(self.round), self.round)
+        observations = pool.reset(self.round_seeds(self.round))
         timing["reset"] += time.perf_counter() - started
         state = self.network.initial_state(pool.n_envs)
         buffer: RolloutBuffer | None = None
@@ -167,6 +168,7 @@ class VectorizedTrainer:
             dones = torch.tensor([float(r.terminated) for r in results])
             buffer.record_outcome(t, rewards, dones)
             for i, result in enumerate(results):
+                self._emit_step(i, result)
                 returns[i] += result.reward
                 for phase, seconds in result.timing.items():
                     timing[phase] += seconds
@@ -181,6 +183,11 @@ class VectorizedTrainer:
     def _denormalize(self, values: torch.Tensor) -> torch.Tensor:
         mean, std = float(self.return_normalizer.mean[0]), float(self.return_normalizer.std[0])
         return values * std + mean
+
+    def _emit_step(self, env: int, result: StepResult) -> None:
+        if self.hub is not None:
+            context = EventContext(self.context.run, self.context.group, env, self.round)
+            self.hub.emit_records(result.events, context, result.epoch)
 
     def _emit(self, summary: RoundSummary) -> None:
         if self.hub is None:

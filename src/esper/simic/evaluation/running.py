@@ -57,7 +57,8 @@ def evaluate_controllers(
         raise ValueError("every controller must play the same task and episode length")
     records = {  # labelled by spec, so that two ppo checkpoints stay apart
         spec.label: tuple(
-            replace(r, controller=spec.label) for r in run_episodes(policy, [env], seeds, hub)
+            replace(r, controller=spec.label)
+            for r in run_episodes(policy, [env], seeds, hub, with_steps=False)
         )
         for spec, policy, env in zip(specs, policies, envs, strict=True)
     }
