@@ -11,7 +11,6 @@ from esper.cli.main import main
     ("flags", "named"),
     [
         (["--backend", "ray"], "backend 'ray'"),
-        (["--backend", "process"], "backend 'process'"),
         (["--preset", "cifar10_gpu"], "amp"),
     ],
 )
@@ -24,3 +23,4 @@ def test_unbuilt_settings_are_refused_before_a_run_directory_exists(
     assert len(err) == 1 and err[0].startswith("esper: error: not available yet:")
     assert named in err[0]
     assert list(tmp_path.iterdir()) == []
+

@@ -261,3 +261,17 @@ def test_a_log_shorter_than_its_checkpoint_says_is_refused(runs: Runs, tmp_path:
     events.write_bytes(events.read_bytes()[:100])
     outcome = run(["train", "ppo", "--resume", str(run_dir), "--rounds", "5", "--no-live"])
     _assert_one_error_line(outcome, "holds 100 bytes, fewer than the", "changed outside esper")
+
+
+def test_a_resume_may_move_the_envs_to_worker_processes(runs: Runs, tmp_path: Path) -> None:
+    """Where envs run is not part of the result: 2 rounds here, then 2 more on the process
+    backend, equal 4 straight rounds on the local one."""
+    first = run([*ARGS, "--rounds", "2", "--runs-dir", str(tmp_path), "--no-live"])
+    assert first.code == 0, first.err
+    run_dir = only_run_dir(tmp_path)
+    moved = ["--backend", "process", "--workers", "2", "--rounds", "4", "--no-live"]
+    second = run(["train", "ppo", "--resume", str(run_dir), *moved])
+    assert second.code == 0, second.err
+    assert json.loads((run_dir / CONFIG_FILE).read_text())["backend"] == "process"
+    a, b = checkpoint(runs.straight)["trainer"], checkpoint(run_dir)["trainer"]
+    assert all(torch.equal(a["network"][k], b["network"][k]) for k in a["network"])

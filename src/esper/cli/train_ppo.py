@@ -60,6 +60,10 @@ from esper.simic.trainer import RoundSummary, VectorizedTrainer
 from esper.tolaria import Task
 from esper.tolaria.data import DataSplits
 
+# What a resume may change: how long the run goes on, and where its envs run (the backend
+# gives the same episodes, so the run stays the run it was).
+RESUME_MAY_CHANGE = ("rounds", "backend", "workers", "worker_deadline_s")
+
 
 def add_ppo_parser(commands: Any) -> None:
     parser = commands.add_parser(
@@ -78,7 +82,10 @@ def add_ppo_parser(commands: Any) -> None:
         type=Path,
         default=None,
         metavar="RUN_DIR",
-        help="continue the run in RUN_DIR with its own settings (only --rounds may change)",
+        help=(
+            "continue the run in RUN_DIR with its own settings (only --rounds and where envs run "
+            "may change: --backend, --workers, --worker-deadline-s)"
+        ),
     )
     add_run_dir_flags(run, "ppo")
     add_settings_flags(parser, TrainingConfig, TrainingConfig.preset("digits"))
@@ -107,22 +114,24 @@ def _resumed_config(args: argparse.Namespace) -> tuple[TrainingConfig, dict[str,
     saved = TrainingConfig.validated(saved_json, source=config_path)
     checkpoint = load_checkpoint(run_dir / CHECKPOINTS_DIR / LATEST)
     trained = TrainingConfig.validated(checkpoint["config"], source=run_dir / CHECKPOINTS_DIR)
-    # `rounds` may differ: config.json follows each checkpoint, so a kill between the two
-    # leaves the previous round count there (and older esper wrote it before the checkpoint).
-    if trained.with_overrides({"rounds": saved.rounds}) != saved:
+    # The settings a resume may change may differ: config.json follows each checkpoint, so a
+    # kill between the two leaves the previous ones there (older esper wrote it before).
+    free = {k: getattr(saved, k) for k in RESUME_MAY_CHANGE}
+    if trained.with_overrides(free) != saved:
         raise ValueError(f"--resume {run_dir}: {CONFIG_FILE} and the checkpoint disagree")
     asked = requested_settings(args, TrainingConfig)
     conflicts = {
         k: (v, getattr(trained, k))
         for k, v in asked.items()
-        if k != "rounds" and trained.updated({k: v}) != trained
+        if k not in RESUME_MAY_CHANGE and trained.updated({k: v}) != trained
     }
     if conflicts:
         details = "; ".join(f"{k}={v} (run has {old})" for k, (v, old) in conflicts.items())
         raise ValueError(f"--resume refused: settings contradict the checkpoint: {details}")
     rounds = asked.get("rounds", saved.rounds)
     done = checkpoint["trainer"]["round"]
-    resumed = trained.updated({"rounds": rounds})
+    placement = {k: v for k, v in asked.items() if k in RESUME_MAY_CHANGE and k != "rounds"}
+    resumed = trained.updated({**placement, "rounds": rounds})
     if resumed.rounds < done:
         raise ValueError(
             f"--resume {run_dir}: --rounds {resumed.rounds} is below the {done} rounds done"
@@ -158,7 +167,7 @@ def run_ppo(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     refuse_unbuilt(
         config,
-        {"ab": config.ab is not None, f"backend {config.backend!r}": config.backend != "local"},
+        {"ab": config.ab is not None, f"backend {config.backend!r}": config.backend == "ray"},
     )
     data = load_data(config)  # device and data are checked before a run directory exists
     with new_run_dir(args.runs_dir, args.name, f"ppo-{config.task}") as run:

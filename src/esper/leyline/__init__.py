@@ -32,6 +32,7 @@ from esper.leyline.events import (
     RoundEvent,
     RunEndEvent,
     RunStartEvent,
+    WorkerEvent,
 )
 from esper.leyline.legality import IllegalActionError, check_action, legal_choices, legal_ops
 from esper.leyline.signals import EpisodeOutcome, EpochMetrics, SlotReport
@@ -80,6 +81,7 @@ __all__ = [
     "SlotReport",
     "Stage",
     "Tempo",
+    "WorkerEvent",
     "check_action",
     "flat_action_names",
     "flat_to_factored",

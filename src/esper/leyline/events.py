@@ -145,6 +145,20 @@ class RunEndEvent:
 
 
 @dataclass(frozen=True)
+class WorkerEvent:
+    """A worker process that died or missed its deadline was replaced, and the episodes of its
+    envs replayed from their seeds up to the step it failed in (the round is unchanged)."""
+
+    TYPE: ClassVar[str] = "worker"
+
+    worker: int
+    envs: tuple[int, ...]
+    cause: str  # e.g. "killed by SIGKILL", "exit code 1", "no answer within 900 s"
+    failures: int  # consecutive failures of these envs, this one included
+    replayed_steps: int
+
+
+@dataclass(frozen=True)
 class PPOUpdateEvent:
     """Health of one PPO update."""
 

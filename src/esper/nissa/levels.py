@@ -25,6 +25,7 @@ EVENT_LEVELS: dict[str, TelemetryLevel] = {
     "ppo_update": TelemetryLevel.MINIMAL,
     "lifecycle": TelemetryLevel.MINIMAL,
     "governor": TelemetryLevel.MINIMAL,
+    "worker": TelemetryLevel.MINIMAL,
     "epoch": TelemetryLevel.NORMAL,
     "reward": TelemetryLevel.NORMAL,
     "slot_report": TelemetryLevel.DEBUG,

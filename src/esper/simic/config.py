@@ -387,7 +387,21 @@ class TrainingConfig(EpisodeSettings):
     )
     n_envs: int = _described(4, "envs per round, each running a host episode", ge=1, le=_MAX_ENVS)
     backend: Literal["local", "process", "ray"] = _described(
-        "local", "where envs run: local (process and ray: planned)"
+        "local",
+        "where envs run: local (this process, in turn) or process (worker processes; same "
+        "results); ray: planned",
+    )
+    workers: int | None = _described(
+        None,
+        "worker processes of the process backend (none: the machine's cores, at most n_envs)",
+        ge=1,
+        le=_MAX_ENVS,
+    )
+    worker_deadline_s: float = _described(
+        900.0,
+        "seconds a worker may take for one env step before it is replaced (process backend)",
+        gt=0,
+        le=86_400,
     )
     env_reward_modes: tuple[RewardMode, ...] | None = _described(
         None, "one reward mode per env, comma-separated (A/B inside one policy)"

@@ -17,7 +17,7 @@ from esper.leyline import EpisodeOutcome, FactoredAction
 from esper.simic.config import EpisodeSettings, TrainingConfig
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.tamiyo.features import FeatureSpec, Observation
-from esper.tolaria import SessionOptions, get_task
+from esper.tolaria import DataOptions, SessionOptions, get_task
 from esper.tolaria.data import DataSplits
 
 
@@ -41,6 +41,10 @@ class EnvPool(Protocol):
     def reset(self, seeds: Sequence[int]) -> list[Observation]: ...
 
     def step(self, actions: Sequence[FactoredAction]) -> list[StepResult]: ...
+
+    def take_events(self) -> list[tuple[int, Any]]:
+        """The pool's own telemetry since the last call (a replaced worker): (env, payload)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -82,6 +86,9 @@ class LocalEnvPool:
     def step(self, actions: Sequence[FactoredAction]) -> list[StepResult]:
         return [step_result(env, a) for env, a in zip(self.envs, actions, strict=True)]
 
+    def take_events(self) -> list[tuple[int, Any]]:
+        return []  # nothing here fails on its own
+
     def close(self) -> None:
         self.envs.clear()
 
@@ -103,15 +110,25 @@ def env_config_for(config: EpisodeSettings, env_index: int) -> EnvConfig:
 
 
 def build_pool(config: TrainingConfig, data: DataSplits) -> EnvPool:
-    """The env pool `config.backend` names, one env per `config.n_envs`."""
+    """The env pool `config.backend` names, one env per `config.n_envs`. `data` serves the
+    local backend; worker processes load the task's data themselves, once each."""
     task = get_task(config.task)
-
-    def make_env(i: int) -> MorphogeneticEnv:
-        return MorphogeneticEnv(task, data, env_config_for(config, i))
-
+    configs = [env_config_for(config, i) for i in range(config.n_envs)]
     if config.backend == "local":
-        return LocalEnvPool(make_env, config.n_envs)
+        return LocalEnvPool(lambda i: MorphogeneticEnv(task, data, configs[i]), config.n_envs)
+    if config.backend == "process":
+        from esper.simic.workers import ProcessEnvPool, default_workers
+
+        options = DataOptions(config.data_dir, config.train_subset, download=False)
+        return ProcessEnvPool(
+            config.task,
+            options,
+            configs,
+            config.workers or default_workers(config.n_envs),
+            threads=config.threads,
+            deadline_s=config.worker_deadline_s,
+        )
     raise ValueError(
-        f"backend {config.backend!r} is not available yet; use 'local' (process and ray are "
+        f"backend {config.backend!r} is not available yet; use 'local' or 'process' (ray is "
         "planned: see the issue tracker)"
     )

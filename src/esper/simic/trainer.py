@@ -164,6 +164,7 @@ class VectorizedTrainer:
             ops.update(a.op.name for a in chosen)
             timing["policy_forward"] += time.perf_counter() - started
             results = pool.step(chosen)
+            self._emit_pool_events(t + 1)
             rewards = torch.tensor([r.reward for r in results], dtype=torch.float32)
             dones = torch.tensor([float(r.terminated) for r in results])
             buffer.record_outcome(t, rewards, dones)
@@ -188,6 +189,13 @@ class VectorizedTrainer:
         if self.hub is not None:
             context = EventContext(self.context.run, self.context.group, env, self.round)
             self.hub.emit_records(result.events, context, result.epoch)
+
+    def _emit_pool_events(self, epoch: int) -> None:
+        events = self.pool.take_events()
+        if self.hub is not None:
+            for env, payload in events:
+                context = EventContext(self.context.run, self.context.group, env, self.round)
+                self.hub.emit_payload(payload, context, epoch)
 
     def _emit(self, summary: RoundSummary) -> None:
         if self.hub is None:
