@@ -10,7 +10,6 @@ from esper.cli.main import main
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
-        (["--backend", "ray"], "backend 'ray'"),
         (["--preset", "cifar10_gpu"], "amp"),
     ],
 )

@@ -92,7 +92,7 @@ def test_a_worker_killed_mid_episode_is_replaced_and_the_step_is_unchanged(
     try:
         pool.reset(SEEDS)
         first = pool.step([PLAN[i][0] for i in range(3)])
-        os.kill(pool._workers[0].process.pid, signal.SIGKILL)  # envs 0 and 2
+        os.kill(pool.pid(0), signal.SIGKILL)  # envs 0 and 2
         second = pool.step([PLAN[i][1] for i in range(3)])
         third = pool.step([PLAN[i][2] for i in range(3)])
         events = pool.take_events()

@@ -62,7 +62,15 @@ from esper.tolaria.data import DataSplits
 
 # What a resume may change: how long the run goes on, and where its envs run (the backend
 # gives the same episodes, so the run stays the run it was).
-RESUME_MAY_CHANGE = ("rounds", "backend", "workers", "worker_deadline_s")
+RESUME_MAY_CHANGE = (
+    "rounds",
+    "backend",
+    "workers",
+    "worker_deadline_s",
+    "ray_address",
+    "worker_cpus",
+    "worker_gpus",
+)
 
 
 def add_ppo_parser(commands: Any) -> None:
@@ -84,7 +92,8 @@ def add_ppo_parser(commands: Any) -> None:
         metavar="RUN_DIR",
         help=(
             "continue the run in RUN_DIR with its own settings (only --rounds and where envs run "
-            "may change: --backend, --workers, --worker-deadline-s)"
+            "may change: --backend, --workers, --worker-deadline-s, --ray-address, "
+            "--worker-cpus, --worker-gpus)"
         ),
     )
     add_run_dir_flags(run, "ppo")
@@ -165,10 +174,7 @@ def run_ppo(args: argparse.Namespace) -> int:
         run = NewRunDir(run_dir, is_kept=True)
         return _train(args, config, run, load_data(config), checkpoint)
     config = resolve_config(args)
-    refuse_unbuilt(
-        config,
-        {"ab": config.ab is not None, f"backend {config.backend!r}": config.backend == "ray"},
-    )
+    refuse_unbuilt(config, {"ab": config.ab is not None})
     data = load_data(config)  # device and data are checked before a run directory exists
     with new_run_dir(args.runs_dir, args.name, f"ppo-{config.task}") as run:
         write_config(run.path, config.to_json_dict())

@@ -388,20 +388,31 @@ class TrainingConfig(EpisodeSettings):
     n_envs: int = _described(4, "envs per round, each running a host episode", ge=1, le=_MAX_ENVS)
     backend: Literal["local", "process", "ray"] = _described(
         "local",
-        "where envs run: local (this process, in turn) or process (worker processes; same "
-        "results); ray: planned",
+        "where envs run: local (this process, in turn), process (worker processes) or ray "
+        "(Ray actors, the ray extra); the same episodes everywhere",
     )
     workers: int | None = _described(
         None,
-        "worker processes of the process backend (none: the machine's cores, at most n_envs)",
+        "worker processes or Ray actors (none: this machine's cores, or the Ray cluster's CPUs "
+        "over worker_cpus; at most n_envs)",
         ge=1,
         le=_MAX_ENVS,
     )
     worker_deadline_s: float = _described(
         900.0,
-        "seconds a worker may take for one env step before it is replaced (process backend)",
+        "seconds a worker may take for one env step before it is replaced (process and ray)",
         gt=0,
         le=86_400,
+    )
+    ray_address: str | None = _described(
+        None,
+        "Ray cluster to join: auto or HOST:PORT (none: start a local Ray for the run)",
+        min_length=1,
+        max_length=200,
+    )
+    worker_cpus: float = _described(1.0, "CPUs each Ray actor asks for", gt=0, le=1024)
+    worker_gpus: float = _described(
+        0.0, "GPUs each Ray actor asks for (fractions share a GPU)", ge=0, le=64
     )
     env_reward_modes: tuple[RewardMode, ...] | None = _described(
         None, "one reward mode per env, comma-separated (A/B inside one policy)"

@@ -116,10 +116,10 @@ def build_pool(config: TrainingConfig, data: DataSplits) -> EnvPool:
     configs = [env_config_for(config, i) for i in range(config.n_envs)]
     if config.backend == "local":
         return LocalEnvPool(lambda i: MorphogeneticEnv(task, data, configs[i]), config.n_envs)
-    if config.backend == "process":
-        from esper.simic.workers import ProcessEnvPool, default_workers
+    from esper.simic.workers import ProcessEnvPool, default_workers
 
-        options = DataOptions(config.data_dir, config.train_subset, download=False)
+    options = DataOptions(config.data_dir, config.train_subset, download=False)
+    if config.backend == "process":
         return ProcessEnvPool(
             config.task,
             options,
@@ -128,7 +128,16 @@ def build_pool(config: TrainingConfig, data: DataSplits) -> EnvPool:
             threads=config.threads,
             deadline_s=config.worker_deadline_s,
         )
-    raise ValueError(
-        f"backend {config.backend!r} is not available yet; use 'local' or 'process' (ray is "
-        "planned: see the issue tracker)"
+    from esper.simic.ray_pool import RayEnvPool
+
+    return RayEnvPool(
+        config.task,
+        options,
+        configs,
+        config.workers,
+        threads=config.threads,
+        deadline_s=config.worker_deadline_s,
+        address=config.ray_address,
+        cpus=config.worker_cpus,
+        gpus=config.worker_gpus,
     )
