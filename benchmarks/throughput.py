@@ -2,17 +2,18 @@
 
 One env-step is one host epoch (train + validation with counterfactuals) plus one policy
 decision. For every backend (local: envs stepped in turn in this process; process: worker
-processes) and env count, one trainer runs --rounds PPO rounds; it reports
+processes; ray: Ray actors on a local Ray that the pool starts, and stops at its end) and env
+count, one trainer runs --rounds PPO rounds; it reports
 
 - env-steps/s per round (wall clock of the whole round, the PPO update included), median
   [min, max] over rounds, and the ratio to local at the same env count (median of the per-round
   ratios: rounds are the same episodes in every backend, so they pair up);
-- startup: from building the pool to the first finished epoch (workers start, import torch and
-  load data, envs reset, one step);
+- startup: from building the pool to the first finished epoch (Ray starts, workers start,
+  import torch and load data, envs reset, one step);
 - peak memory of the whole process tree (PSS of this process and all its descendants, sampled
   every 50 ms; PSS shares pages fairly, so forked workers are not counted twice).
 
-Usage: python benchmarks/throughput.py [--rounds 3] [--envs 1,2,4,8] [--backends local,process]
+Usage: python benchmarks/throughput.py [--rounds 3] [--envs 1,2,4,8] [--backends local,process,ray]
                                        [--workers 2]
 """
 
@@ -135,7 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--envs", default="1,2,4,8")
-    parser.add_argument("--backends", default="local,process")
+    parser.add_argument("--backends", default="local,process,ray")
     parser.add_argument("--workers", type=int, default=None, help="default: cores, <= envs")
     args = parser.parse_args()
     torch.set_num_threads(1)
