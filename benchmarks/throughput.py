@@ -11,7 +11,9 @@ count, one trainer runs --rounds PPO rounds; it reports
 - startup: from building the pool to the first finished epoch (Ray starts, workers start,
   import torch and load data, envs reset, one step);
 - peak memory of the whole process tree (PSS of this process and all its descendants, sampled
-  every 50 ms; PSS shares pages fairly, so forked workers are not counted twice).
+  every 0.5 s; PSS shares pages fairly, so forked workers are not counted twice). Reading PSS
+  walks each process's page tables: sampled every 50 ms it took a good part of a core here and
+  slowed the backends with many processes (Ray) by a third.
 
 Usage: python benchmarks/throughput.py [--rounds 3] [--envs 1,2,4,8] [--backends local,process,ray]
                                        [--workers 2]
@@ -66,12 +68,12 @@ def tree_pss_bytes(root: int) -> int:
 
 @contextmanager
 def peak_memory() -> Iterator[list[int]]:
-    """Samples the process tree's PSS every 50 ms while the body runs; yields [peak]."""
+    """Samples the process tree's PSS every 0.5 s while the body runs; yields [peak]."""
     peak = [tree_pss_bytes(os.getpid())]
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.wait(0.05):
+        while not stop.wait(0.5):
             peak[0] = max(peak[0], tree_pss_bytes(os.getpid()))
 
     thread = threading.Thread(target=sample, daemon=True)
