@@ -22,7 +22,7 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml $(LOCK)
 	touch $@
 
 run: venv
-	$(VENV)/bin/esper train ppo --preset digits
+	$(VENV)/bin/esper train ppo --preset digits --backend process
 
 test: venv
 	$(PY) -m pytest -n 2 --timeout 600

@@ -8,8 +8,9 @@ count, one trainer runs --rounds PPO rounds; it reports
 - env-steps/s per round (wall clock of the whole round, the PPO update included), median
   [min, max] over rounds, and the ratio to local at the same env count (median of the per-round
   ratios: rounds are the same episodes in every backend, so they pair up);
-- startup: from building the pool to the first finished epoch (Ray starts, workers start,
-  import torch and load data, envs reset, one step);
+- startup: from loading the data to the first finished epoch (Ray starts, workers start,
+  import torch and load data, envs reset, one step); each measurement runs in a fresh Python
+  process, so each backend pays for its own start;
 - peak memory of the whole process tree (PSS of this process and all its descendants, sampled
   every 0.5 s; PSS shares pages fairly, so forked workers are not counted twice). Reading PSS
   walks each process's page tables: sampled every 50 ms it took a good part of a core here and
@@ -22,19 +23,23 @@ Usage: python benchmarks/throughput.py [--rounds 3] [--envs 1,2,4,8] [--backends
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import EnvPool, build_pool
 from esper.simic.trainer import VectorizedTrainer
-from esper.simic.workers import default_workers
+from esper.simic.workers import default_workers, warm_up
 from esper.tolaria import DataOptions, get_task
 from machine import header, spread
 
@@ -109,29 +114,44 @@ class FirstEpoch:
         self.pool.close()
 
 
-def measure(
-    backend: str, n: int, rounds: int, workers: int | None, data: object
-) -> tuple[list[float], float, int]:
-    """Per-round env-steps/s, seconds to the first finished epoch, peak tree PSS (bytes)."""
+def measure(backend: str, n: int, rounds: int, workers: int | None) -> dict[str, object]:
+    """Per-round env-steps/s, seconds to the first finished epoch (the data loaded in this
+    process included, as a run loads it), peak tree PSS (bytes)."""
     config = TrainingConfig.preset("digits").with_overrides(
         {"n_envs": n, "rounds": rounds, "backend": backend, "workers": workers}
     )
     with peak_memory() as peak:
         started = time.perf_counter()
-        pool = FirstEpoch(build_pool(config, data))  # type: ignore[arg-type]
+        if backend == "process":
+            warm_up(config.device)  # as `esper train ppo` does
+        data = get_task("digits").load(DataOptions())
+        pool = FirstEpoch(build_pool(config, data))
         try:
-            trainer = VectorizedTrainer(config, pool)  # type: ignore[arg-type]
+            trainer = VectorizedTrainer(config, pool)
             rates = []
             for _ in range(rounds):
                 round_started = time.perf_counter()
                 trainer.run_round()
-                rates.append(
-                    n * config.resolved_episode_length() / (time.perf_counter() - round_started)
-                )
+                elapsed = time.perf_counter() - round_started
+                rates.append(n * config.resolved_episode_length() / elapsed)
             startup = pool.at - started
         finally:
             pool.close()
-    return rates, startup, peak[0]
+    return {"rates": rates, "startup": startup, "peak": peak[0]}
+
+
+def measure_apart(backend: str, n: int, rounds: int, workers: int | None) -> dict[str, Any]:
+    """`measure` in a fresh Python process: every backend pays its own start (the forkserver,
+    Ray) and nothing one leaves running (Ray's daemons shutting down) slows the next."""
+    command = [sys.executable, __file__, "--one", backend, str(n), "--rounds", str(rounds)]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{backend} at {n} envs failed:\n{done.stderr[-3000:]}")
+    time.sleep(2)  # let the machine settle
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
@@ -140,11 +160,14 @@ def main() -> None:
     parser.add_argument("--envs", default="1,2,4,8")
     parser.add_argument("--backends", default="local,process,ray")
     parser.add_argument("--workers", type=int, default=None, help="default: cores, <= envs")
+    parser.add_argument("--one", nargs=2, metavar=("BACKEND", "ENVS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.one is not None:
+        print(json.dumps(measure(args.one[0], int(args.one[1]), args.rounds, args.workers)))
+        return
     backends = args.backends.split(",")
     print(header(f"PPO round throughput on digits: {', '.join(backends)}", runs=args.rounds))
-    data = get_task("digits").load(DataOptions())
     print(
         f"{'backend':>8} {'envs':>4} {'workers':>7} | {'env-steps/s':>27} | {'x local':>22} | "
         f"{'startup s':>9} | {'peak PSS MB':>11}"
@@ -152,7 +175,8 @@ def main() -> None:
     local: dict[int, list[float]] = {}
     for n in (int(e) for e in args.envs.split(",")):
         for backend in backends:
-            rates, startup, peak = measure(backend, n, args.rounds, args.workers, data)
+            result = measure_apart(backend, n, args.rounds, args.workers)
+            rates = result["rates"]
             if backend == "local":
                 local[n] = rates
             ratio = (
@@ -163,7 +187,7 @@ def main() -> None:
             workers = "-" if backend == "local" else str(args.workers or default_workers(n))
             print(
                 f"{backend:>8} {n:>4} {workers:>7} | {spread(rates):>27} | {ratio:>22} | "
-                f"{startup:>9.2f} | {peak / 2**20:>11.0f}",
+                f"{result['startup']:>9.2f} | {result['peak'] / 2**20:>11.0f}",
                 flush=True,
             )
     print("(median [min, max] over rounds; x local: per-round ratios to local at the same envs)")

@@ -57,6 +57,7 @@ from esper.simic.checkpoint import (
 from esper.simic.config import ConfigError, TrainingConfig
 from esper.simic.env_pool import build_pool
 from esper.simic.trainer import RoundSummary, VectorizedTrainer
+from esper.simic.workers import warm_up
 from esper.tolaria import Task
 from esper.tolaria.data import DataSplits
 
@@ -171,10 +172,14 @@ def run_ppo(args: argparse.Namespace) -> int:
         if not run_dir.is_dir():
             raise ValueError(f"--resume {run_dir}: no such run directory")
         config, checkpoint = _resumed_config(args)
+        if config.backend == "process":
+            warm_up(config.device)
         run = NewRunDir(run_dir, is_kept=True)
         return _train(args, config, run, load_data(config), checkpoint)
     config = resolve_config(args)
     refuse_unbuilt(config, {"ab": config.ab is not None})
+    if config.backend == "process":
+        warm_up(config.device)
     data = load_data(config)  # device and data are checked before a run directory exists
     with new_run_dir(args.runs_dir, args.name, f"ppo-{config.task}") as run:
         write_config(run.path, config.to_json_dict())

@@ -127,6 +127,7 @@ def build_pool(config: TrainingConfig, data: DataSplits) -> EnvPool:
             config.workers or default_workers(config.n_envs),
             threads=config.threads,
             deadline_s=config.worker_deadline_s,
+            device=config.device,
         )
     from esper.simic.ray_pool import RayEnvPool
 

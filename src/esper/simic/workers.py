@@ -17,13 +17,15 @@ after `max_failures` consecutive failures of one worker's envs the pool raises `
 naming the envs and the cause. An exception inside a worker (a bug, an illegal action) is not a
 failure to retry: it is raised here, as a local env would raise it.
 
-Worker processes start with `forkserver` where the platform has it (forks of a clean server
-process that imported torch once: fast, and safe with CUDA), else `spawn`.
+Worker processes are forked on CPU (they start in milliseconds with what this process imported;
+PyTorch's DataLoader forks its workers the same way) and start from a fork server once CUDA is
+involved (a forked CUDA context is unusable), else by `spawn`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -346,12 +348,43 @@ def worker_main(conn: multiprocessing.connection.Connection, spec: WorkerSpec) -
         conn.send(worker.feature_spec() if op == "ready" else worker.serve(op, payload))
 
 
-def _context() -> BaseContext:
-    if "forkserver" in multiprocessing.get_all_start_methods():
+# Imported before any worker starts, so that every worker has them already: torch and esper, the
+# lazy torch._dynamo import of the first optimizer a process builds (~2 s here) and the data
+# loaders' sklearn. A module that is not installed is skipped.
+_PRELOAD = ["esper.simic.workers", "torch._dynamo", "sklearn.datasets"]
+
+
+def _context(device: str) -> BaseContext:
+    """`fork` for CPU runs on platforms that have it (a worker starts in milliseconds with
+    everything this process imported and loaded; PyTorch's own DataLoader forks the same way),
+    `forkserver` once CUDA is in use or asked for (a forked CUDA context is unusable), else
+    `spawn`."""
+    import torch
+
+    methods = multiprocessing.get_all_start_methods()
+    uses_cuda = device.startswith("cuda") or torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
+    if "fork" in methods and not uses_cuda:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["esper.simic.workers"])
+        context.set_forkserver_preload(_PRELOAD)
         return context
     return multiprocessing.get_context("spawn")
+
+
+def warm_up(device: str = "cpu") -> None:
+    """Do now what every worker would otherwise do first: the imports (forked workers inherit
+    them), or start the fork server (its imports then overlap what this process does before
+    it asks for workers: loading data, making the run directory)."""
+    context = _context(device)
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+        return
+    for module in _PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
 
 
 @dataclass
@@ -376,8 +409,10 @@ class ProcessEnvPool(SupervisedPool[_Process]):
         threads: int = 1,
         deadline_s: float = DEFAULT_DEADLINE_S,
         max_failures: int = DEFAULT_MAX_FAILURES,
+        device: str = "cpu",
     ) -> None:
-        self._context = _context()
+        self._context = _context(device)
+        warm_up(device)
         specs = worker_specs(task, data, env_configs, workers, threads)
         super().__init__(specs, deadline_s, max_failures)
 
