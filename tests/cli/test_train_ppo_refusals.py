@@ -22,4 +22,3 @@ def test_unbuilt_settings_are_refused_before_a_run_directory_exists(
     assert len(err) == 1 and err[0].startswith("esper: error: not available yet:")
     assert named in err[0]
     assert list(tmp_path.iterdir()) == []
-
