@@ -9,14 +9,12 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-import torch
+from same_training import Training, assert_same_training, trained
 
 from esper.leyline import FactoredAction
-from esper.nissa import MemorySink, TelemetryHub
 from esper.simic.config import TrainingConfig
-from esper.simic.env_pool import LocalEnvPool, StepResult, build_pool, env_config_for
+from esper.simic.env_pool import LocalEnvPool, StepResult, env_config_for
 from esper.simic.environment import MorphogeneticEnv
-from esper.simic.trainer import VectorizedTrainer
 from esper.tolaria import DataOptions, get_task
 from esper.tolaria.data import DataSplits
 
@@ -42,37 +40,13 @@ def local_ray() -> Iterator[None]:
     ray.shutdown()
 
 
-def trained(config: TrainingConfig, digits: DataSplits) -> tuple[dict, list, list]:
-    """(Module fixtures run before the suite's per-test thread setting: set it here.)"""
-    torch.set_num_threads(config.threads)
-    sink = MemorySink()
-    pool = build_pool(config, digits)
-    try:
-        trainer = VectorizedTrainer(config, pool, TelemetryHub([sink]))
-        outcomes = [trainer.run_round().outcomes for _ in range(config.rounds)]
-    finally:
-        pool.close()
-    events = [
-        {k: v for k, v in e.to_dict().items() if k != "time"}
-        for e in sink.events
-        if e.type != "round"  # its timing_s are wall times
-    ]
-    return trainer.network.state_dict(), outcomes, events
-
-
-def assert_same_training(a: tuple[dict, list, list], b: tuple[dict, list, list]) -> None:
-    assert all(torch.equal(a[0][k], b[0][k]) for k in a[0])
-    assert a[1] == b[1]
-    assert a[2] == b[2] and len(a[2]) > 20
-
-
 @pytest.fixture(scope="module")
-def local_training(digits: DataSplits) -> tuple[dict, list, list]:
+def local_training(digits: DataSplits) -> Training:
     return trained(CONFIG, digits)
 
 
 def test_a_trainer_on_ray_actors_equals_one_on_the_local_pool(
-    local_ray: None, digits: DataSplits, local_training: tuple[dict, list, list]
+    local_ray: None, digits: DataSplits, local_training: Training
 ) -> None:
     assert_same_training(local_training, trained(CONFIG.updated({"backend": "ray"}), digits))
 
@@ -105,7 +79,7 @@ def test_an_actor_killed_mid_episode_is_replaced_and_the_step_is_unchanged(
 
 
 def test_a_round_on_a_two_node_cluster_equals_the_local_one(
-    digits: DataSplits, local_training: tuple[dict, list, list]
+    digits: DataSplits, local_training: Training
 ) -> None:
     if ray.is_initialized():
         ray.shutdown()

@@ -9,14 +9,12 @@ import signal
 from dataclasses import asdict
 
 import pytest
-import torch
+from same_training import assert_same_training, trained
 
 from esper.leyline import FactoredAction, WorkerEvent
-from esper.nissa import MemorySink, TelemetryHub
 from esper.simic.config import TrainingConfig
-from esper.simic.env_pool import LocalEnvPool, StepResult, build_pool, env_config_for
+from esper.simic.env_pool import LocalEnvPool, StepResult, env_config_for
 from esper.simic.environment import MorphogeneticEnv
-from esper.simic.trainer import VectorizedTrainer
 from esper.simic.workers import ProcessEnvPool, WorkerError
 from esper.tolaria import DataOptions, get_task
 from esper.tolaria.data import DataSplits
@@ -63,26 +61,9 @@ def expected(digits: DataSplits) -> list[list[StepResult]]:
 
 
 def test_a_trainer_on_worker_processes_equals_one_on_the_local_pool(digits: DataSplits) -> None:
-    runs = {}
-    for backend in ("local", "process"):
-        config = CONFIG.with_overrides({"backend": backend, "workers": 2})
-        sink = MemorySink()
-        pool = build_pool(config, digits)
-        try:
-            trainer = VectorizedTrainer(config, pool, TelemetryHub([sink]))
-            summaries = [trainer.run_round() for _ in range(config.rounds)]
-        finally:
-            pool.close()
-        events = [
-            {k: v for k, v in e.to_dict().items() if k != "time"}
-            for e in sink.events
-            if e.type != "round"  # its timing_s are wall times
-        ]
-        runs[backend] = (trainer.network.state_dict(), summaries, events)
-    (a_net, a_sum, a_events), (b_net, b_sum, b_events) = runs["local"], runs["process"]
-    assert all(torch.equal(a_net[k], b_net[k]) for k in a_net)
-    assert [s.outcomes for s in a_sum] == [s.outcomes for s in b_sum]
-    assert a_events == b_events and len(a_events) > 40
+    config = CONFIG.with_overrides({"workers": 2})
+    local = trained(config, digits)
+    assert_same_training(local, trained(config.updated({"backend": "process"}), digits))
 
 
 def test_a_worker_killed_mid_episode_is_replaced_and_the_step_is_unchanged(
