@@ -56,6 +56,22 @@ def test_evaluate_writes_paired_results(tmp_path: Path, cli: RunCli) -> None:
     assert "excludes 0" in stdout
 
 
+def test_evaluate_on_worker_processes_writes_the_same_results(tmp_path: Path, cli: RunCli) -> None:
+    argv = ["evaluate", "--controllers", "static,random,heuristic", "--seeds", "2"]
+    results = []
+    for backend in ("local", "process"):
+        out = tmp_path / f"{backend}.json"
+        code, _, err = cli(
+            [*argv, "--episode-length", "3", "--backend", backend, "--out", str(out)]
+        )
+        assert code == 0, err
+        data = json.loads(out.read_text())
+        for entry in (*data["controllers"], *data["episodes"]):
+            entry.pop("wall_time_s")
+        results.append(data)
+    assert results[0] == results[1]
+
+
 def test_a_trained_ppo_checkpoint_is_evaluated_in_its_own_setting(
     trained_run: Path, tmp_path: Path, cli: RunCli
 ) -> None:

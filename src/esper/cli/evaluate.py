@@ -4,6 +4,7 @@ and permutation p-values."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from esper.cli.settings import add_settings_flags, add_source_flags, requested_s
 from esper.karn.console import ConsoleSink, default_console
 from esper.nissa import TelemetryHub
 from esper.simic.config import TRAINING_SEED_LIMIT, EpisodeSettings
+from esper.simic.env_pool import build_job_pool
 from esper.simic.environment import MorphogeneticEnv
 from esper.simic.evaluation import (
     CONTROLLER_FORMS,
@@ -77,6 +79,20 @@ def add_evaluate_parser(commands: Any) -> None:
         default=None,
         help="also write the results to this file: .json (summary and every episode) or .csv "
         "(summary rows) (default: none, tables only)",
+    )
+    run.add_argument(
+        "--backend",
+        choices=("local", "process", "ray"),
+        default="local",
+        help="where the episodes are played: here, in worker processes or Ray actors, one "
+        "controller per worker at a time; the same results everywhere (default: %(default)s)",
+    )
+    run.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="worker processes or actors (default: this machine's cores, at most the controllers)",
     )
     add_source_flags(run, "episode settings (baseline-only evaluations)", "min_prune_age=8")
     add_settings_flags(parser, EpisodeSettings, EpisodeSettings.preset("digits"), exclude=("seed",))
@@ -162,17 +178,31 @@ def run_evaluate(args: argparse.Namespace) -> int:
             console.print(Text(f"{spec.label}: {checkpoint_file(spec.path)}"))
     # Plain lines per finished episode as progress, then the per-episode table on close.
     hub = TelemetryHub([ConsoleSink(console, live=False)], strict=False)
-    result = evaluate_controllers(
-        specs,
-        lambda spec: MorphogeneticEnv(
-            task,
-            data,
-            with_reward_of(env_config, ppo_configs.get(spec.label), asked.get("rent_weight")),
-        ),
-        seeds,
-        hub,
+    pool = build_job_pool(
+        args.backend,
+        task.name,
+        replace(data_options, download=False),
+        args.workers,
+        len(specs),
+        settings.threads,
+        settings.device,
     )
-    hub.close()
+    try:
+        result = evaluate_controllers(
+            specs,
+            lambda spec: MorphogeneticEnv(
+                task,
+                data,
+                with_reward_of(env_config, ppo_configs.get(spec.label), asked.get("rent_weight")),
+            ),
+            seeds,
+            hub,
+            pool,
+        )
+    finally:
+        if pool is not None:
+            pool.close()
+        hub.close()
 
     summary = summarize(result)
     console.print(controller_table(summary))

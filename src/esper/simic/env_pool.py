@@ -142,3 +142,29 @@ def build_pool(config: TrainingConfig, data: DataSplits) -> EnvPool:
         cpus=config.worker_cpus,
         gpus=config.worker_gpus,
     )
+
+
+def build_job_pool(
+    backend: str,
+    task: str,
+    data: DataOptions,
+    workers: int | None,
+    jobs: int,
+    threads: int = 1,
+    device: str = "cpu",
+) -> Any:
+    """Workers without envs for `SupervisedPool.run_jobs` (whole episodes of a controller):
+    `process` or `ray`; None for `local` (play them here). `workers` None: this machine's
+    cores (process) or the cluster's CPUs (ray), at most `jobs`."""
+    if backend == "local":
+        return None
+    from esper.simic.workers import ProcessEnvPool, default_workers
+
+    count = workers or default_workers(jobs)
+    if backend == "process":
+        return ProcessEnvPool(task, data, [], min(count, jobs), threads=threads, device=device)
+    if backend == "ray":
+        from esper.simic.ray_pool import RayEnvPool
+
+        return RayEnvPool(task, data, [], workers, threads=threads)
+    raise ValueError(f"unknown backend {backend!r}; expected local, process or ray")

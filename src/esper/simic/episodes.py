@@ -78,9 +78,17 @@ def _play(
         record = EpisodeRecord(first_episode + i, seed, policy.name, final, wall)
         records.append(record)
         if hub is not None:
-            hub.emit_payload(
-                EpisodeEvent(record.episode, seed, policy.name, final, final.growth_ratio, wall),
-                contexts[i],
-                env.epoch,
-            )
+            hub.emit_payload(episode_event(record), contexts[i], env.epoch)
     return records
+
+
+def episode_event(record: EpisodeRecord) -> EpisodeEvent:
+    outcome = record.outcome
+    return EpisodeEvent(
+        record.episode,
+        record.seed,
+        record.controller,
+        outcome,
+        outcome.growth_ratio,
+        record.wall_time_s,
+    )

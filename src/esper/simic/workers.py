@@ -43,6 +43,7 @@ from typing import Any, Generic, TypeVar
 from esper.leyline import FactoredAction, WorkerEvent
 from esper.simic.env_pool import StepResult, step_result
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
+from esper.simic.episodes import EpisodeRecord, run_episodes
 from esper.tamiyo.features import FeatureSpec, Observation
 from esper.tolaria import DataOptions, get_task
 
@@ -66,6 +67,17 @@ class WorkerSpec:
 
 
 @dataclass(frozen=True)
+class ControllerJob:
+    """Every episode of one controller, on these seeds, one after another: a controller that
+    carries state from episode to episode (the random one's generator) plays them in order, as
+    in this process."""
+
+    spec: Any  # a simic.evaluation ControllerSpec
+    env_config: EnvConfig
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class WorkerFailure:
     """An exception raised inside a worker, sent back as text (the exception may not pickle)."""
 
@@ -85,12 +97,16 @@ class EnvWorker:
         import torch
 
         torch.set_num_threads(spec.threads)
-        task = get_task(spec.task)
-        data = task.load(spec.data)
-        self.envs = {i: MorphogeneticEnv(task, data, config) for i, config in spec.envs.items()}
+        self.task = get_task(spec.task)
+        self.data = self.task.load(spec.data)
+        self.envs = {
+            i: MorphogeneticEnv(self.task, self.data, config) for i, config in spec.envs.items()
+        }
 
-    def feature_spec(self) -> FeatureSpec:
-        return next(iter(self.envs.values())).feature_spec
+    def feature_spec(self) -> FeatureSpec | None:
+        """The envs' feature spec (None for a worker that serves only jobs)."""
+        env = next(iter(self.envs.values()), None)
+        return env.feature_spec if env is not None else None
 
     def pid(self) -> int:
         return os.getpid()
@@ -104,6 +120,14 @@ class EnvWorker:
                 node: str = ray.get_runtime_context().get_node_id()
                 return node
         return socket.gethostname()
+
+    def _play(self, job: ControllerJob) -> tuple[EpisodeRecord, ...]:
+        """One controller's episodes, in seed order, in a fresh env: what `evaluate` plays."""
+        from esper.simic.evaluation.controllers import build_policy
+
+        env = MorphogeneticEnv(self.task, self.data, job.env_config)
+        policy = build_policy(job.spec, env)
+        return tuple(run_episodes(policy, [env], job.seeds))
 
     def _reset(self, env: int, seed: int) -> Observation:
         observation: Observation = self.envs[env].reset(seed=seed)[1]["observation"]
@@ -119,6 +143,8 @@ class EnvWorker:
                 }
             if op == "step":
                 return "ok", {i: step_result(self.envs[i], a) for i, a in payload.items()}
+            if op == "jobs":
+                return "ok", {j: self._play(job) for j, job in payload.items()}
             raise ValueError(f"unknown worker request {op!r}")
         except Exception as error:
             return "error", WorkerFailure.of(error)
@@ -136,10 +162,13 @@ def default_workers(n_envs: int) -> int:
 def worker_specs(
     task: str, data: DataOptions, env_configs: Sequence[EnvConfig], workers: int, threads: int
 ) -> list[WorkerSpec]:
-    """Env i to worker i mod W (W at most the env count)."""
+    """Env i to worker i mod W (W at most the env count). Without envs: W workers that serve
+    only `run_jobs`."""
     n = len(env_configs)
-    if n < 1 or workers < 1:
-        raise ValueError(f"need at least one env and one worker, got {n} and {workers}")
+    if workers < 1:
+        raise ValueError(f"need at least one worker, got {workers}")
+    if n == 0:
+        return [WorkerSpec(task, data, {}, threads) for _ in range(workers)]
     w = min(workers, n)
     return [
         WorkerSpec(task, data, {i: env_configs[i] for i in range(k, n, w)}, threads)
@@ -185,7 +214,7 @@ class SupervisedPool(ABC, Generic[W]):
         except BaseException:
             self.close()
             raise
-        self.feature_spec: FeatureSpec = feature_specs[0]
+        self.feature_spec: FeatureSpec = feature_specs[0]  # None in a pool that serves only jobs
 
     # -- what a kind of worker must provide ----------------------------------------------------
 
@@ -223,6 +252,34 @@ class SupervisedPool(ABC, Generic[W]):
             self._actions[i].append(action)
         answers = self._request("step", lambda k: {i: actions[i] for i in self._envs(k)})
         return [answers[i] for i in range(self.n_envs)]
+
+    def run_jobs(self, jobs: Sequence[ControllerJob], steps_each: int) -> list[Any]:
+        """Each job to the next free worker; the answers in job order. A job may take
+        `steps_each` times the deadline of one step; a failed worker's job is given to its
+        replacement, whole."""
+        results: list[Any] = [None] * len(jobs)
+        todo = list(range(len(jobs)))[::-1]
+        busy: dict[int, int] = {}  # worker -> the job it plays
+        allowed_s = self.deadline_s * max(1, steps_each)
+
+        def give(index: int) -> None:
+            if todo:
+                busy[index] = todo.pop()
+                self._ask(index, "jobs", {busy[index]: jobs[busy[index]]}, allowed_s)
+
+        for index in range(len(self._workers)):
+            give(index)
+        while busy:
+            for index, answer in self._gather(list(busy)).items():
+                job = busy.pop(index)
+                if isinstance(answer, str):
+                    self._replace(index, answer)
+                    todo.append(job)
+                else:
+                    results[job] = answer[1][job]
+                    self._failures[index] = 0
+                give(index)
+        return results
 
     def take_events(self) -> list[tuple[int, WorkerEvent]]:
         """Replacements since the last call, as (first env of the worker, event)."""
@@ -298,22 +355,25 @@ class SupervisedPool(ABC, Generic[W]):
         except _Died as died:
             self._replace(index, died.cause)
             return
-        self._events.append((envs[0], WorkerEvent(index, envs, cause, failures, replayed)))
+        first = envs[0] if envs else 0
+        self._events.append((first, WorkerEvent(index, envs, cause, failures, replayed)))
 
     def _replay(self, index: int) -> int:
         """Bring a fresh worker's envs to where the failed one had them: reset from this
         episode's seeds, then every step but the one being asked for (the caller asks it)."""
-        if not self._seeds:
-            return 0
         envs = self._envs(index)
+        if not self._seeds or not envs:
+            return 0
         self._call(index, "reset", {i: self._seeds[i] for i in envs}, self.deadline_s)
         steps = max(0, len(self._actions[envs[0]]) - 1)
         for t in range(steps):
             self._call(index, "step", {i: self._actions[i][t] for i in envs}, self.deadline_s)
         return steps
 
-    def _await_ready(self, index: int) -> FeatureSpec:
-        spec: FeatureSpec = self._call(index, "ready", None, max(self.deadline_s, START_DEADLINE_S))
+    def _await_ready(self, index: int) -> Any:
+        spec: FeatureSpec | None = self._call(
+            index, "ready", None, max(self.deadline_s, START_DEADLINE_S)
+        )
         return spec
 
     def _call(self, index: int, op: str, payload: Any, allowed_s: float) -> Any:

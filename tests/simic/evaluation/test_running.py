@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from esper.nissa import MemorySink, TelemetryHub
+from esper.simic.env_pool import build_job_pool
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.simic.evaluation import ControllerSpec, evaluate_controllers, held_out_seeds
 from esper.simic.trainer import TRAINING_SEED_LIMIT
-from esper.tolaria import get_task
+from esper.tolaria import DataOptions, get_task
 from esper.tolaria.data import DataSplits
 
 
@@ -51,3 +53,31 @@ def test_every_controller_plays_the_same_seeds(digits: DataSplits) -> None:
         r.outcome for r in result.records["static again"]
     ]
     assert all(r.outcome.params_added == 0 for r in result.records["static"])
+
+
+def test_an_evaluation_on_worker_processes_plays_the_same_episodes(digits: DataSplits) -> None:
+    """One controller per worker, its seeds in order: the random controller, whose generator
+    runs on from episode to episode, ends each episode as it does here (issue 11, item 5)."""
+    task = get_task("digits")
+    seeds = held_out_seeds(3)
+    specs = [
+        ControllerSpec("random", "random"),
+        ControllerSpec("heuristic", "heuristic"),
+        ControllerSpec("plan", "plan", plan="norm@r0c0"),
+    ]
+
+    def make_env(spec: ControllerSpec) -> MorphogeneticEnv:
+        return MorphogeneticEnv(task, digits, EnvConfig(episode_length=4, illegal_action="raise"))
+
+    here = evaluate_controllers(specs, make_env, seeds)
+    pool = build_job_pool("process", "digits", DataOptions(), 2, len(specs))
+    try:
+        sink = MemorySink()
+        there = evaluate_controllers(specs, make_env, seeds, TelemetryHub([sink]), pool)
+    finally:
+        pool.close()
+    for label in here.records:
+        assert [(r.seed, r.outcome) for r in here.records[label]] == [
+            (r.seed, r.outcome) for r in there.records[label]
+        ]
+    assert len([e for e in sink.events if e.type == "episode"]) == len(specs) * len(seeds)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
+from esper.leyline import EventContext
 from esper.nissa import TelemetryHub
 from esper.simic.environment import MorphogeneticEnv
-from esper.simic.episodes import EpisodeRecord, run_episodes
+from esper.simic.episodes import EpisodeRecord, episode_event, run_episodes
 from esper.simic.evaluation.controllers import ControllerSpec, build_policy
 from esper.simic.trainer import TRAINING_SEED_LIMIT
+from esper.simic.workers import ControllerJob, SupervisedPool
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,14 @@ def evaluate_controllers(
     make_env: Callable[[ControllerSpec], MorphogeneticEnv],
     seeds: Sequence[int],
     hub: TelemetryHub | None = None,
+    pool: SupervisedPool[Any] | None = None,
 ) -> EvaluationResult:
     """Play every controller on every seed, in its own env, one episode after another.
 
     All controllers are built before any episode runs, so a bad checkpoint fails at once. Each
-    episode starts from a fresh controller state (`run_episodes` with one env).
+    episode starts from a fresh controller state (`run_episodes` with one env). With a `pool`
+    (workers without envs), each controller plays its seeds in a worker: the same episodes in
+    the same order, several controllers at once.
 
     Raises:
         ValueError: envs that differ in task or episode length (the episodes would not pair up).
@@ -55,11 +61,24 @@ def evaluate_controllers(
     lengths = {env.config.episode_length for env in envs}
     if len(lengths) != 1 or len({env.task.name for env in envs}) != 1:
         raise ValueError("every controller must play the same task and episode length")
+    length = lengths.pop()
+    if pool is None:
+        played = [
+            run_episodes(policy, [env], seeds, hub, with_steps=False)
+            for policy, env in zip(policies, envs, strict=True)
+        ]
+    else:
+        jobs = [
+            ControllerJob(spec, env.config, tuple(seeds))
+            for spec, env in zip(specs, envs, strict=True)
+        ]
+        played = pool.run_jobs(jobs, steps_each=len(seeds) * length)
+        for controller_episodes in played:
+            for record in controller_episodes:
+                if hub is not None:
+                    hub.emit_payload(episode_event(record), EventContext(), length)
     records = {  # labelled by spec, so that two ppo checkpoints stay apart
-        spec.label: tuple(
-            replace(r, controller=spec.label)
-            for r in run_episodes(policy, [env], seeds, hub, with_steps=False)
-        )
-        for spec, policy, env in zip(specs, policies, envs, strict=True)
+        spec.label: tuple(replace(r, controller=spec.label) for r in episodes)
+        for spec, episodes in zip(specs, played, strict=True)
     }
-    return EvaluationResult(envs[0].task.name, lengths.pop(), tuple(seeds), records)
+    return EvaluationResult(envs[0].task.name, length, tuple(seeds), records)
