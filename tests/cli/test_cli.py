@@ -114,3 +114,27 @@ def test_bad_input_from_a_real_process_has_no_traceback() -> None:
     assert line.startswith("esper: error:")
     assert "nope" in line and "digits" in line  # the bad value and the allowed ones
     assert done.stdout == ""
+
+
+def test_a_heuristic_run_on_worker_processes_records_the_same_events(
+    tmp_path: Path, cli: RunCli
+) -> None:
+    """5 episodes on 2 envs (the last batch has one) in worker processes: the same events as
+    in this process, apart from times and the run's name (issue 11, item 5)."""
+    logs = []
+    for backend in ("local", "process"):
+        argv = ["train", "heuristic", "--episodes", "5", "--envs", "2", "--episode-length", "3"]
+        code, _, err = cli([*argv, "--backend", backend, "--runs-dir", str(tmp_path / backend)])
+        assert code == 0, err
+        (run_dir,) = (tmp_path / backend).iterdir()
+        events = read_events(run_dir / "events.jsonl")
+        logs.append(
+            [
+                {k: v for k, v in e.items() if k not in ("time", "run")}
+                | {"payload": {k: v for k, v in e["payload"].items() if k != "wall_time_s"}}
+                for e in events
+                if e["type"] not in ("run_start", "run_end")
+            ]
+        )
+    assert logs[0] == logs[1]
+    assert sum(e["type"] == "episode" for e in logs[0]) == 5

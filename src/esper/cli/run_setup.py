@@ -27,8 +27,6 @@ from esper.nissa import (
     create_run_dir,
 )
 from esper.simic.config import EpisodeSettings
-from esper.simic.env_pool import env_config_for
-from esper.simic.environment import MorphogeneticEnv
 from esper.tolaria import DataOptions, Task, get_task
 from esper.tolaria.data import DataSplits
 
@@ -150,22 +148,6 @@ def new_run_dir(runs_dir: Path, name: str | None, default_name: str) -> Iterator
         if not handle.is_kept:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-
-
-@dataclass
-class RunSetup:
-    task: Task
-    data: DataSplits
-    run_dir: Path
-    hub: TelemetryHub
-    context: EventContext
-    settings: EpisodeSettings
-
-    def make_envs(self, n: int) -> list[MorphogeneticEnv]:
-        return [
-            MorphogeneticEnv(self.task, self.data, env_config_for(self.settings, i))
-            for i in range(n)
-        ]
 
 
 def open_telemetry(

@@ -14,7 +14,6 @@ from rich.console import Console
 
 from esper.cli.arguments import apply_threads
 from esper.cli.run_setup import (
-    RunSetup,
     add_run_dir_flags,
     load_data,
     new_run_dir,
@@ -23,11 +22,11 @@ from esper.cli.run_setup import (
     refuse_unbuilt,
 )
 from esper.cli.settings import add_settings_flags, add_source_flags, resolve_settings
-from esper.kasmina import blueprint_names
 from esper.leyline import EventContext, RunStartEvent
 from esper.nissa import parse_level, write_config
 from esper.simic.config import HeuristicRunConfig
-from esper.simic.episodes import run_episodes
+from esper.simic.env_pool import build_pool
+from esper.simic.episodes import run_pool_episodes
 from esper.tamiyo.policy import HeuristicPolicy
 
 
@@ -59,9 +58,8 @@ def run_heuristic(args: argparse.Namespace) -> int:
         hub = open_telemetry(run.path, parse_level(config.telemetry), is_live=not args.no_live)
         try:
             context = EventContext(run=run.path.name, group="heuristic")
-            setup = RunSetup(task, data, run.path, hub, context, config)
-            envs = setup.make_envs(config.n_envs)
-            policy = HeuristicPolicy(blueprint_names(envs[0].session.model.topology))
+            pool = build_pool(config, data)
+            policy = HeuristicPolicy(list(pool.feature_spec.blueprints))
             seeds = [config.seed + i for i in range(config.episodes)]
             start = RunStartEvent(
                 "train heuristic",
@@ -72,8 +70,11 @@ def run_heuristic(args: argparse.Namespace) -> int:
                 config.to_json_dict(),
             )
             run.keep()
-            with recorded_run(hub, context, start):
-                run_episodes(policy, envs, seeds, hub, context)
+            try:
+                with recorded_run(hub, context, start):
+                    run_pool_episodes(policy, pool, seeds, hub, context)
+            finally:
+                pool.close()
         finally:
             hub.close()
     Console().print(f"run directory: {run.path}")

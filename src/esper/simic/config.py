@@ -358,34 +358,11 @@ class EpisodeSettings(BaseModel):
         return {k: v for k, v in PRESETS[name].items() if k in cls.model_fields}
 
 
-class HeuristicRunConfig(EpisodeSettings):
-    """`esper train heuristic`: the rule-based controller plays episodes (no learning)."""
+class Placement(BaseModel):
+    """Where a run's envs live (`docs/scale-out.md`): never part of its result."""
 
-    episodes: int = _described(
-        3, "episodes to play (env seeds seed, seed+1, ...)", ge=1, le=_MAX_COUNT
-    )
-    n_envs: int = _described(1, "envs played in lockstep", ge=1, le=_MAX_ENVS)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    @field_validator("episodes")
-    @classmethod
-    def _seeds_stay_training_seeds(cls, value: int, info: ValidationInfo) -> int:
-        seed = info.data.get("seed")
-        if seed is not None and seed + value > TRAINING_SEED_LIMIT:
-            raise ValueError(
-                f"seed + episodes ({seed} + {value}) must stay <= {TRAINING_SEED_LIMIT}: env "
-                "seeds above it are held out for evaluation"
-            )
-        return value
-
-
-class TrainingConfig(EpisodeSettings):
-    """Everything a PPO training run needs to know, with docs/architecture.md §11 defaults."""
-
-    # --- run ---
-    rounds: int = _described(
-        30, "PPO rounds: one episode per env, then one update", ge=1, le=_MAX_COUNT
-    )
-    n_envs: int = _described(4, "envs per round, each running a host episode", ge=1, le=_MAX_ENVS)
     backend: Literal["local", "process", "ray"] = _described(
         "local",
         "where envs run: local (this process, in turn), process (worker processes) or ray "
@@ -414,6 +391,36 @@ class TrainingConfig(EpisodeSettings):
     worker_gpus: float = _described(
         0.0, "GPUs each Ray actor asks for (fractions share a GPU)", ge=0, le=64
     )
+
+
+class HeuristicRunConfig(EpisodeSettings, Placement):
+    """`esper train heuristic`: the rule-based controller plays episodes (no learning)."""
+
+    episodes: int = _described(
+        3, "episodes to play (env seeds seed, seed+1, ...)", ge=1, le=_MAX_COUNT
+    )
+    n_envs: int = _described(1, "envs played in lockstep", ge=1, le=_MAX_ENVS)
+
+    @field_validator("episodes")
+    @classmethod
+    def _seeds_stay_training_seeds(cls, value: int, info: ValidationInfo) -> int:
+        seed = info.data.get("seed")
+        if seed is not None and seed + value > TRAINING_SEED_LIMIT:
+            raise ValueError(
+                f"seed + episodes ({seed} + {value}) must stay <= {TRAINING_SEED_LIMIT}: env "
+                "seeds above it are held out for evaluation"
+            )
+        return value
+
+
+class TrainingConfig(EpisodeSettings, Placement):
+    """Everything a PPO training run needs to know, with docs/architecture.md §11 defaults."""
+
+    # --- run ---
+    rounds: int = _described(
+        30, "PPO rounds: one episode per env, then one update", ge=1, le=_MAX_COUNT
+    )
+    n_envs: int = _described(4, "envs per round, each running a host episode", ge=1, le=_MAX_ENVS)
     env_reward_modes: tuple[RewardMode, ...] | None = _described(
         None, "one reward mode per env, comma-separated (A/B inside one policy)"
     )

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from esper.kasmina import gate_profile
 from esper.leyline import EpisodeOutcome, FactoredAction
-from esper.simic.config import EpisodeSettings, TrainingConfig
+from esper.simic.config import EpisodeSettings, HeuristicRunConfig, TrainingConfig
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.tamiyo.features import FeatureSpec, Observation
 from esper.tolaria import DataOptions, SessionOptions, get_task
@@ -38,7 +38,10 @@ class EnvPool(Protocol):
     n_envs: int
     feature_spec: FeatureSpec
 
-    def reset(self, seeds: Sequence[int]) -> list[Observation]: ...
+    def reset(self, seeds: Sequence[int]) -> list[Observation]:
+        """Reset the first len(seeds) envs (1..n_envs) for an episode; `step` then takes one
+        action for each of them."""
+        ...
 
     def step(self, actions: Sequence[FactoredAction]) -> list[StepResult]: ...
 
@@ -73,18 +76,21 @@ class LocalEnvPool:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
         self.envs = [make_env(i) for i in range(n_envs)]
         self.n_envs = n_envs
+        self._live = n_envs  # envs in this episode: the first ones
         self.feature_spec = self.envs[0].feature_spec
 
     def reset(self, seeds: Sequence[int]) -> list[Observation]:
-        if len(seeds) != self.n_envs:
-            raise ValueError(f"need {self.n_envs} seeds, got {len(seeds)}")
+        if not 1 <= len(seeds) <= self.n_envs:
+            raise ValueError(f"need 1 to {self.n_envs} seeds, got {len(seeds)}")
+        self._live = len(seeds)
         return [
             env.reset(seed=seed)[1]["observation"]
-            for env, seed in zip(self.envs, seeds, strict=True)
+            for env, seed in zip(self.envs[: len(seeds)], seeds, strict=True)
         ]
 
     def step(self, actions: Sequence[FactoredAction]) -> list[StepResult]:
-        return [step_result(env, a) for env, a in zip(self.envs, actions, strict=True)]
+        live = self.envs[: self._live]
+        return [step_result(env, a) for env, a in zip(live, actions, strict=True)]
 
     def take_events(self) -> list[tuple[int, Any]]:
         return []  # nothing here fails on its own
@@ -109,7 +115,7 @@ def env_config_for(config: EpisodeSettings, env_index: int) -> EnvConfig:
     )
 
 
-def build_pool(config: TrainingConfig, data: DataSplits) -> EnvPool:
+def build_pool(config: TrainingConfig | HeuristicRunConfig, data: DataSplits) -> EnvPool:
     """The env pool `config.backend` names, one env per `config.n_envs`. `data` serves the
     local backend; worker processes load the task's data themselves, once each."""
     task = get_task(config.task)

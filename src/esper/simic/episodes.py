@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from esper.leyline import EpisodeEvent, EpisodeOutcome, EventContext
 from esper.nissa import TelemetryHub
+from esper.simic.env_pool import EnvPool
 from esper.simic.environment import MorphogeneticEnv
 from esper.tamiyo.features import Observation
 from esper.tamiyo.policy import Policy
@@ -79,6 +80,51 @@ def _play(
         records.append(record)
         if hub is not None:
             hub.emit_payload(episode_event(record), contexts[i], env.epoch)
+    return records
+
+
+def run_pool_episodes(
+    policy: Policy,
+    pool: EnvPool,
+    seeds: Sequence[int],
+    hub: TelemetryHub | None = None,
+    context: EventContext = EventContext(),
+) -> list[EpisodeRecord]:
+    """`run_episodes` on an env pool (any backend): `pool.n_envs` episodes at a time in
+    lockstep, the same episodes, records and events as on envs in this process."""
+    records: list[EpisodeRecord] = []
+    for start in range(0, len(seeds), pool.n_envs):
+        batch = list(seeds[start : start + pool.n_envs])
+        contexts = [replace(context, env=i) for i in range(len(batch))]
+        started = time.perf_counter()
+        observations = pool.reset(batch)
+        state = policy.initial_state(len(batch))
+        returns = [0.0] * len(batch)
+        outcomes: list[EpisodeOutcome | None] = [None] * len(batch)
+        epoch = 0
+        while any(o is None for o in outcomes):
+            step = policy.act(observations, state)
+            state = step.state
+            results = pool.step(step.actions)
+            for i, result in enumerate(results):
+                if hub is not None:
+                    hub.emit_records(result.events, contexts[i], result.epoch)
+                returns[i] += result.reward
+                if result.outcome is not None:
+                    outcomes[i] = result.outcome
+                epoch = result.epoch
+            observations = [r.observation for r in results]
+            for env, payload in pool.take_events():
+                if hub is not None:
+                    hub.emit_payload(payload, replace(context, env=env), epoch)
+        wall = (time.perf_counter() - started) / len(batch)
+        for i, (seed, outcome) in enumerate(zip(batch, outcomes, strict=True)):
+            assert outcome is not None
+            final = replace(outcome, episode_return=returns[i])
+            record = EpisodeRecord(start + i, seed, policy.name, final, wall)
+            records.append(record)
+            if hub is not None:
+                hub.emit_payload(episode_event(record), contexts[i], epoch)
     return records
 
 

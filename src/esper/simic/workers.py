@@ -238,20 +238,26 @@ class SupervisedPool(ABC, Generic[W]):
     # -- the EnvPool interface -------------------------------------------------------------------
 
     def reset(self, seeds: Sequence[int]) -> list[Observation]:
-        if len(seeds) != self.n_envs:
-            raise ValueError(f"need {self.n_envs} seeds, got {len(seeds)}")
+        """Reset the first len(seeds) envs (all of them in training; fewer for the last batch
+        of a heuristic run); the others wait until the next reset."""
+        if not 1 <= len(seeds) <= self.n_envs:
+            raise ValueError(f"need 1 to {self.n_envs} seeds, got {len(seeds)}")
         self._seeds = dict(enumerate(seeds))
-        self._actions = {i: [] for i in range(self.n_envs)}
-        answers = self._request("reset", lambda k: {i: self._seeds[i] for i in self._envs(k)})
-        return [answers[i] for i in range(self.n_envs)]
+        self._actions = {i: [] for i in self._seeds}
+        answers = self._request("reset", lambda k: {i: self._seeds[i] for i in self._live(k)})
+        return [answers[i] for i in range(len(seeds))]
 
     def step(self, actions: Sequence[FactoredAction]) -> list[StepResult]:
-        if len(actions) != self.n_envs:
-            raise ValueError(f"need {self.n_envs} actions, got {len(actions)}")
+        if len(actions) != len(self._seeds):
+            raise ValueError(f"need {len(self._seeds)} actions, got {len(actions)}")
         for i, action in enumerate(actions):
             self._actions[i].append(action)
-        answers = self._request("step", lambda k: {i: actions[i] for i in self._envs(k)})
-        return [answers[i] for i in range(self.n_envs)]
+        answers = self._request("step", lambda k: {i: actions[i] for i in self._live(k)})
+        return [answers[i] for i in range(len(actions))]
+
+    def _live(self, index: int) -> tuple[int, ...]:
+        """Worker `index`'s envs in this episode."""
+        return tuple(i for i in self._envs(index) if i in self._seeds)
 
     def run_jobs(self, jobs: Sequence[ControllerJob], steps_each: int) -> list[Any]:
         """Each job to the next free worker; the answers in job order. A job may take
@@ -320,8 +326,9 @@ class SupervisedPool(ABC, Generic[W]):
         return results
 
     def _request(self, op: str, payload_of: Any) -> dict[int, Any]:
-        """Ask every worker, gather the answers; replace failed workers and ask again."""
-        pending = list(range(len(self._workers)))
+        """Ask every worker with envs in this episode, gather the answers; replace failed
+        workers and ask again."""
+        pending = [k for k in range(len(self._workers)) if self._live(k)]
         for index in pending:
             self._ask(index, op, payload_of(index), self.deadline_s)
         answers: dict[int, Any] = {}
@@ -361,8 +368,8 @@ class SupervisedPool(ABC, Generic[W]):
     def _replay(self, index: int) -> int:
         """Bring a fresh worker's envs to where the failed one had them: reset from this
         episode's seeds, then every step but the one being asked for (the caller asks it)."""
-        envs = self._envs(index)
-        if not self._seeds or not envs:
+        envs = self._live(index)
+        if not envs:
             return 0
         self._call(index, "reset", {i: self._seeds[i] for i in envs}, self.deadline_s)
         steps = max(0, len(self._actions[envs[0]]) - 1)
