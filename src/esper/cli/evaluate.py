@@ -17,11 +17,12 @@ from esper.cli.settings import add_settings_flags, add_source_flags, requested_s
 from esper.karn.console import ConsoleSink, default_console
 from esper.nissa import TelemetryHub
 from esper.simic.config import TRAINING_SEED_LIMIT, EpisodeSettings
-from esper.simic.env_pool import build_job_pool
+from esper.simic.env_pool import job_pool
 from esper.simic.environment import MorphogeneticEnv
 from esper.simic.evaluation import (
     CONTROLLER_FORMS,
     EXACT_SIGN_FLIP_LIMIT,
+    ControllerSpec,
     EvaluationSummary,
     check_results_path,
     checkpoint_config,
@@ -124,13 +125,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     settings = EpisodeSettings.resolve(args.preset, args.config, given)
     refuse_unbuilt(settings)
     specs = parse_controllers(args.controllers)
-    if args.seeds > _MAX_SEEDS:
-        raise ValueError(
-            f"--seeds {args.seeds} is more than {_MAX_SEEDS:,} episodes per controller"
-        )
-    skip_limit = TRAINING_SEED_LIMIT - args.seeds  # held-out seeds stay below 2^31
-    if not 0 <= args.skip_seeds <= skip_limit:
-        raise ValueError(f"--skip-seeds {args.skip_seeds} is outside 0..{skip_limit:,}")
+    _check_seed_flags(args)
     if args.out is not None:
         check_results_path(args.out)
     ppo_configs = {
@@ -173,21 +168,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"per episode, {len(data.train):,} training samples, device {settings.device}"
         )
     )
-    for spec in specs:
-        if spec.path is not None:
-            console.print(Text(f"{spec.label}: {checkpoint_file(spec.path)}"))
+    _print_checkpoints(console, specs)
     # Plain lines per finished episode as progress, then the per-episode table on close.
     hub = TelemetryHub([ConsoleSink(console, live=False)], strict=False)
-    pool = build_job_pool(
-        args.backend,
-        task.name,
-        replace(data_options, download=False),
-        args.workers,
-        len(specs),
-        settings.threads,
-        settings.device,
-    )
-    try:
+    options = replace(data_options, download=False)  # downloaded here already, if at all
+    placement = (args.backend, task.name, options, args.workers, len(specs), settings.threads)
+    with job_pool(*placement, settings.device) as pool:
         result = evaluate_controllers(
             specs,
             lambda spec: MorphogeneticEnv(
@@ -199,10 +185,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             hub,
             pool,
         )
-    finally:
-        if pool is not None:
-            pool.close()
-        hub.close()
+    hub.close()
 
     summary = summarize(result)
     console.print(controller_table(summary))
@@ -212,6 +195,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
         write_results(summary, args.out)
         console.print(Text(f"results: {args.out}"))
     return 0
+
+
+def _check_seed_flags(args: argparse.Namespace) -> None:
+    if args.seeds > _MAX_SEEDS:
+        raise ValueError(
+            f"--seeds {args.seeds} is more than {_MAX_SEEDS:,} episodes per controller"
+        )
+    skip_limit = TRAINING_SEED_LIMIT - args.seeds  # held-out seeds stay below 2^31
+    if not 0 <= args.skip_seeds <= skip_limit:
+        raise ValueError(f"--skip-seeds {args.skip_seeds} is outside 0..{skip_limit:,}")
+
+
+def _print_checkpoints(console: Any, specs: list[ControllerSpec]) -> None:
+    for spec in specs:
+        if spec.path is not None:
+            console.print(Text(f"{spec.label}: {checkpoint_file(spec.path)}"))
 
 
 def _refuse_retraining_settings(args: argparse.Namespace, given: dict[str, Any]) -> None:

@@ -8,7 +8,8 @@ trainer gives them their run, env and round, so nothing inside an env is set fro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -174,3 +175,22 @@ def build_job_pool(
 
         return RayEnvPool(task, data, [], workers, threads=threads)
     raise ValueError(f"unknown backend {backend!r}; expected local, process or ray")
+
+
+@contextmanager
+def job_pool(
+    backend: str,
+    task: str,
+    data: DataOptions,
+    workers: int | None,
+    jobs: int,
+    threads: int = 1,
+    device: str = "cpu",
+) -> Iterator[Any]:
+    """`build_job_pool`, closed when the body ends (None for `local`)."""
+    pool = build_job_pool(backend, task, data, workers, jobs, threads, device)
+    try:
+        yield pool
+    finally:
+        if pool is not None:
+            pool.close()
