@@ -89,9 +89,10 @@ def test_a_worker_killed_mid_episode_is_replaced_and_the_step_is_unchanged(
 
 
 def test_a_worker_that_keeps_missing_its_deadline_stops_the_pool_naming_its_envs() -> None:
-    pool = process_pool(deadline_s=0.05, max_failures=2)
+    pool = process_pool(max_failures=2)
     try:
         pool.reset(SEEDS)
+        pool.deadline_s = 0.001  # no host epoch (nor the replay's reset) fits in a millisecond
         with pytest.raises(WorkerError, match=r"envs \[\d(, \d)?\] failed 3 times in a row"):
             pool.step([FactoredAction.wait()] * 3)
     finally:

@@ -151,32 +151,6 @@ def build_pool(config: TrainingConfig | HeuristicRunConfig, data: DataSplits) ->
     )
 
 
-def build_job_pool(
-    backend: str,
-    task: str,
-    data: DataOptions,
-    workers: int | None,
-    jobs: int,
-    threads: int = 1,
-    device: str = "cpu",
-) -> Any:
-    """Workers without envs for `SupervisedPool.run_jobs` (whole episodes of a controller):
-    `process` or `ray`; None for `local` (play them here). `workers` None: this machine's
-    cores (process) or the cluster's CPUs (ray), at most `jobs`."""
-    if backend == "local":
-        return None
-    from esper.simic.workers import ProcessEnvPool, default_workers
-
-    count = workers or default_workers(jobs)
-    if backend == "process":
-        return ProcessEnvPool(task, data, [], min(count, jobs), threads=threads, device=device)
-    if backend == "ray":
-        from esper.simic.ray_pool import RayEnvPool
-
-        return RayEnvPool(task, data, [], workers, threads=threads)
-    raise ValueError(f"unknown backend {backend!r}; expected local, process or ray")
-
-
 @contextmanager
 def job_pool(
     backend: str,
@@ -187,10 +161,25 @@ def job_pool(
     threads: int = 1,
     device: str = "cpu",
 ) -> Iterator[Any]:
-    """`build_job_pool`, closed when the body ends (None for `local`)."""
-    pool = build_job_pool(backend, task, data, workers, jobs, threads, device)
+    """Workers without envs for `SupervisedPool.run_jobs` (whole episodes of a controller),
+    closed when the body ends: `process` or `ray`; None for `local` (play them here). `workers`
+    None: this machine's cores (process) or the cluster's CPUs (ray), at most `jobs`."""
+    if backend == "local":
+        yield None
+        return
+    from esper.simic.workers import ProcessEnvPool, default_workers
+
+    pool: Any
+    if backend == "process":
+        count = min(workers or default_workers(jobs), jobs)
+        pool = ProcessEnvPool(task, data, [], count, threads=threads, device=device)
+    elif backend == "ray":
+        from esper.simic.ray_pool import RayEnvPool
+
+        pool = RayEnvPool(task, data, [], workers, threads=threads)
+    else:
+        raise ValueError(f"unknown backend {backend!r}; expected local, process or ray")
     try:
         yield pool
     finally:
-        if pool is not None:
-            pool.close()
+        pool.close()

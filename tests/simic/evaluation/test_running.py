@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from esper.nissa import MemorySink, TelemetryHub
-from esper.simic.env_pool import build_job_pool
+from esper.simic.env_pool import job_pool
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.simic.evaluation import ControllerSpec, evaluate_controllers, held_out_seeds
 from esper.simic.trainer import TRAINING_SEED_LIMIT
@@ -70,12 +70,9 @@ def test_an_evaluation_on_worker_processes_plays_the_same_episodes(digits: DataS
         return MorphogeneticEnv(task, digits, EnvConfig(episode_length=4, illegal_action="raise"))
 
     here = evaluate_controllers(specs, make_env, seeds)
-    pool = build_job_pool("process", "digits", DataOptions(), 2, len(specs))
-    try:
-        sink = MemorySink()
+    sink = MemorySink()
+    with job_pool("process", "digits", DataOptions(), 2, len(specs)) as pool:
         there = evaluate_controllers(specs, make_env, seeds, TelemetryHub([sink]), pool)
-    finally:
-        pool.close()
     for label in here.records:
         assert [(r.seed, r.outcome) for r in here.records[label]] == [
             (r.seed, r.outcome) for r in there.records[label]
