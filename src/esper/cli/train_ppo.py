@@ -40,6 +40,7 @@ from esper.nissa import (
     EVENTS_FILE,
     JsonlSink,
     TelemetryHub,
+    check_events_length,
     locked_run_dir,
     parse_level,
     remove_temp_files,
@@ -277,22 +278,16 @@ def _roll_back_to(run_dir: Path, checkpoint: dict[str, Any]) -> None:
 
 
 def _committed_length(run_dir: Path, checkpoint: dict[str, Any]) -> int:
-    """The length events.jsonl had when `checkpoint` was written.
+    """The length events.jsonl had when `checkpoint` was written (a checkpoint from before
+    `events_bytes` keeps the log as it is).
 
     Raises:
         ValueError: the log is shorter than that (it was changed outside esper).
     """
     events = run_dir / EVENTS_FILE
-    size = events.stat().st_size if events.exists() else 0
     committed = checkpoint.get("events_bytes")
-    if committed is None:  # a checkpoint from before events_bytes: the log stays as it is
-        return size
-    if size < committed:
-        raise ValueError(
-            f"--resume {run_dir}: {EVENTS_FILE} holds {size} bytes, fewer than the "
-            f"{committed} its checkpoint committed (the event log was changed outside esper)"
-        )
-    return int(committed)
+    size = check_events_length(events, committed or 0)
+    return size if committed is None else int(committed)
 
 
 def commit_round(

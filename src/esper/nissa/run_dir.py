@@ -68,12 +68,12 @@ def _holder(file: TextIO) -> str:
     return file.read().strip() or "another process"
 
 
-def truncate_events(path: Path, length: int) -> None:
-    """Cut events.jsonl back to its first `length` bytes: the events a checkpoint committed
-    (what a killed round appended after them is dropped, as the round is trained again).
+def check_events_length(path: Path, length: int) -> int:
+    """The size of events.jsonl, which must hold at least the `length` bytes a checkpoint
+    committed.
 
     Raises:
-        ValueError: the file is shorter than `length` (it was changed outside esper).
+        ValueError: the file is shorter (it was changed outside esper).
     """
     size = path.stat().st_size if path.exists() else 0
     if size < length:
@@ -81,7 +81,17 @@ def truncate_events(path: Path, length: int) -> None:
             f"{path} holds {size} bytes, fewer than the {length} its checkpoint committed: "
             "the event log was changed outside esper"
         )
-    if size > length:
+    return size
+
+
+def truncate_events(path: Path, length: int) -> None:
+    """Cut events.jsonl back to its first `length` bytes: the events a checkpoint committed
+    (what a killed round appended after them is dropped, as the round is trained again).
+
+    Raises:
+        ValueError: the file is shorter than `length` (`check_events_length`).
+    """
+    if check_events_length(path, length) > length:
         with path.open("rb+") as file:
             file.truncate(length)
             file.flush()

@@ -8,9 +8,8 @@ from dataclasses import dataclass, replace
 
 from esper.leyline import EpisodeEvent, EpisodeOutcome, EventContext
 from esper.nissa import TelemetryHub
-from esper.simic.env_pool import EnvPool
+from esper.simic.env_pool import EnvPool, LocalEnvPool
 from esper.simic.environment import MorphogeneticEnv
-from esper.tamiyo.features import Observation
 from esper.tamiyo.policy import Policy
 
 
@@ -32,55 +31,10 @@ def run_episodes(
     *,
     with_steps: bool = True,
 ) -> list[EpisodeRecord]:
-    """Play one episode per seed, `len(envs)` at a time, with one `act` call per step. One
-    `episode` event per episode goes to `hub` and, `with_steps`, every step's records (epoch,
-    reward, lifecycle changes), from env i as `context` with env=i."""
-    records: list[EpisodeRecord] = []
-    contexts = [replace(context, env=i) for i in range(len(envs))]
-    step_hub = hub if with_steps else None
-    for start in range(0, len(seeds), len(envs)):
-        batch = list(seeds[start : start + len(envs)])
-        records += _play(policy, envs[: len(batch)], batch, start, (hub, step_hub), contexts)
-    return records
-
-
-def _play(
-    policy: Policy,
-    envs: Sequence[MorphogeneticEnv],
-    seeds: list[int],
-    first_episode: int,
-    hubs: tuple[TelemetryHub | None, TelemetryHub | None],  # for episodes, for steps
-    contexts: list[EventContext],
-) -> list[EpisodeRecord]:
-    hub, step_hub = hubs
-    started = time.perf_counter()
-    observations: list[Observation] = [
-        env.reset(seed=seed)[1]["observation"] for env, seed in zip(envs, seeds, strict=True)
-    ]
-    state = policy.initial_state(len(envs))
-    returns = [0.0] * len(envs)
-    outcomes: list[EpisodeOutcome | None] = [None] * len(envs)
-    while any(o is None for o in outcomes):
-        step = policy.act(observations, state)
-        state = step.state
-        for i, (env, action) in enumerate(zip(envs, step.actions, strict=True)):
-            _, reward, terminated, truncated, info = env.step(action)
-            if step_hub is not None:
-                step_hub.emit_records(info["events"], contexts[i], env.epoch)
-            returns[i] += reward
-            observations[i] = info["observation"]
-            if terminated or truncated:
-                outcomes[i] = info["outcome"]
-    wall = (time.perf_counter() - started) / len(envs)
-    records = []
-    for i, (env, seed, outcome) in enumerate(zip(envs, seeds, outcomes, strict=True)):
-        assert outcome is not None
-        final = replace(outcome, episode_return=returns[i])
-        record = EpisodeRecord(first_episode + i, seed, policy.name, final, wall)
-        records.append(record)
-        if hub is not None:
-            hub.emit_payload(episode_event(record), contexts[i], env.epoch)
-    return records
+    """Play one episode per seed, `len(envs)` at a time, with one `act` call per step, on these
+    envs in this process (`run_pool_episodes` on them)."""
+    pool = LocalEnvPool(lambda i: envs[i], len(envs))
+    return run_pool_episodes(policy, pool, seeds, hub, context, with_steps=with_steps)
 
 
 def run_pool_episodes(
@@ -89,9 +43,14 @@ def run_pool_episodes(
     seeds: Sequence[int],
     hub: TelemetryHub | None = None,
     context: EventContext = EventContext(),
+    *,
+    with_steps: bool = True,
 ) -> list[EpisodeRecord]:
-    """`run_episodes` on an env pool (any backend): `pool.n_envs` episodes at a time in
-    lockstep, the same episodes, records and events as on envs in this process."""
+    """Play one episode per seed on an env pool (any backend), `pool.n_envs` at a time in
+    lockstep, with one `act` call per step. One `episode` event per episode goes to `hub` and,
+    `with_steps`, every step's records (epoch, reward, lifecycle changes), from env i as
+    `context` with env=i."""
+    step_hub = hub if with_steps else None
     records: list[EpisodeRecord] = []
     for start in range(0, len(seeds), pool.n_envs):
         batch = list(seeds[start : start + pool.n_envs])
@@ -107,8 +66,8 @@ def run_pool_episodes(
             state = step.state
             results = pool.step(step.actions)
             for i, result in enumerate(results):
-                if hub is not None:
-                    hub.emit_records(result.events, contexts[i], result.epoch)
+                if step_hub is not None:
+                    step_hub.emit_records(result.events, contexts[i], result.epoch)
                 returns[i] += result.reward
                 if result.outcome is not None:
                     outcomes[i] = result.outcome
