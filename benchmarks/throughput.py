@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from esper.simic.config import TrainingConfig
-from esper.simic.env_pool import EnvPool, build_pool
+from esper.simic.env_pool import EnvPool, build_pool, lockstep
 from esper.simic.trainer import VectorizedTrainer
 from esper.simic.workers import default_workers, warm_up
 from esper.tolaria import DataOptions, get_task
@@ -92,7 +92,7 @@ def peak_memory() -> Iterator[list[int]]:
 
 
 class FirstEpoch:
-    """Wraps a pool to note when its first step returns."""
+    """Wraps a pool to note when its first step comes back."""
 
     def __init__(self, pool: EnvPool) -> None:
         self.pool, self.at = pool, 0.0
@@ -101,11 +101,17 @@ class FirstEpoch:
     def reset(self, seeds: Sequence[int]) -> list:  # type: ignore[type-arg]
         return self.pool.reset(seeds)
 
-    def step(self, actions: Sequence) -> list:  # type: ignore[type-arg]
-        results = self.pool.step(actions)
+    def submit(self, env: int, action: Any) -> None:
+        self.pool.submit(env, action)
+
+    def next_result(self) -> tuple[int, Any]:
+        result = self.pool.next_result()
         if not self.at:
             self.at = time.perf_counter()
-        return results
+        return result
+
+    def step(self, actions: Sequence) -> list:  # type: ignore[type-arg]
+        return lockstep(self, actions)
 
     def take_events(self) -> list:  # type: ignore[type-arg]
         return self.pool.take_events()

@@ -109,3 +109,58 @@ def test_an_exception_inside_a_worker_is_raised_not_retried() -> None:
         assert pool.take_events() == []
     finally:
         pool.close()
+
+
+def test_a_worker_killed_with_several_steps_in_flight_replays_each_env_to_its_own_step(
+    expected: list[list[StepResult]],
+) -> None:
+    """Worker 0 holds envs 0 and 2. It dies with a step of each in flight while env 0 is a
+    step ahead of env 2: the replacement replays each env to where it was, then plays both
+    lost steps; every result equals the local pool's."""
+    pool = process_pool()
+    got: dict[tuple[int, int], StepResult] = {}
+
+    def take() -> None:
+        env, result = pool.next_result()
+        got[env, result.epoch - 1] = result
+
+    try:
+        pool.reset(SEEDS)
+        for env in range(3):
+            pool.submit(env, PLAN[env][0])
+        for _ in range(3):
+            take()
+        pool.submit(0, PLAN[0][1])
+        take()  # env 0 has played two steps, env 2 one
+        pool.submit(0, PLAN[0][2])
+        pool.submit(2, PLAN[2][1])
+        os.kill(pool.pid(0), signal.SIGKILL)
+        take()
+        take()
+        for env, t in ((2, 2), (1, 1), (1, 2)):
+            pool.submit(env, PLAN[env][t])
+            take()
+        events = pool.take_events()
+    finally:
+        pool.close()
+    assert sorted(got) == [(env, t) for env in range(3) for t in range(3)]
+    assert all(same(got[env, t], expected[t][env]) for env, t in got)
+    assert [(e.worker, e.cause) for _, e in events] == [(0, "killed by SIGKILL")]
+    # env 0's two answered steps (three, had it answered the third before the kill landed)
+    assert events[0][1].replayed_steps in (2, 3)
+
+
+def test_the_process_pool_refuses_steps_that_would_mix_up_an_episode() -> None:
+    pool = process_pool()
+    try:
+        pool.reset(SEEDS[:2])
+        with pytest.raises(ValueError, match="env 2 is not in this episode"):
+            pool.submit(2, FactoredAction.wait())
+        pool.submit(0, FactoredAction.wait())
+        with pytest.raises(ValueError, match="env 0 already has a step in flight"):
+            pool.submit(0, FactoredAction.wait())
+        assert pool.next_result()[0] == 0
+        with pytest.raises(ValueError, match="without a step in flight"):
+            pool.next_result()
+    finally:
+        pool.close()

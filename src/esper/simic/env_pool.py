@@ -4,10 +4,16 @@ Only observations, actions, rewards and small records cross it, so a pool may ke
 this process (`LocalEnvPool`), in worker processes or in Ray actors without the trainer changing.
 A step's telemetry travels back inside its `StepResult` (payload records, not events): the
 trainer gives them their run, env and round, so nothing inside an env is set from outside.
+
+Steps are asynchronous: `submit(env, action)` starts one env's step and `next_result()` hands
+back whichever step finished first, so a controller that acts for each env on its own keeps
+every worker busy (no env waits for the slowest one of its step). `step(actions)` is the
+lockstep form on top of the two: one action per env, the results in env order.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,13 +50,61 @@ class EnvPool(Protocol):
         action for each of them."""
         ...
 
-    def step(self, actions: Sequence[FactoredAction]) -> list[StepResult]: ...
+    def submit(self, env: int, action: FactoredAction) -> None:
+        """Start env `env`'s next step (an env of this episode with no step in flight)."""
+        ...
+
+    def next_result(self) -> tuple[int, StepResult]:
+        """The next finished step (env, result), waiting for one if none is done; in the order
+        the steps finish, which in worker processes depends on timing."""
+        ...
+
+    def step(self, actions: Sequence[FactoredAction]) -> list[StepResult]:
+        """One step of every env of this episode (lockstep): `lockstep` on this pool."""
+        ...
 
     def take_events(self) -> list[tuple[int, Any]]:
         """The pool's own telemetry since the last call (a replaced worker): (env, payload)."""
         ...
 
     def close(self) -> None: ...
+
+
+def lockstep(pool: EnvPool, actions: Sequence[FactoredAction]) -> list[StepResult]:
+    """Submit one action per env of the episode, gather every result, return them in env
+    order."""
+    for env, action in enumerate(actions):
+        pool.submit(env, action)
+    results: dict[int, StepResult] = {}
+    while len(results) < len(actions):
+        env, result = pool.next_result()
+        results[env] = result
+    return [results[env] for env in range(len(actions))]
+
+
+class InFlight:
+    """Which envs of an episode a pool may step now: the episode's envs, each with at most
+    one step in flight. Raises ValueError on any other request."""
+
+    def __init__(self) -> None:
+        self.live = 0  # envs of this episode: the first `live`
+        self.envs: set[int] = set()  # with a step in flight
+
+    def start(self, live: int) -> None:
+        if self.envs:
+            raise ValueError(f"reset while envs {sorted(self.envs)} have steps in flight")
+        self.live = live
+
+    def add(self, env: int) -> None:
+        if not 0 <= env < self.live:
+            raise ValueError(f"env {env} is not in this episode (envs 0 to {self.live - 1})")
+        if env in self.envs:
+            raise ValueError(f"env {env} already has a step in flight")
+        self.envs.add(env)
+
+    def check_some(self) -> None:
+        if not self.envs:
+            raise ValueError("next_result without a step in flight")
 
 
 def step_result(env: MorphogeneticEnv, action: FactoredAction) -> StepResult:
@@ -77,21 +131,36 @@ class LocalEnvPool:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
         self.envs = [make_env(i) for i in range(n_envs)]
         self.n_envs = n_envs
-        self._live = n_envs  # envs in this episode: the first ones
         self.feature_spec = self.envs[0].feature_spec
+        self._in_flight = InFlight()
+        self._queue: deque[tuple[int, FactoredAction]] = deque()  # submitted, in order
 
     def reset(self, seeds: Sequence[int]) -> list[Observation]:
         if not 1 <= len(seeds) <= self.n_envs:
             raise ValueError(f"need 1 to {self.n_envs} seeds, got {len(seeds)}")
-        self._live = len(seeds)
+        self._in_flight.start(len(seeds))
         return [
             env.reset(seed=seed)[1]["observation"]
             for env, seed in zip(self.envs[: len(seeds)], seeds, strict=True)
         ]
 
+    def submit(self, env: int, action: FactoredAction) -> None:
+        self._in_flight.add(env)
+        self._queue.append((env, action))
+
+    def next_result(self) -> tuple[int, StepResult]:
+        """The oldest submitted step, played now: envs take turns in submission order."""
+        self._in_flight.check_some()
+        env, action = self._queue.popleft()
+        try:
+            return env, step_result(self.envs[env], action)
+        finally:
+            self._in_flight.envs.discard(env)
+
     def step(self, actions: Sequence[FactoredAction]) -> list[StepResult]:
-        live = self.envs[: self._live]
-        return [step_result(env, a) for env, a in zip(live, actions, strict=True)]
+        if len(actions) != self._in_flight.live:
+            raise ValueError(f"need {self._in_flight.live} actions, got {len(actions)}")
+        return lockstep(self, actions)
 
     def take_events(self) -> list[tuple[int, Any]]:
         return []  # nothing here fails on its own

@@ -11,6 +11,7 @@ esper installed and, for a task with a data folder, the data at the same path.
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,7 +73,9 @@ class RayEnvPool(SupervisedPool[Any]):
                 raise ValueError(f"cannot start or join Ray at {where}: {error}") from None
             self._started_ray = address is None
         self._actor_class = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(EnvWorker)
-        self._pending: dict[int, Any] = {}  # worker index -> the ObjectRef of its answer
+        # worker index -> the ObjectRefs of its answers, oldest first (an actor runs its calls
+        # in the order they were made)
+        self._pending: dict[int, deque[Any]] = {}
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
         specs = worker_specs(task, data, env_configs, workers, threads)
@@ -100,17 +103,18 @@ class RayEnvPool(SupervisedPool[Any]):
     def _submit(self, index: int, op: str, payload: Any) -> None:
         actor = self._workers[index]
         ref = actor.feature_spec.remote() if op == "ready" else actor.serve.remote(op, payload)
-        self._pending[index] = ref
+        self._pending.setdefault(index, deque()).append(ref)
 
     def _wait(self, indices: list[int], timeout_s: float) -> dict[int, Any]:
         ray = self._ray
-        by_ref = {self._pending[i]: i for i in indices}
+        by_ref = {self._pending[i][0]: i for i in indices}
         ready, _ = ray.wait(list(by_ref), num_returns=1, timeout=timeout_s)
         if ready:  # take every answer already there, not only the first
             ready, _ = ray.wait(list(by_ref), num_returns=len(by_ref), timeout=0)
         results: dict[int, Any] = {}
         for ref in ready:
             index = by_ref[ref]
+            self._pending[index].popleft()
             try:
                 results[index] = ray.get(ref)
             except ray.exceptions.RayActorError as error:

@@ -53,6 +53,7 @@ class RolloutBuffer:
         self,
         t: int,
         *,
+        env: slice = slice(None),
         features: Tensor,
         raw_features: np.ndarray,
         masks: Mapping[str, Tensor],
@@ -60,17 +61,20 @@ class RolloutBuffer:
         log_probs: Tensor,
         values: Tensor,
     ) -> None:
-        self.features[t] = features
-        self.raw_features[t] = raw_features
+        """Step t of the envs `env` (all of them by default; tensors lead with those envs)."""
+        self.features[t, env] = features
+        self.raw_features[t, env] = raw_features
         for key, mask in masks.items():
-            self.masks[key][t] = mask
-        self.actions[t] = actions
-        self.log_probs[t] = log_probs
-        self.values[t] = values
+            self.masks[key][t, env] = mask
+        self.actions[t, env] = actions
+        self.log_probs[t, env] = log_probs
+        self.values[t, env] = values
 
-    def record_outcome(self, t: int, rewards: Tensor, dones: Tensor) -> None:
-        self.rewards[t] = rewards
-        self.dones[t] = dones
+    def record_outcome(
+        self, t: int, rewards: Tensor | float, dones: Tensor | float, env: int | slice = slice(None)
+    ) -> None:
+        self.rewards[t, env] = rewards
+        self.dones[t, env] = dones
 
     @property
     def steps(self) -> int:

@@ -1,15 +1,17 @@
 """VectorizedTrainer: PPO rounds over an `EnvPool` (docs/architecture.md §2).
 
-A round is a short sequence of named steps: collect one episode per env (one batched policy
-forward per step), compute GAE advantages, update the policy, log, and let the caller
-checkpoint. Only observations, actions, rewards and the steps' telemetry records cross the pool
-boundary; the trainer gives those records their run, env and round and sends them to the hub.
+A round is a short sequence of named steps: collect one episode per env (the policy acts for
+each env as soon as its step comes back), compute GAE advantages, update the policy, log, and
+let the caller checkpoint. Only observations, actions, rewards and the steps' telemetry records
+cross the pool boundary; the trainer gives those records their run, env and round and sends
+them to the hub.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,7 @@ from esper.simic.normalizer import RunningNormalizer
 from esper.simic.ppo import PPOSettings, UpdateMetrics, ppo_update
 from esper.simic.rollout_buffer import RolloutBuffer
 from esper.tamiyo.action_codec import decode
+from esper.tamiyo.features import Observation
 from esper.tamiyo.policy_network import PolicyNetwork
 
 
@@ -128,54 +131,76 @@ class VectorizedTrainer:
     def collect(
         self, timing: defaultdict[str, float]
     ) -> tuple[RolloutBuffer, list[float], list[EpisodeOutcome], Counter[str]]:
-        """Play one episode in every env; store exactly what the policy saw and did."""
+        """Play one episode in every env; store exactly what the policy saw and did.
+
+        Each env is acted for as soon as its step comes back (`EnvPool.next_result`), so no
+        worker waits for another's slower env. The policy acts for one env at a time, with the
+        env's own LSTM state and sampling generator (drawn from `sample_generator` at the
+        round's start), so what an env is given does not depend on the order steps finish in:
+        every backend plays the same episodes. Telemetry goes out in (step, env) order.
+        """
         pool, spec = self.pool, self.pool.feature_spec
-        steps = self.config.resolved_episode_length()
+        n, steps = pool.n_envs, self.config.resolved_episode_length()
         started = time.perf_counter()
         observations = pool.reset(self.round_seeds(self.round))
         timing["reset"] += time.perf_counter() - started
-        state = self.network.initial_state(pool.n_envs)
+        initial = self.network.initial_state(n)
+        states = [(initial[0][:, i : i + 1], initial[1][:, i : i + 1]) for i in range(n)]
+        generators = [
+            torch.Generator().manual_seed(int(seed))
+            for seed in torch.randint(2**62, (n,), generator=self.sample_generator)
+        ]
         buffer: RolloutBuffer | None = None
-        returns = [0.0] * pool.n_envs
-        outcomes: list[EpisodeOutcome | None] = [None] * pool.n_envs
+        done = [0] * n  # steps come back, per env
+        returns = [0.0] * n
+        outcomes: list[EpisodeOutcome | None] = [None] * n
         ops: Counter[str] = Counter()
-        for t in range(steps):
+        telemetry = _InOrder(n, self._emit_step)
+
+        def act(env: int, observation: Observation) -> None:
+            nonlocal buffer
             started = time.perf_counter()
             raw, features, masks = network_input(
-                observations, self.obs_normalizer, self.config.action_space
+                [observation], self.obs_normalizer, self.config.action_space
             )
             if buffer is None:
                 shapes = {k: tuple(v.shape[1:]) for k, v in masks.items()}
-                buffer = RolloutBuffer.allocate(steps, pool.n_envs, spec.size, shapes, state)
-            actions, log_probs, values_norm, state = self.network.act(
-                features, masks, state, generator=self.sample_generator
+                buffer = RolloutBuffer.allocate(steps, n, spec.size, shapes, initial)
+            actions, log_probs, values_norm, states[env] = self.network.act(
+                features, masks, states[env], generator=generators[env]
             )
-            values = self._denormalize(values_norm)
             buffer.store(
-                t,
+                done[env],
+                env=slice(env, env + 1),
                 features=features,
                 raw_features=raw,
                 masks=masks,
                 actions=actions,
                 log_probs=log_probs,
-                values=values,
+                values=self._denormalize(values_norm),
             )
-            chosen = [decode(spec, a) for a in actions.numpy()]
-            ops.update(a.op.name for a in chosen)
+            chosen = decode(spec, actions[0].numpy())
+            ops[chosen.op.name] += 1
             timing["policy_forward"] += time.perf_counter() - started
-            results = pool.step(chosen)
-            self._emit_pool_events(t + 1)
-            rewards = torch.tensor([r.reward for r in results], dtype=torch.float32)
-            dones = torch.tensor([float(r.terminated) for r in results])
-            buffer.record_outcome(t, rewards, dones)
-            for i, result in enumerate(results):
-                self._emit_step(i, result)
-                returns[i] += result.reward
-                for phase, seconds in result.timing.items():
-                    timing[phase] += seconds
-                if result.outcome is not None:
-                    outcomes[i] = result.outcome
-            observations = [r.observation for r in results]
+            pool.submit(env, chosen)
+
+        for env, observation in enumerate(observations):
+            act(env, observation)
+        for _ in range(n * steps):
+            env, result = pool.next_result()
+            t = done[env]
+            done[env] += 1
+            if done[env] < steps:
+                act(env, result.observation)  # first: the env's worker gets its next step
+            assert buffer is not None
+            buffer.record_outcome(t, result.reward, float(result.terminated), env=env)
+            returns[env] += result.reward
+            for phase, seconds in result.timing.items():
+                timing[phase] += seconds
+            if result.outcome is not None:
+                outcomes[env] = result.outcome
+            telemetry.add(env, result)
+            self._emit_pool_events(done)
         assert buffer is not None and all(o is not None for o in outcomes)
         if not bool(buffer.dones[-1].all()):
             raise RuntimeError("every env must terminate on the episode's last step")
@@ -190,12 +215,14 @@ class VectorizedTrainer:
             context = EventContext(self.context.run, self.context.group, env, self.round)
             self.hub.emit_records(result.events, context, result.epoch)
 
-    def _emit_pool_events(self, epoch: int) -> None:
+    def _emit_pool_events(self, done: list[int]) -> None:
+        """The pool's own records (a replaced worker), at the epoch its env was playing."""
         events = self.pool.take_events()
         if self.hub is not None:
+            last = self.config.resolved_episode_length()
             for env, payload in events:
                 context = EventContext(self.context.run, self.context.group, env, self.round)
-                self.hub.emit_payload(payload, context, epoch)
+                self.hub.emit_payload(payload, context, min(done[env] + 1, last))
 
     def _emit(self, summary: RoundSummary) -> None:
         if self.hub is None:
@@ -254,6 +281,23 @@ class VectorizedTrainer:
         self.return_normalizer.load_state_dict(state["return_normalizer"])
         self.sample_generator.set_state(state["sample_generator"])
         self.update_generator.set_state(state["update_generator"])
+
+
+class _InOrder:
+    """Hands on step results in (step, env) order, whatever order they come in: the log of a
+    round is the same for every backend and timing. An env is at most a few steps ahead of
+    the slowest one, so little is held."""
+
+    def __init__(self, n_envs: int, emit: Callable[[int, StepResult], None]) -> None:
+        self.n_envs, self.emit = n_envs, emit
+        self.held: list[deque[StepResult]] = [deque() for _ in range(n_envs)]
+        self.next_env = 0  # whose result is due next, in the step being handed on
+
+    def add(self, env: int, result: StepResult) -> None:
+        self.held[env].append(result)
+        while self.held[self.next_env]:
+            self.emit(self.next_env, self.held[self.next_env].popleft())
+            self.next_env = (self.next_env + 1) % self.n_envs
 
 
 __all__ = ["TRAINING_SEED_LIMIT", "RoundSummary", "VectorizedTrainer"]

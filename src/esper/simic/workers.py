@@ -34,6 +34,7 @@ import socket
 import time
 import traceback
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
@@ -41,7 +42,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, Generic, TypeVar
 
 from esper.leyline import FactoredAction, WorkerEvent
-from esper.simic.env_pool import StepResult, step_result
+from esper.simic.env_pool import InFlight, StepResult, lockstep, step_result
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.simic.episodes import EpisodeRecord, run_episodes
 from esper.tamiyo.features import FeatureSpec, Observation
@@ -187,7 +188,11 @@ W = TypeVar("W")
 
 class SupervisedPool(ABC, Generic[W]):
     """The `EnvPool` interface over workers of some kind (`W`), with the supervision of the
-    module docstring. A subclass says how to start, ask, wait on and stop one worker."""
+    module docstring. A subclass says how to start, ask, wait on and stop one worker.
+
+    A worker may have several requests in flight (one step of each of its envs): it answers
+    them in the order they were sent, and each answer is due `deadline_s` after the one before
+    it (or after the request, when the worker was idle)."""
 
     def __init__(
         self,
@@ -199,11 +204,15 @@ class SupervisedPool(ABC, Generic[W]):
         self.n_envs = sum(len(s.envs) for s in specs)
         self.deadline_s, self.max_failures = deadline_s, max_failures
         self._workers: list[W] = []
-        self._deadlines = [0.0] * len(specs)  # when each worker's answer is due (monotonic)
-        self._allowed = [0.0] * len(specs)  # the seconds it was given
+        self._worker_of = {env: k for k, spec in enumerate(specs) for env in spec.envs}
+        # requests in flight per worker, oldest first: (op, payload, seconds allowed)
+        self._queues: list[deque[tuple[str, Any, float]]] = [deque() for _ in specs]
+        self._deadlines = [0.0] * len(specs)  # when the oldest one's answer is due (monotonic)
         self._failures = [0] * len(specs)
         self._seeds: dict[int, int] = {}
         self._actions: dict[int, list[FactoredAction]] = {}  # this episode's, per env
+        self._in_flight = InFlight()
+        self._done: deque[tuple[int, StepResult]] = deque()  # answered, not yet handed out
         self._events: list[tuple[int, WorkerEvent]] = []
         try:
             self._workers = [self._start(k) for k in range(len(specs))]
@@ -228,12 +237,12 @@ class SupervisedPool(ABC, Generic[W]):
 
     @abstractmethod
     def _wait(self, indices: list[int], timeout_s: float) -> dict[int, Any]:
-        """Answers that came within `timeout_s`: index -> `serve`'s pair (or the feature spec),
-        or a str naming why the worker is gone."""
+        """The oldest unread answer of each of these workers that came within `timeout_s`:
+        index -> `serve`'s pair (or the feature spec), or a str naming why the worker is gone."""
 
     @abstractmethod
     def _stop(self, index: int, *, kill: bool) -> None:
-        """Stop worker `index`: politely, or killed at once."""
+        """Stop worker `index`: politely, or killed at once (its unread answers are lost)."""
 
     # -- the EnvPool interface -------------------------------------------------------------------
 
@@ -242,18 +251,46 @@ class SupervisedPool(ABC, Generic[W]):
         of a heuristic run); the others wait until the next reset."""
         if not 1 <= len(seeds) <= self.n_envs:
             raise ValueError(f"need 1 to {self.n_envs} seeds, got {len(seeds)}")
+        self._in_flight.start(len(seeds))
         self._seeds = dict(enumerate(seeds))
         self._actions = {i: [] for i in self._seeds}
-        answers = self._request("reset", lambda k: {i: self._seeds[i] for i in self._live(k)})
+        pending = [k for k in range(len(self._workers)) if self._live(k)]
+        for index in pending:
+            self._ask(index, "reset", {i: self._seeds[i] for i in self._live(index)})
+        answers: dict[int, Observation] = {}
+        while pending:
+            for index, answer in self._gather(pending).items():
+                if isinstance(answer, str):  # the worker failed: this is the cause
+                    self._replace(index, answer)  # its replacement is asked again
+                    continue
+                answers.update(answer[1])
+                self._failures[index] = 0
+                pending.remove(index)
         return [answers[i] for i in range(len(seeds))]
+
+    def submit(self, env: int, action: FactoredAction) -> None:
+        self._in_flight.add(env)
+        self._actions[env].append(action)
+        self._ask(self._worker_of[env], "step", {env: action})
+
+    def next_result(self) -> tuple[int, StepResult]:
+        self._in_flight.check_some()
+        while not self._done:
+            busy = [k for k, queue in enumerate(self._queues) if queue]
+            for index, answer in self._gather(busy).items():
+                if isinstance(answer, str):
+                    self._replace(index, answer)  # its steps in flight are asked again
+                    continue
+                self._failures[index] = 0
+                self._done.extend(answer[1].items())
+        env, result = self._done.popleft()
+        self._in_flight.envs.discard(env)
+        return env, result
 
     def step(self, actions: Sequence[FactoredAction]) -> list[StepResult]:
         if len(actions) != len(self._seeds):
             raise ValueError(f"need {len(self._seeds)} actions, got {len(actions)}")
-        for i, action in enumerate(actions):
-            self._actions[i].append(action)
-        answers = self._request("step", lambda k: {i: actions[i] for i in self._live(k)})
-        return [answers[i] for i in range(len(actions))]
+        return lockstep(self, actions)
 
     def _live(self, index: int) -> tuple[int, ...]:
         """Worker `index`'s envs in this episode."""
@@ -277,13 +314,12 @@ class SupervisedPool(ABC, Generic[W]):
             give(index)
         while busy:
             for index, answer in self._gather(list(busy)).items():
-                job = busy.pop(index)
                 if isinstance(answer, str):
-                    self._replace(index, answer)
-                    todo.append(job)
-                else:
-                    results[job] = answer[1][job]
-                    self._failures[index] = 0
+                    self._replace(index, answer)  # its replacement plays the job again
+                    continue
+                job = busy.pop(index)
+                results[job] = answer[1][job]
+                self._failures[index] = 0
                 give(index)
         return results
 
@@ -303,20 +339,31 @@ class SupervisedPool(ABC, Generic[W]):
     def _envs(self, index: int) -> tuple[int, ...]:
         return tuple(self._specs[index].envs)
 
-    def _ask(self, index: int, op: str, payload: Any, allowed_s: float) -> None:
-        self._allowed[index] = allowed_s
-        self._deadlines[index] = time.monotonic() + allowed_s
+    def _ask(self, index: int, op: str, payload: Any, allowed_s: float | None = None) -> None:
+        allowed = self.deadline_s if allowed_s is None else allowed_s
+        queue = self._queues[index]
+        if not queue:
+            self._deadlines[index] = time.monotonic() + allowed
+        queue.append((op, payload, allowed))
         self._submit(index, op, payload)
 
     def _gather(self, pending: list[int]) -> dict[int, Any]:
-        """The next answers: index -> answer, or the cause of the worker's failure (a str)."""
+        """The next answers of these workers (each with a request in flight): index -> the
+        answer to its oldest request (taken off its queue), or the cause of the worker's
+        failure (a str; the queue then holds the requests it lost)."""
         due = min(self._deadlines[k] for k in pending)
         results = self._wait(pending, max(0.0, due - time.monotonic()))
         now = time.monotonic()
         for index in pending:
             if index not in results and self._deadlines[index] <= now:
-                results[index] = f"no answer within {self._allowed[index]:g} s"
+                results[index] = f"no answer within {self._queues[index][0][2]:g} s"
         for index, answer in results.items():
+            if isinstance(answer, str):
+                continue
+            queue = self._queues[index]
+            queue.popleft()
+            if queue:
+                self._deadlines[index] = now + queue[0][2]
             if isinstance(answer, tuple) and answer[0] == "error":
                 failure: WorkerFailure = answer[1]
                 raise RuntimeError(
@@ -325,26 +372,14 @@ class SupervisedPool(ABC, Generic[W]):
                 )
         return results
 
-    def _request(self, op: str, payload_of: Any) -> dict[int, Any]:
-        """Ask every worker with envs in this episode, gather the answers; replace failed
-        workers and ask again."""
-        pending = [k for k in range(len(self._workers)) if self._live(k)]
-        for index in pending:
-            self._ask(index, op, payload_of(index), self.deadline_s)
-        answers: dict[int, Any] = {}
-        while pending:
-            for index, answer in self._gather(pending).items():
-                if isinstance(answer, str):  # the worker failed: this is the cause
-                    self._replace(index, answer)
-                    self._ask(index, op, payload_of(index), self.deadline_s)
-                    continue
-                answers.update(answer[1])
-                self._failures[index] = 0
-                pending.remove(index)
-        return answers
-
-    def _replace(self, index: int, cause: str) -> None:
-        """Kill worker `index`, start another with the same envs and replay their episodes."""
+    def _replace(
+        self, index: int, cause: str, lost: list[tuple[str, Any, float]] | None = None
+    ) -> None:
+        """Kill worker `index`, start another with the same envs, replay their episodes and
+        ask it again what the failed one had not answered (`lost`: its queue)."""
+        if lost is None:
+            lost = list(self._queues[index])
+        self._queues[index].clear()
         with contextlib.suppress(Exception):
             self._stop(index, kill=True)
         self._failures[index] += 1
@@ -356,25 +391,31 @@ class SupervisedPool(ABC, Generic[W]):
                 f"{cause}); the run stops"
             )
         self._workers[index] = self._start(index)
+        unanswered = {env for op, payload, _ in lost if op == "step" for env in payload}
         try:
             self._await_ready(index)
-            replayed = self._replay(index)
+            replayed = self._replay(index, unanswered)
         except _Died as died:
-            self._replace(index, died.cause)
+            self._replace(index, died.cause, lost)
             return
         first = envs[0] if envs else 0
         self._events.append((first, WorkerEvent(index, envs, cause, failures, replayed)))
+        for op, payload, allowed_s in lost:
+            self._ask(index, op, payload, allowed_s)
 
-    def _replay(self, index: int) -> int:
+    def _replay(self, index: int, unanswered: set[int]) -> int:
         """Bring a fresh worker's envs to where the failed one had them: reset from this
-        episode's seeds, then every step but the one being asked for (the caller asks it)."""
+        episode's seeds, then every step it answered (not those in `unanswered`, still in
+        flight: they are asked again). Returns the steps replayed (of the env furthest on)."""
         envs = self._live(index)
         if not envs:
             return 0
         self._call(index, "reset", {i: self._seeds[i] for i in envs}, self.deadline_s)
-        steps = max(0, len(self._actions[envs[0]]) - 1)
+        answered = {i: len(self._actions[i]) - (i in unanswered) for i in envs}
+        steps = max(answered.values())
         for t in range(steps):
-            self._call(index, "step", {i: self._actions[i][t] for i in envs}, self.deadline_s)
+            actions = {i: self._actions[i][t] for i in envs if t < answered[i]}
+            self._call(index, "step", actions, self.deadline_s)
         return steps
 
     def _await_ready(self, index: int) -> Any:
@@ -384,7 +425,7 @@ class SupervisedPool(ABC, Generic[W]):
         return spec
 
     def _call(self, index: int, op: str, payload: Any, allowed_s: float) -> Any:
-        """One request to one worker; raises _Died with the cause if it fails."""
+        """One request to one idle worker; raises _Died with the cause if it fails."""
         self._ask(index, op, payload, allowed_s)
         answers: dict[int, Any] = {}
         while not answers:
