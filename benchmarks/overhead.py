@@ -1,5 +1,15 @@
-"""Esper's overhead: a heuristic episode vs a plain PyTorch loop training the same final network
-(host + the same fossilized seeds) on the same data for the same epochs (issue 5).
+"""Esper's overhead against a plain PyTorch loop, in two cases.
+
+`--case digits` (issue 5): a heuristic episode vs a plain PyTorch loop training the same final
+network (host + the same fossilized seeds) on the same data for the same epochs.
+
+`--case cifar` (issue 11): on a generated folder in the CIFAR-10 release format (random images,
+`--train` training and `--val` validation images, read by the cifar10 task's own loader), one
+env-step (one host epoch: training, validation with counterfactuals, the decision's bookkeeping)
+of the cifar10 host alone, and with one seed in TRAINING, against a plain loop of one epoch of
+the same host on the same images (the same augmentation, SGD settings and batch sizes, plus a
+validation pass), in the default (NCHW) memory format and in channels_last. Ratios are to the
+faster plain loop.
 
 Both sides train with SGD over the same in-memory batches and evaluate on the validation split
 once per epoch. Reported with and without Esper's counterfactual evaluation. The heuristic needs
@@ -8,15 +18,20 @@ replays the heuristic's own decisions from the run with them, with FOSSILIZE rep
 the seed then stays blended at alpha 1 in HOLDING, which is the same network and the same compute
 as its fossil. Both runs therefore grow, and the plain loop trains, the same final network.
 
-Usage: python benchmarks/overhead.py [--runs 5] [--seed 3]
+Usage: python benchmarks/overhead.py [--case digits|cifar] [--runs 5] [--seed 3]
+                                     [--train 4096] [--val 1000] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import pickle
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -28,7 +43,8 @@ from esper.simic.episodes import run_episodes
 from esper.tamiyo.features import Observation
 from esper.tamiyo.policy import HeuristicPolicy, PolicyStep
 from esper.tolaria import SessionOptions, get_task
-from esper.tolaria.data import TensorLoader
+from esper.tolaria.data import DataSplits, TensorLoader
+from esper.tolaria.data.cifar10 import load_cifar10
 from machine import header, spread
 
 
@@ -112,13 +128,143 @@ def plain_training(net: nn.Module, env: MorphogeneticEnv, epochs: int, seed: int
     return time.perf_counter() - started
 
 
+def write_cifar_folder(root: Path, images: int, seed: int = 0) -> Path:
+    """A `cifar-10-batches-py` folder in the release format: five training batches of
+    `images / 5` random images (balanced labels) and a test batch of 1,000."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    per_batch = -(-images // 5)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        n = 1000 if name == "test_batch" else per_batch
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8),
+            b"labels": [int(k) % 10 for k in rng.permutation(n)],
+            b"batch_label": name.encode(),
+        }
+        with (folder / name).open("wb") as file:
+            pickle.dump(batch, file, protocol=2)
+    return folder
+
+
+def plain_epoch(
+    net: nn.Module,
+    data: DataSplits,
+    loaders: tuple[TensorLoader, TensorLoader],
+    channels_last: bool,
+) -> float:
+    """One epoch of SGD over the training images and a validation pass; seconds."""
+    task = get_task("cifar10")
+    form = torch.channels_last if channels_last else torch.contiguous_format
+    opt = torch.optim.SGD(
+        net.parameters(), lr=task.host_lr, momentum=task.momentum, weight_decay=task.weight_decay
+    )
+    train, val = loaders
+    started = time.perf_counter()
+    net.train()
+    for x, y in train:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x.contiguous(memory_format=form)), y).backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        correct = sum(
+            int((net(x.contiguous(memory_format=form)).argmax(-1) == y).sum()) for x, y in val
+        )
+    assert correct >= 0
+    return time.perf_counter() - started
+
+
+def esper_steps(
+    data: DataSplits, seed: int, runs: int, blueprint: str | None, slot: str, channels_last: bool
+) -> list[float]:
+    """Wall seconds of `runs` env-steps of the cifar10 host alone (`blueprint` None) or with a
+    `blueprint` seed germinated in `slot` and timed once it is in TRAINING (the lifecycle moves
+    it there on its own). One untimed step first."""
+    task = get_task("cifar10")
+    session = SessionOptions(channels_last=channels_last)
+    config = EnvConfig(episode_length=runs + 8, session=session, illegal_action="raise")
+    env = MorphogeneticEnv(task, data, config)
+    env.reset(seed=seed)
+    if blueprint is None:
+        env.step(FactoredAction.wait())
+    else:
+        env.step(FactoredAction.germinate(slot, blueprint))
+        while env.session.model.slot(slot).stage != Stage.TRAINING:
+            env.step(FactoredAction.wait())
+    seconds = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        env.step(FactoredAction.wait())
+        seconds.append(time.perf_counter() - started)
+    if blueprint is not None and env.session.model.slot(slot).stage != Stage.TRAINING:
+        raise RuntimeError(f"the {blueprint} seed left TRAINING while it was being timed")
+    return seconds
+
+
+def cifar_case(args: argparse.Namespace) -> None:
+    print(header("Esper env-step vs a plain PyTorch epoch (cifar10-shaped, generated)", args.runs))
+    task = get_task("cifar10")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_cifar_folder(Path(tmp), args.train + args.val)
+        data = load_cifar10(tmp, train_subset=args.train, val_size=args.val)
+    print(
+        f"images: {len(data.train)} train, {len(data.val)} validation | batch "
+        f"{task.batch_size} / {task.eval_batch_size} | host params "
+        f"{sum(p.numel() for p in task.build_host(data).parameters())}"
+    )
+    plain: dict[bool, list[float]] = {False: [], True: []}
+    for channels_last in (False, True):
+        form = torch.channels_last if channels_last else torch.contiguous_format
+        torch.manual_seed(args.seed)
+        net = task.build_host(data).to(memory_format=form)
+        loaders = (
+            TensorLoader(
+                data.train, task.batch_size, shuffle=True, seed=args.seed, augment=task.augment
+            ),
+            TensorLoader(data.val, task.eval_batch_size, shuffle=False, seed=0),
+        )
+        plain_epoch(net, data, loaders, channels_last)  # warm-up
+        plain[channels_last] = [
+            plain_epoch(net, data, loaders, channels_last) for _ in range(args.runs)
+        ]
+    fastest = min(float(np.median(v)) for v in plain.values())
+    for channels_last, seconds in plain.items():
+        label = f"plain loop, {'channels_last' if channels_last else 'NCHW'}"
+        ratios = [t / fastest for t in seconds]
+        print(f"{label:<42} | {spread(seconds)} s | x fastest plain {spread(ratios)}")
+    slots = [spec.slot_id for spec in task.build_host(data).segments()]
+    cases = [(None, "-")] + [(b, s) for b in args.blueprints.split(",") for s in slots]
+    for channels_last in (False, True):
+        form = "channels_last" if channels_last else "NCHW"
+        for blueprint, slot in cases:
+            seconds = esper_steps(data, args.seed, args.runs, blueprint, slot, channels_last)
+            what = f"{blueprint}@{slot} in TRAINING" if blueprint else "host alone"
+            ratios = [t / fastest for t in seconds]
+            print(
+                f"{'esper ' + form + ', ' + what:<42} | {spread(seconds)} s | "
+                f"x fastest plain {spread(ratios)}",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=3, help="env seed of the heuristic episode")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--case", choices=("digits", "cifar"), default="digits")
+    parser.add_argument("--train", type=int, default=4096, help="cifar: training images")
+    parser.add_argument("--val", type=int, default=1000, help="cifar: validation images")
+    parser.add_argument(
+        "--blueprints", default="depthwise,conv_light", help="cifar: seeds to time in TRAINING"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.case == "cifar":
+        cifar_case(args)
+        return
     print(header("Esper overhead vs a plain PyTorch loop (digits, heuristic episode)", args.runs))
     task = get_task("digits")
     epochs = task.episode_length

@@ -13,7 +13,7 @@ from esper.leyline import Stage
 
 def test_the_default_norm_is_groupnorm() -> None:
     kinds = {type(m) for m in CNNHost().modules()}
-    assert nn.GroupNorm in kinds
+    assert any(issubclass(k, nn.GroupNorm) for k in kinds)
     assert not any(issubclass(k, nn.modules.batchnorm._BatchNorm) for k in kinds)
 
 

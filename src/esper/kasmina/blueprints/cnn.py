@@ -17,10 +17,26 @@ from torch import Tensor, nn
 from esper.kasmina.blueprints.registry import Blueprint, check_width, register
 
 
+class GroupNorm(nn.GroupNorm):
+    """`nn.GroupNorm` that sidesteps a crash of PyTorch's CPU kernel (seen in 2.13.0+cpu).
+
+    The CPU backward of GroupNorm on a channels_last input dies with SIGSEGV when the input's
+    gradient is not asked for: a seed's first norm reads the detached host activation (shadow
+    passes, isolated seeds), so `torch.autograd.grad(loss, seed_params)` crashed the process.
+    Such an input needs no gradient, so it is made NCHW-contiguous first (one copy outside the
+    graph); every other input takes the normal path. `tests/tolaria/test_channels_last.py`
+    runs the crashing case in a subprocess."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type == "cpu" and not x.requires_grad and torch.is_grad_enabled():
+            x = x.contiguous()
+        return super().forward(x)
+
+
 def group_norm(channels: int) -> nn.GroupNorm:
     """GroupNorm over `channels` with the largest group count <= 8 that divides it."""
     groups = max(g for g in range(1, 9) if channels % g == 0)
-    return nn.GroupNorm(groups, channels)  # 2 * channels parameters
+    return GroupNorm(groups, channels)  # 2 * channels parameters
 
 
 def _zero_init(layer: nn.Conv2d | nn.Linear) -> None:
