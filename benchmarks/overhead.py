@@ -150,7 +150,6 @@ def write_cifar_folder(root: Path, images: int, seed: int = 0) -> Path:
 
 def plain_epoch(
     net: nn.Module,
-    data: DataSplits,
     loaders: tuple[TensorLoader, TensorLoader],
     channels_last: bool,
 ) -> float:
@@ -225,10 +224,8 @@ def cifar_case(args: argparse.Namespace) -> None:
             ),
             TensorLoader(data.val, task.eval_batch_size, shuffle=False, seed=0),
         )
-        plain_epoch(net, data, loaders, channels_last)  # warm-up
-        plain[channels_last] = [
-            plain_epoch(net, data, loaders, channels_last) for _ in range(args.runs)
-        ]
+        plain_epoch(net, loaders, channels_last)  # warm-up
+        plain[channels_last] = [plain_epoch(net, loaders, channels_last) for _ in range(args.runs)]
     fastest = min(float(np.median(v)) for v in plain.values())
     for channels_last, seconds in plain.items():
         label = f"plain loop, {'channels_last' if channels_last else 'NCHW'}"

@@ -102,6 +102,11 @@ class InFlight:
             raise ValueError(f"env {env} already has a step in flight")
         self.envs.add(env)
 
+    def check_count(self, actions: int) -> None:
+        """For a lockstep step: one action per env of the episode."""
+        if actions != self.live:
+            raise ValueError(f"need {self.live} actions, got {actions}")
+
     def check_some(self) -> None:
         if not self.envs:
             raise ValueError("next_result without a step in flight")
@@ -158,8 +163,7 @@ class LocalEnvPool:
             self._in_flight.envs.discard(env)
 
     def step(self, actions: Sequence[FactoredAction]) -> list[StepResult]:
-        if len(actions) != self._in_flight.live:
-            raise ValueError(f"need {self._in_flight.live} actions, got {len(actions)}")
+        self._in_flight.check_count(len(actions))
         return lockstep(self, actions)
 
     def take_events(self) -> list[tuple[int, Any]]:

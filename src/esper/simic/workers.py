@@ -288,8 +288,7 @@ class SupervisedPool(ABC, Generic[W]):
         return env, result
 
     def step(self, actions: Sequence[FactoredAction]) -> list[StepResult]:
-        if len(actions) != len(self._seeds):
-            raise ValueError(f"need {len(self._seeds)} actions, got {len(actions)}")
+        self._in_flight.check_count(len(actions))
         return lockstep(self, actions)
 
     def _live(self, index: int) -> tuple[int, ...]:

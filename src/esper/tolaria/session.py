@@ -16,7 +16,13 @@ from dataclasses import dataclass
 import torch
 
 from esper.kasmina import PERMISSIVE, GateProfile, MorphogeneticModel
-from esper.leyline import DEFAULT_LIMITS, FactoredAction, LifecycleEvent, LifecycleLimits
+from esper.leyline import (
+    DEFAULT_LIMITS,
+    FactoredAction,
+    LifecycleEvent,
+    LifecycleLimits,
+    Op,
+)
 from esper.tolaria import counterfactual
 from esper.tolaria.data import DataSplits, Split, TensorLoader
 from esper.tolaria.engine import EvalStats, TrainStats, evaluate, train_epoch
@@ -135,7 +141,8 @@ class HostSession:
         """Execute the controller's action (raises IllegalActionError if it is illegal)."""
         with self._private_rng():  # a GERMINATE initialises a seed module
             events = self.model.execute(action)
-        self._in_memory_format()  # a new seed's weights (nothing to do otherwise)
+        if action.op == Op.GERMINATE:  # the one action that builds modules: the new seed's
+            self._in_memory_format()
         self.optimizer.sync()
         return events
 

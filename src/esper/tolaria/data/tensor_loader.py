@@ -28,7 +28,8 @@ class TensorLoader:
         augment: optional `f(x, generator) -> x` applied to each input batch.
         drop_last: skip the final batch when it is smaller than `batch_size`.
         memory_format: of the input batches (`torch.channels_last` for image hosts that run
-            faster in it); the split is stored in it too, so unshuffled batches are views.
+            faster in it). Unshuffled, the split is stored in it, so batches are views;
+            shuffled batches are gathered (which gives the default format) and converted.
     """
 
     def __init__(
@@ -54,9 +55,9 @@ class TensorLoader:
                 f"drop_last with batch_size={batch_size} > {len(split)} samples gives no batches"
             )
         self.memory_format = memory_format
+        self.shuffle = shuffle
         self._split = self._formatted(split)
         self.batch_size = batch_size
-        self.shuffle = shuffle
         self.augment = augment
         self.drop_last = drop_last
         self._generator = torch.Generator().manual_seed(seed)
@@ -84,7 +85,7 @@ class TensorLoader:
         return self
 
     def _formatted(self, split: Split) -> Split:
-        if self.memory_format == torch.contiguous_format or split.inputs.dim() != 4:
+        if self.shuffle or self.memory_format == torch.contiguous_format or split.inputs.dim() != 4:
             return split
         return Split(split.inputs.contiguous(memory_format=self.memory_format), split.targets)
 
