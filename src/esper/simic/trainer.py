@@ -285,8 +285,8 @@ class VectorizedTrainer:
 
 class _InOrder:
     """Hands on step results in (step, env) order, whatever order they come in: the log of a
-    round is the same for every backend and timing. An env is at most a few steps ahead of
-    the slowest one, so little is held."""
+    round is the same for every backend and timing. What is held is the results of envs ahead
+    of the slowest one (at most a round's worth, where one worker is much slower)."""
 
     def __init__(self, n_envs: int, emit: Callable[[int, StepResult], None]) -> None:
         self.n_envs, self.emit = n_envs, emit
