@@ -1,11 +1,12 @@
-"""GAE: the vectorized solver against the plain backward loop, and hand-computed values."""
+"""GAE: the vectorized solver against the plain backward loop, and hand-computed values; the
+group-relative advantages of envs that share a seed."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from esper.simic.advantages import gae, gae_reference
+from esper.simic.advantages import gae, gae_reference, group_relative
 
 GAMMA, LAM = 0.99, 0.95
 
@@ -127,3 +128,41 @@ def test_lambda_one_gives_discounted_returns_minus_values() -> None:
         running = rewards[t] + 0.9 * running
         expected[t] = running
     torch.testing.assert_close(returns, expected, atol=1e-10, rtol=0)
+
+
+def test_group_relative_is_return_to_go_minus_the_others_of_the_group() -> None:
+    # 2 steps, 4 envs in groups of 2; every episode ends at step 1.
+    rewards = torch.tensor([[1.0, 0.0, 2.0, 2.0], [10.0, 4.0, 0.0, 3.0]])
+    dones = torch.tensor([[0.0] * 4, [1.0] * 4])
+    g = 0.5
+    to_go = torch.tensor([[1 + g * 10, 0 + g * 4, 2 + 0.0, 2 + g * 3], [10.0, 4.0, 0.0, 3.0]])
+    expected = torch.stack(
+        [
+            to_go[:, 0] - to_go[:, 1],
+            to_go[:, 1] - to_go[:, 0],
+            to_go[:, 2] - to_go[:, 3],
+            to_go[:, 3] - to_go[:, 2],
+        ],
+        1,
+    )
+    torch.testing.assert_close(group_relative(rewards, dones, g, 2), expected)
+
+
+def test_group_relative_with_three_envs_uses_the_mean_of_the_other_two() -> None:
+    rewards = torch.tensor([[3.0, 6.0, 9.0]])
+    advantages = group_relative(rewards, torch.ones(1, 3), 0.9, 3)
+    torch.testing.assert_close(advantages, torch.tensor([[3 - 7.5, 6 - 6.0, 9 - 4.5]]))
+
+
+def test_group_relative_is_zero_where_a_group_did_the_same() -> None:
+    rewards = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
+    rewards = torch.cat([rewards, rewards], 1)[:, [0, 2, 1, 3]]  # envs 0 = 1 and 2 = 3
+    dones = torch.zeros(5, 4)
+    dones[-1] = 1.0
+    assert torch.equal(group_relative(rewards, dones, 0.99, 2), torch.zeros(5, 4))
+
+
+@pytest.mark.parametrize(("n", "group"), [(4, 1), (4, 3), (3, 2)])
+def test_group_relative_refuses_groups_that_do_not_fit(n: int, group: int) -> None:
+    with pytest.raises(ValueError, match="does not divide"):
+        group_relative(torch.zeros(2, n), torch.ones(2, n), 0.9, group)

@@ -113,6 +113,17 @@ def test_entropy_coefficient_anneals_down() -> None:
     TrainingConfig(entropy_coef=0.02, entropy_coef_final=0.02)
 
 
+def test_seed_groups_divide_the_envs_and_group_advantages_need_a_group() -> None:
+    error = invalid(n_envs=4, envs_per_seed=3)
+    assert error_fields(error) == {"envs_per_seed"}
+    assert "n_envs (4) must be a multiple of envs_per_seed (3)" in str(error)
+    error = invalid(n_envs=4, advantage="group")
+    assert error_fields(error) == {"advantage"}
+    assert "needs envs_per_seed >= 2 (got 1)" in str(error)
+    config = TrainingConfig(n_envs=6, envs_per_seed=3, advantage="group")
+    assert (config.envs_per_seed, config.advantage) == (3, "group")
+
+
 def test_minibatch_envs_fits_in_n_envs() -> None:
     error = invalid(n_envs=4, minibatch_envs=5)
     assert error_fields(error) == {"minibatch_envs"}

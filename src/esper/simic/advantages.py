@@ -51,3 +51,21 @@ def gae(
     advantages = torch.linalg.solve_triangular(system, deltas.T.unsqueeze(-1), upper=True)
     advantages = advantages.squeeze(-1).T  # (T, N)
     return advantages, advantages + values
+
+
+def group_relative(rewards: Tensor, dones: Tensor, gamma: float, group: int) -> Tensor:
+    """Advantages (T, N) against the other envs of one's seed group: an env's discounted
+    return-to-go minus the mean return-to-go of the other envs of its group at the same step.
+
+    Groups are consecutive envs (`group` of them; N a multiple). The others' returns do not
+    depend on this env's actions, so the baseline leaves the policy gradient unbiased; where
+    the envs of a group share a seed, it removes what the seed alone decides. Envs of a group
+    that act alike get advantages of zero: nothing to learn from them."""
+    T, N = rewards.shape
+    if group < 2 or N % group != 0:
+        raise ValueError(f"a group of {group} does not divide {N} envs into groups of 2 or more")
+    zeros = torch.zeros_like(rewards)
+    to_go, _ = gae(rewards, zeros, dones, zeros[0], gamma, 1.0)  # (T, N) returns-to-go
+    grouped = to_go.reshape(T, N // group, group)
+    others = (grouped.sum(-1, keepdim=True) - grouped) / (group - 1)
+    return (grouped - others).reshape(T, N)

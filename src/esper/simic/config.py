@@ -467,6 +467,20 @@ class TrainingConfig(EpisodeSettings, Placement):
     minibatch_envs: int | None = _described(
         None, "env sequences per minibatch (none: all in one)", ge=1, le=_MAX_ENVS
     )
+    # Common random numbers: envs on one seed start from the same host, data order and price,
+    # so the difference of their returns is what their actions did, without the seed-to-seed
+    # spread of host accuracy that a critic cannot see at the first epochs (docs/results.md).
+    envs_per_seed: int = _described(
+        1,
+        "consecutive envs of a round that play the same env seed (n_envs must be a multiple)",
+        ge=1,
+        le=_MAX_ENVS,
+    )
+    advantage: Literal["gae", "group"] = _described(
+        "gae",
+        "gae: GAE over the critic's values; group: return-to-go minus the mean return-to-go "
+        "of the other envs on the same seed at the same step (needs envs_per_seed >= 2)",
+    )
 
     # --- A/B ---
     ab: tuple[RewardMode, ...] | None = _described(
@@ -505,6 +519,25 @@ class TrainingConfig(EpisodeSettings, Placement):
         n_envs = info.data.get("n_envs")
         if value is not None and n_envs is not None and value > n_envs:
             raise ValueError(f"minibatch_envs ({value}) must be <= n_envs ({n_envs})")
+        return value
+
+    @field_validator("envs_per_seed")
+    @classmethod
+    def _seed_groups_fit(cls, value: int, info: ValidationInfo) -> int:
+        n_envs = info.data.get("n_envs")
+        if n_envs is not None and n_envs % value != 0:
+            raise ValueError(f"n_envs ({n_envs}) must be a multiple of envs_per_seed ({value})")
+        return value
+
+    @field_validator("advantage")
+    @classmethod
+    def _group_needs_a_group(cls, value: str, info: ValidationInfo) -> str:
+        per_seed = info.data.get("envs_per_seed")
+        if value == "group" and per_seed is not None and per_seed < 2:
+            raise ValueError(
+                f"advantage 'group' needs envs_per_seed >= 2 (got {per_seed}): an env's "
+                "baseline is the other envs on its seed"
+            )
         return value
 
     @field_validator("ab")

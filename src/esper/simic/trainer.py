@@ -20,7 +20,7 @@ import torch
 
 from esper.leyline import EpisodeOutcome, EventContext, Op, PPOUpdateEvent, RoundEvent
 from esper.nissa import TelemetryHub
-from esper.simic.advantages import gae
+from esper.simic.advantages import gae, group_relative
 from esper.simic.config import TRAINING_SEED_LIMIT, TrainingConfig
 from esper.simic.env_pool import EnvPool, StepResult
 from esper.simic.learned_policy import network_input
@@ -67,9 +67,10 @@ class VectorizedTrainer:
     # -- the round ------------------------------------------------------------------------------
 
     def round_seeds(self, round_index: int) -> list[int]:
-        n = self.pool.n_envs
+        """The round's env seeds: distinct, or shared by each `envs_per_seed` consecutive envs."""
+        n, per_seed = self.pool.n_envs, self.config.envs_per_seed
         base = (self.config.seed * 1_000_003 + round_index * n) % (TRAINING_SEED_LIMIT - n)
-        return [base + i for i in range(n)]
+        return [base + i // per_seed for i in range(n)]
 
     def entropy_coef(self) -> float:
         c = self.config
@@ -88,6 +89,10 @@ class VectorizedTrainer:
             self.config.gamma,
             self.config.gae_lambda,
         )
+        if self.config.advantage == "group":  # the critic still learns, from GAE's returns
+            advantages = group_relative(
+                buffer.rewards, buffer.dones, self.config.gamma, self.config.envs_per_seed
+            )
         self.return_normalizer.update(returns.reshape(-1, 1).numpy())
         update = ppo_update(
             self.network,
