@@ -38,6 +38,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 
+from esper.simic.evaluation import paired_bootstrap_ci, paired_p_value
 from machine import header, spread
 
 DEFAULT_TRAINING = ("digits", "lean:rent_weight=1.5")
@@ -267,6 +268,25 @@ def print_headline(
             d = c["difference"]
             shown = f"{d['mean']:+6.2f} [{d['lo']:+6.2f}, {d['hi']:+6.2f}] (p {c['p_value']:.3g})"
             print(f"  {label:24s} - {reference:34s} {shown}")
+    # The objective itself: a policy and its own round 0 play under the same reward (its run's),
+    # so their returns compare; a baseline's are scored under the baselines' reward.
+    print("final policy - its round 0 | episode return, its run's reward [95% CI] (p)")
+    for label in finals:
+        untrained = label.rsplit("@", 1)[0] + "@0"
+        a, b = episode_values(results, label), episode_values(results, untrained)
+        if not a or len(a) != len(b):
+            continue
+        mean, lo, hi = paired_bootstrap_ci(a, b)
+        p = paired_p_value(a, b)
+        print(f"  {label:24s} - {untrained:34s} {mean:+6.2f} [{lo:+6.2f}, {hi:+6.2f}] (p {p:.3g})")
+
+
+def episode_values(results: dict[str, Any], label: str, key: str = "episode_return") -> list[float]:
+    """One value per held-out seed (in seed order) of the outcome field `key` for `label`."""
+    rows = sorted(
+        (e for e in results["episodes"] if e["controller"] == label), key=lambda e: e["seed"]
+    )
+    return [float(e["outcome"][key]) for e in rows]
 
 
 def evaluate(controllers: list[str], seeds: int, out: Path, *options: str) -> dict[str, Any]:

@@ -7,7 +7,10 @@ an oracle that picks, for each seed after the fact, the best plan for that seed.
 margin bounds what any controller that adapts per episode can gain over the best fixed plan
 among these plans (it is biased upwards: picking a maximum after the fact also picks noise).
 A margin near zero means every episode wants about the same network, where a fixed plan found by
-search is hard to beat. --set changes a reward setting (e.g. rent_weight=4.5).
+search is hard to beat. It also prints how much of a return the env seed decides: each plan's
+spread over seeds, and the spread of its difference to the best plan on the same seed against
+the spread of that difference between two seeds (what one episode against another shows PPO).
+--set changes a reward setting (e.g. rent_weight=4.5).
 
 Usage: python benchmarks/plan_oracle.py [--seeds 10] [--first-seed 300] [--set KEY=VALUE ...]
 """
@@ -73,6 +76,20 @@ def main() -> None:
         f"the best plan was {best} on {winners.count(best)}/{len(seeds)} seeds; others: "
         + ", ".join(sorted({w for w in winners if w != best}))
     )
+    # How loud is the seed? What PPO compares is one episode against another: on two seeds,
+    # the difference of two plans carries both seeds' spread; on one seed, only what the plans
+    # do differently (envs_per_seed, advantage=group).
+    print("plan - best plan | mean | sd over seeds of: the plan's return, the paired difference")
+    for plan, values in returns.items():
+        if plan == best:
+            continue
+        differences = [a - b for a, b in zip(values, returns[best], strict=True)]
+        spread_two_seeds = (statistics.variance(values) + statistics.variance(returns[best])) ** 0.5
+        print(
+            f"  {plan:40s} {statistics.mean(differences):+7.2f} | "
+            f"{statistics.stdev(values):5.2f} | paired {statistics.stdev(differences):5.2f} "
+            f"(on two seeds: {spread_two_seeds:5.2f})"
+        )
 
 
 if __name__ == "__main__":

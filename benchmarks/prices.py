@@ -26,21 +26,19 @@ import argparse
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import torch
 
 from esper.simic.evaluation import paired_bootstrap_ci
-from learning import add_run_arguments, evaluate, search_plan, seeds_and_curve, train
+from learning import (
+    add_run_arguments,
+    episode_values,
+    evaluate,
+    search_plan,
+    seeds_and_curve,
+    train,
+)
 from machine import header
-
-
-def episode_values(results: dict[str, Any], label: str, key: str) -> list[float]:
-    """One value per held-out seed (seed order) of the outcome field `key` for `label`."""
-    rows = sorted(
-        (e for e in results["episodes"] if e["controller"] == label), key=lambda e: e["seed"]
-    )
-    return [float(e["outcome"][key]) for e in rows]
 
 
 def shown(difference: tuple[float, float, float]) -> str:

@@ -1,4 +1,5 @@
-"""benchmarks/learning.py merges one evaluation per variant into one results dict."""
+"""benchmarks/learning.py merges one evaluation per variant into one results dict, and reads
+per-seed values out of it."""
 
 from __future__ import annotations
 
@@ -46,3 +47,15 @@ def test_baselines_evaluated_in_every_part_appear_once(learning: Any) -> None:
 def test_evaluations_on_different_seeds_are_not_merged(learning: Any) -> None:
     with pytest.raises(SystemExit, match="different seeds"):
         learning.merge_results([part([7], ["static"]), part([8], ["static"])])
+
+
+def test_episode_values_are_one_per_seed_in_seed_order(learning: Any) -> None:
+    results = {
+        "episodes": [
+            {"controller": "ppo:a@40", "seed": 9, "outcome": {"episode_return": 2.0}},
+            {"controller": "ppo:a@0", "seed": 8, "outcome": {"episode_return": 5.0}},
+            {"controller": "ppo:a@40", "seed": 8, "outcome": {"episode_return": 1.0}},
+        ]
+    }
+    assert learning.episode_values(results, "ppo:a@40") == [1.0, 2.0]
+    assert learning.episode_values(results, "ppo:a@0") == [5.0]
