@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import esper.simic.trainer as trainer_module
 from esper.leyline import FactoredAction, Tempo
 from esper.simic.advantages import gae, group_relative
 from esper.simic.config import TrainingConfig
@@ -60,8 +61,6 @@ def test_a_group_round_trains_on_group_relative_advantages(
 ) -> None:
     trainer = VectorizedTrainer(CONFIG, build_pool(CONFIG, digits))
     seen: dict[str, torch.Tensor] = {}
-    import esper.simic.trainer as trainer_module
-
     real_update = trainer_module.ppo_update
 
     def spy(network, optimizer, buffer, advantages, returns, *rest):  # type: ignore[no-untyped-def]

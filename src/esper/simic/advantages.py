@@ -58,9 +58,9 @@ def group_relative(rewards: Tensor, dones: Tensor, gamma: float, group: int) -> 
     return-to-go minus the mean return-to-go of the other envs of its group at the same step.
 
     Groups are consecutive envs (`group` of them; N a multiple). The others' returns do not
-    depend on this env's actions, so the baseline leaves the policy gradient unbiased; where
-    the envs of a group share a seed, it removes what the seed alone decides. Envs of a group
-    that act alike get advantages of zero: nothing to learn from them."""
+    depend on this env's actions, so the baseline leaves the policy gradient unbiased. Where
+    the envs of a group share a seed, envs that act alike get advantages of zero instead of
+    the seed's luck; envs that act differently keep what the seed does to each of them."""
     T, N = rewards.shape
     if group < 2 or N % group != 0:
         raise ValueError(f"a group of {group} does not divide {N} envs into groups of 2 or more")

@@ -467,9 +467,9 @@ class TrainingConfig(EpisodeSettings, Placement):
     minibatch_envs: int | None = _described(
         None, "env sequences per minibatch (none: all in one)", ge=1, le=_MAX_ENVS
     )
-    # Common random numbers: envs on one seed start from the same host, data order and price,
-    # so the difference of their returns is what their actions did, without the seed-to-seed
-    # spread of host accuracy that a critic cannot see at the first epochs (docs/results.md).
+    # Common random numbers: envs on one seed start from the same host, data order and price;
+    # envs that act alike then play the same episode, so only what their actions did apart
+    # differs (docs/architecture.md §7; on digits no gain was measured: docs/results.md).
     envs_per_seed: int = _described(
         1,
         "consecutive envs of a round that play the same env seed (n_envs must be a multiple)",
