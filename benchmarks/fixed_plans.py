@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import torch
 
-from esper.kasmina import blueprint_names, get_blueprint
+from esper.kasmina import MorphogeneticModel, blueprint_names
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import env_config_for
 from esper.simic.environment import MorphogeneticEnv
@@ -40,6 +40,11 @@ def default_plans(slots: Sequence[str], blueprints: Sequence[str]) -> list[str]:
     return singles + pairs if len(slots) >= 2 else singles
 
 
+def plan_cost(model: MorphogeneticModel, plan: Sequence[tuple[str, str]]) -> int:
+    """The parameters a parsed plan's seeds add to `model` (ADD blend, as plans plant)."""
+    return sum(model.slot(slot).cost_of(blueprint) for slot, blueprint in plan)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--plans", default=None, help="comma-separated plans (default: all)")
@@ -54,15 +59,10 @@ def main() -> None:
     slots = env.session.model.slot_ids
     blueprints = blueprint_names(env.session.model.topology)
     texts = args.plans.split(",") if args.plans else default_plans(slots, blueprints)
-    widths = {spec.slot_id: spec.width for spec in env.session.model.specs}
-    topology = env.session.model.topology
-
-    def cost(plan: list[tuple[str, str]]) -> int:
-        return sum(get_blueprint(topology, bp).param_count(widths[slot]) for slot, bp in plan)
-
     parsed = [PlanPolicy.parse(t, slots, blueprints) for t in ["none", *texts] if t]
     limit = args.max_params
-    plans = [PlanPolicy(p) for p in parsed if limit is None or cost(p) <= limit]
+    model = env.session.model
+    plans = [PlanPolicy(p) for p in parsed if limit is None or plan_cost(model, p) <= limit]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(header("fixed growth plans on digits", runs=len(seeds)))
     print(f"env seeds {seeds} | episode {config.resolved_episode_length()} epochs")

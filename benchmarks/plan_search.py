@@ -29,7 +29,7 @@ from esper.simic.environment import MorphogeneticEnv
 from esper.simic.episodes import run_episodes
 from esper.tamiyo.policy import PlanPolicy
 from esper.tolaria import get_task
-from fixed_plans import default_plans
+from fixed_plans import default_plans, plan_cost
 from machine import header
 
 # Search seeds lie in a block of their own below 2^30 (PPO's training seeds are spread over
@@ -53,6 +53,13 @@ def successive_halving(
     slots = env.session.model.slot_ids
     blueprints = blueprint_names(env.session.model.topology)
     alive = ["none", *default_plans(slots, blueprints)]
+    if config.param_budget is not None:  # a plan over the budget could not be carried out
+        model = env.session.model
+        alive = [
+            plan
+            for plan in alive
+            if plan_cost(model, PlanPolicy.parse(plan, slots, blueprints)) <= config.param_budget
+        ]
     if budget < len(alive):
         raise ValueError(
             f"a budget of {budget} episodes cannot play each of the {len(alive)} plans once"

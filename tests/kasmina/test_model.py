@@ -8,7 +8,16 @@ from torch import nn
 
 from conftest import epoch, germinate, perturb_seeds, trained_cnn_host, transformer_host, walk_to
 from esper.kasmina import MorphogeneticModel, blending, blueprint_names
-from esper.leyline import BlendOp, FactoredAction, Op, SlotIdError, Stage
+from esper.leyline import (
+    BlendOp,
+    FactoredAction,
+    IllegalActionError,
+    LifecycleLimits,
+    Op,
+    SlotIdError,
+    Stage,
+    Tempo,
+)
 
 
 def real_seed_params(model: MorphogeneticModel, slot_id: str) -> int:
@@ -199,6 +208,34 @@ def test_enabled_slots_are_validated() -> None:
         "r0c0",
         "r0c2",
     ]
+
+
+def test_germination_costs_are_what_planting_adds() -> None:
+    names = blueprint_names("cnn")
+    costs = MorphogeneticModel(trained_cnn_host()).germination_costs(names)
+    for slot_id, by_blend in costs.items():
+        for blend, row in by_blend.items():
+            for name, cost in zip(names, row, strict=True):
+                model = MorphogeneticModel(trained_cnn_host())
+                germinate(model, slot_id, name, blend)
+                assert cost == model.slot(slot_id).seed_params == real_seed_params(model, slot_id)
+
+
+def test_a_germination_over_the_parameter_budget_is_illegal() -> None:
+    costs = MorphogeneticModel(trained_cnn_host()).germination_costs(("norm", "depthwise"))
+    depthwise, norm = costs["r0c0"][BlendOp.ADD][1], costs["r0c1"][BlendOp.ADD][0]
+    budget = depthwise + norm - 1  # room for either seed, not both
+    model = MorphogeneticModel(trained_cnn_host(), limits=LifecycleLimits(param_budget=budget))
+    germinate(model, "r0c0", "depthwise")
+    expected = f"adds {norm} parameters; the budget of {budget} has {norm - 1} left"
+    with pytest.raises(IllegalActionError, match=expected):
+        germinate(model, "r0c1", "norm")
+    assert model.seed_param_count() == depthwise
+    gated = FactoredAction.germinate("r0c1", "norm", BlendOp.GATE, Tempo.FAST)
+    with pytest.raises(IllegalActionError, match="budget"):  # the gate's parameters count too
+        MorphogeneticModel(trained_cnn_host(), limits=LifecycleLimits(param_budget=norm)).execute(
+            gated
+        )
 
 
 # -- a non-finite seed in the fused pass ---------------------------------------------------------

@@ -421,3 +421,11 @@ def test_prices_are_comma_separated_bounded_and_reach_the_rewards() -> None:
     assert error_fields(invalid(rent_weights=(0.5, -1.0))) == {"rent_weights.1"}
     assert error_fields(invalid(rent_weights=tuple(range(17)))) == {"rent_weights"}
     assert error_fields(invalid(rent_weights=())) == {"rent_weights"}
+
+
+def test_a_parameter_budget_reaches_the_lifecycle_limits() -> None:
+    assert TrainingConfig().lifecycle_limits().param_budget is None
+    config = TrainingConfig.resolve(overrides={"param_budget": "78"})
+    assert config.lifecycle_limits().param_budget == 78
+    with pytest.raises(ConfigError, match="param_budget"):
+        TrainingConfig.resolve(overrides={"param_budget": "-1"})

@@ -13,6 +13,7 @@ from esper.leyline import (
     EpisodeOutcome,
     FactoredAction,
     IllegalActionError,
+    LifecycleLimits,
     Op,
     Stage,
     Tempo,
@@ -23,7 +24,8 @@ from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.simic.rewards import RewardConfig
 from esper.tamiyo.action_codec import encode
 from esper.tamiyo.features import GLOBAL_FEATURES, Observation, flat_mask
-from esper.tolaria import get_task
+from esper.tamiyo.policy import PlanPolicy, RandomPolicy
+from esper.tolaria import SessionOptions, get_task
 from esper.tolaria.data import DataSplits
 
 TASK = get_task("digits")
@@ -189,3 +191,27 @@ def test_the_episode_price_is_drawn_from_the_seed_seen_and_recorded(digits: Data
         assert info["outcome"].rent_weight == price
         # the seed pays rent at its episode's price only: none at price 0
         assert (info["reward_terms"]["rent"] == 0) is (price == 0)
+
+
+def test_no_controller_can_grow_past_the_parameter_budget(digits: DataSplits) -> None:
+    """A random controller (every legal choice, any blueprint on any slot) and a plan whose
+    second seed does not fit: at no epoch do the live seeds hold more than the budget."""
+    budget = 100  # depthwise on r0c0 (64) fits; then nothing on r0c1 but norm (24)
+    limits = LifecycleLimits(min_prune_age=1, embargo_epochs=1, param_budget=budget)
+    env = make_env(
+        digits, episode_length=12, session=SessionOptions(limits=limits), illegal_action="raise"
+    )
+    spec = env.feature_spec
+    plan = PlanPolicy([("r0c0", "depthwise"), ("r0c1", "conv_small")])  # 64 + 88 > 100
+    controllers = [RandomPolicy(spec.slot_ids, spec.blueprints, seed=s) for s in range(3)]
+    for controller in [plan, *controllers]:
+        _, info = env.reset(seed=7)
+        obs, state, done = info["observation"], controller.initial_state(1), False
+        while not done:
+            step = controller.act([obs], state)
+            state = step.state
+            _, _, done, _, info = env.step(step.actions[0])  # illegal_action="raise"
+            obs = info["observation"]
+            assert env.session.model.seed_param_count() <= budget
+        if controller is plan:
+            assert env.outcome().grown == ("depthwise@r0c0",)

@@ -120,7 +120,7 @@ def test_the_simple_action_space_plants_seeds_as_a_plan_does() -> None:
     simple = restrict_masks(full, "simple")
 
     assert not simple.op[Op.SET_ALPHA_TARGET] and not simple.slot[Op.SET_ALPHA_TARGET].any()
-    assert simple.blend.tolist() == [b == BlendOp.ADD for b in BlendOp]
+    assert simple.blend.tolist() == [[b == BlendOp.ADD for b in BlendOp]] * len(SLOT_IDS)
     assert simple.curve.tolist() == [c == Curve.LINEAR for c in Curve]
     assert simple.tempo[Op.GERMINATE].tolist() == [t == Tempo.FAST for t in Tempo]
     assert simple.tempo[Op.PRUNE].tolist() == full.tempo[Op.PRUNE].tolist() == ALL_TEMPOS
@@ -167,3 +167,64 @@ def test_the_simple_masks_allow_nothing_the_full_ones_forbid(
 def test_an_unknown_action_space_is_refused_naming_it() -> None:
     with pytest.raises(ValueError, match="'tiny'"):
         restrict_masks(dormant_and_holding(), "tiny")  # type: ignore[arg-type]
+
+
+# -- a parameter budget --------------------------------------------------------------------------
+
+BUDGET = LifecycleLimits(min_prune_age=5, param_budget=100)
+
+
+def costs(*row: int, gate: int) -> dict[BlendOp, tuple[int, ...]]:
+    """What each of BLUEPRINTS (norm, attention, depthwise) adds per blend; a gate adds `gate`."""
+    return {b: tuple(c + (gate if b == BlendOp.GATE else 0) for c in row) for b in BlendOp}
+
+
+COSTS = {"r0c0": costs(12, 60, 64, gate=5), "r0c1": costs(24, 120, 128, gate=9)}
+
+
+def test_a_budget_masks_the_blueprints_that_do_not_fit_each_slot() -> None:
+    reports = {s: SlotReport(s, Stage.DORMANT) for s in SLOT_IDS}
+    m = build_masks(SPEC, reports, BUDGET, COSTS)
+    assert m.blueprint.tolist() == [[True, True, True], [True, False, False]]
+    assert m.allows_planting("r0c0", "depthwise") and not m.allows_planting("r0c1", "depthwise")
+    assert split(flat_mask(m))[2] == [True, True, True]  # the union over the slots
+    assert m.blend.all()  # every legal blueprint fits with a gate too (64 + 5, 24 + 9)
+
+
+def test_a_blend_is_legal_only_if_every_legal_blueprint_fits_with_it() -> None:
+    reports = {s: SlotReport(s, Stage.DORMANT) for s in SLOT_IDS}
+    m = build_masks(SPEC, reports, LifecycleLimits(param_budget=66), COSTS)
+    assert m.blueprint[0].tolist() == [True, True, True]  # depthwise: 64 with ADD
+    assert m.blend[0].tolist() == [True, True, False]  # 69 with GATE
+    assert not m.allows_planting("r0c0", "norm", BlendOp.GATE)  # fits, but the heads are apart
+    assert m.allows_planting("r0c0", "depthwise", BlendOp.MULTIPLY)
+
+
+def test_the_budget_left_is_what_the_live_seeds_leave() -> None:
+    planted = live("r0c0", Stage.TRAINING, seed_age=1, seed_params=64)
+    m = build_masks(
+        SPEC, {"r0c0": planted, "r0c1": SlotReport("r0c1", Stage.DORMANT)}, BUDGET, COSTS
+    )
+    assert m.blueprint[1].tolist() == [True, False, False]  # 36 left: norm (24) only
+    tight = LifecycleLimits(param_budget=80)  # 16 left: nothing fits r0c1
+    m = build_masks(
+        SPEC, {"r0c0": planted, "r0c1": SlotReport("r0c1", Stage.DORMANT)}, tight, COSTS
+    )
+    assert not m.allows(Op.GERMINATE, "r0c1") and not m.op[Op.GERMINATE]
+    assert not m.allows_planting("r0c1", "norm")
+    # A pruned seed's slot holds nothing live: its parameters no longer count.
+    pruned = SlotReport("r0c0", Stage.EMBARGOED, seed_params=64)
+    m = build_masks(SPEC, {"r0c0": pruned, "r0c1": SlotReport("r0c1", Stage.DORMANT)}, tight, COSTS)
+    assert m.blueprint[1].tolist() == [True, False, False]
+
+
+def test_no_budget_allows_every_blueprint_and_a_budget_needs_the_costs() -> None:
+    reports = {s: SlotReport(s, Stage.DORMANT) for s in SLOT_IDS}
+    assert build_masks(SPEC, reports, LIMITS).blueprint.all()
+    with pytest.raises(ValueError, match="germination costs"):
+        build_masks(SPEC, reports, BUDGET)
+    with pytest.raises(ValueError, match="budget"):
+        LifecycleLimits(param_budget=-1)
+    m = build_masks(SPEC, reports, LIMITS)
+    with pytest.raises(ValueError, match="lora"):
+        m.allows_planting("r0c0", "lora")

@@ -1,5 +1,6 @@
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from esper.leyline import (
     LIVE_STAGES,
+    BlendOp,
     EpochMetrics,
     FactoredAction,
     LifecycleLimits,
@@ -60,15 +62,18 @@ def observation(
     m: EpochMetrics | None = None,
     limits: LifecycleLimits = LIMITS,
     episode_length: int = EPISODE_LENGTH,
+    blueprints: tuple[str, ...] = BLUEPRINTS,
+    costs: Mapping[str, Mapping[BlendOp, Sequence[int]]] | None = None,
 ) -> Observation:
-    """What the env would show: masks from `limits`, the epochs left from `episode_length`."""
+    """What the env would show: masks from `limits` (and `costs`, under a parameter budget),
+    the epochs left from `episode_length`."""
     m = m or metrics()
     spec = FeatureSpec(
-        tuple(sort_slot_ids(reports)), BLUEPRINTS, episode_length, math.log(10), host_params=1000
+        tuple(sort_slot_ids(reports)), blueprints, episode_length, math.log(10), host_params=1000
     )
     return Observation(
         build_features(spec, m, reports, 0.5),
-        build_masks(spec, reports, limits),
+        build_masks(spec, reports, limits, costs),
         m,
         reports,
         epochs_left=episode_length - m.epoch,
@@ -78,7 +83,7 @@ def observation(
 def decide(
     ctl: HeuristicController, reports: dict[str, SlotReport], m: EpochMetrics | None = None
 ) -> FactoredAction:
-    return ctl.decide(observation(reports, m))
+    return ctl.decide(observation(reports, m, blueprints=ctl.blueprints))
 
 
 def controller(**config: Any) -> HeuristicController:
@@ -146,6 +151,16 @@ def test_blueprint_order_sets_the_rotation() -> None:
     ctl = controller(blueprint_order=("depthwise", "norm"))
     picked = [decide(ctl, slots(slot("r0c0"))).blueprint for _ in range(3)]
     assert picked == ["depthwise", "norm", "depthwise"]
+
+
+def test_the_rotation_skips_blueprints_over_the_parameter_budget() -> None:
+    ctl = controller(blueprint_order=("depthwise", "attention", "norm"))
+    costs = {"r0c0": dict.fromkeys(BlendOp, (12, 40, 64))}  # norm, attention, depthwise
+    budget = LifecycleLimits(min_prune_age=5, param_budget=50)
+    obs = observation(slots(slot("r0c0")), limits=budget, costs=costs)
+    assert [ctl.decide(obs).blueprint for _ in range(3)] == ["attention", "norm", "attention"]
+    tight = observation(slots(slot("r0c0")), limits=replace(budget, param_budget=11), costs=costs)
+    assert ctl.decide(tight) == FactoredAction.wait()  # nothing fits: GERMINATE is not legal
 
 
 def test_one_seed_in_flight_at_a_time() -> None:

@@ -167,6 +167,57 @@ def test_sampled_actions_are_legal_and_evaluate_recomputes_their_log_probs(
         assert torch.all(entropy >= -1e-6) and torch.all(entropy <= 1 + 1e-5)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spent=st.integers(0, 100),
+    room=st.integers(0, 1500),
+    adds=st.lists(
+        st.integers(1, 1500),
+        min_size=len(SLOT_IDS) * len(BLUEPRINTS),
+        max_size=len(SLOT_IDS) * len(BLUEPRINTS),
+    ),
+    gate=st.integers(1, 200),
+    seed=st.integers(0, 2**16),
+)
+def test_sampled_germinations_fit_the_parameter_budget(
+    spent: int, room: int, adds: list[int], gate: int, seed: int
+) -> None:
+    """Blueprint and blend are sampled side by side given the slot: every pair drawn fits
+    what the live seed (`spent` parameters, on r0c2) leaves of the budget (`room`)."""
+    reports = {s: SlotReport(s, Stage.DORMANT) for s in SLOT_IDS[:2]}
+    reports["r0c2"] = SlotReport(
+        "r0c2", Stage.TRAINING, seed_age=1, blueprint="norm", blend=BlendOp.ADD, seed_params=spent
+    )
+    budget = spent + room
+    n = len(BLUEPRINTS)
+    costs = {
+        slot_id: {
+            b: tuple(c + (gate if b == BlendOp.GATE else 0) for c in adds[j * n : (j + 1) * n])
+            for b in BlendOp
+        }
+        for j, slot_id in enumerate(SLOT_IDS)
+    }
+    limits = LifecycleLimits(param_budget=budget)
+    features = build_features(SPEC, epoch_metrics(3), reports, 0.5)
+    masks = stack_masks([build_masks(SPEC, reports, limits, costs)] * N_ENVS)
+    network = far_from_uniform_network(seed)
+    actions, *_ = network.act(
+        torch.from_numpy(np.stack([features] * N_ENVS)),
+        {k: torch.from_numpy(v) for k, v in masks.items()},
+        network.initial_state(N_ENVS),
+        torch.Generator().manual_seed(seed),
+    )
+    left = room
+    for indices in actions.numpy():
+        action = decode(SPEC, indices)
+        check_action(action, reports, limits, SPEC.blueprints)
+        if action.op == Op.GERMINATE:
+            assert action.slot is not None and action.blueprint is not None
+            assert action.blend is not None
+            cost = costs[action.slot][action.blend][BLUEPRINTS.index(action.blueprint)]
+            assert cost <= left, (action, cost, left)
+
+
 def test_scaled_network_is_far_from_uniform() -> None:
     """The property test above would prove little if its policy were near uniform."""
     reports = {s: SlotReport(s, Stage.DORMANT) for s in SLOT_IDS}

@@ -7,11 +7,13 @@ from collections.abc import Mapping, Sequence
 from torch import Tensor, nn
 
 from esper.kasmina import lifecycle
+from esper.kasmina.blueprints import blueprint_names
 from esper.kasmina.gates import PERMISSIVE, GateProfile
 from esper.kasmina.host import Host
 from esper.kasmina.slot import SeedSlot
 from esper.leyline import (
     DEFAULT_LIMITS,
+    BlendOp,
     FactoredAction,
     IllegalActionError,
     LifecycleEvent,
@@ -58,6 +60,7 @@ class MorphogeneticModel(nn.Module):
             raise ValueError(f"slots {unknown} are not offered by the host; offered: {offered}")
         self.slot_ids: list[str] = enabled  # numeric row-major: fixes the slot head's indices
         by_id = {s.slot_id: s for s in self.specs}
+        self.limits = limits
         self.slots = nn.ModuleDict(
             {sid: SeedSlot(by_id[sid], host.topology, limits, gates) for sid in enabled}
         )
@@ -147,7 +150,32 @@ class MorphogeneticModel(nn.Module):
                 f"{action.op.name} targets slot {action.slot!r}, which is not enabled; "
                 f"enabled: {self.slot_ids}"
             )
+        if action.op == Op.GERMINATE and self.limits.param_budget is not None:
+            self._check_budget(action, self.limits.param_budget)
         return lifecycle.execute(self.slot(action.slot), action)
+
+    def _check_budget(self, action: FactoredAction, budget: int) -> None:
+        assert action.slot is not None and action.blueprint is not None  # a GERMINATE's
+        if action.blueprint not in blueprint_names(self.topology):
+            return  # the lifecycle names the unknown blueprint
+        cost = self.slot(action.slot).cost_of(action.blueprint, action.blend or BlendOp.ADD)
+        left = budget - self.seed_param_count()
+        if cost > left:
+            raise IllegalActionError(
+                f"GERMINATE {action.blueprint} on slot {action.slot} adds {cost} parameters; "
+                f"the budget of {budget} has {left} left"
+            )
+
+    def germination_costs(
+        self, blueprints: Sequence[str]
+    ) -> dict[str, dict[BlendOp, tuple[int, ...]]]:
+        """Per enabled slot and blend, the parameters each of `blueprints` would add there."""
+        return {
+            slot.slot_id: {
+                blend: tuple(slot.cost_of(name, blend) for name in blueprints) for blend in BlendOp
+            }
+            for slot in self.seed_slots()
+        }
 
     def end_epoch(self) -> None:
         for slot in self.seed_slots():

@@ -111,8 +111,16 @@ class SeedSlot(nn.Module):
     def seed_params(self) -> int:
         if self.seed is None:
             return 0
-        count = get_blueprint(self.topology, self.blueprint or "").param_count(self.width)
-        return count + (SeedGate.param_count(self.width) if self.gate is not None else 0)
+        return self.cost_of(self.blueprint or "", self.blend_op or BlendOp.ADD)
+
+    def cost_of(self, blueprint: str, blend_op: BlendOp = BlendOp.ADD) -> int:
+        """Parameters a `blueprint` seed planted here with `blend_op` has (GATE adds a gate's).
+
+        Raises:
+            ValueError: an unknown blueprint, naming the known ones.
+        """
+        count = get_blueprint(self.topology, blueprint).param_count(self.width)
+        return count + (SeedGate.param_count(self.width) if blend_op == BlendOp.GATE else 0)
 
     def seed_parameters(self) -> list[nn.Parameter]:
         modules = [m for m in (self.seed, self.gate) if m is not None]

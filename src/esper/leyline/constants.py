@@ -7,16 +7,21 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class LifecycleLimits:
-    """Timing rules of the seed lifecycle, in epochs."""
+    """Rules of the seed lifecycle: timings in epochs, and the growth budget."""
 
     min_prune_age: int = 5  # a seed younger than this cannot be pruned by the controller
     embargo_epochs: int = 5  # a slot rests this long after a prune before it is DORMANT again
+    # At most this many parameters in live seeds at once (None: no limit). A germination that
+    # would pass it is illegal, so what an episode adds never exceeds it at any epoch.
+    param_budget: int | None = None
 
     def __post_init__(self) -> None:
         if self.min_prune_age < 0:
             raise ValueError(f"min_prune_age must be >= 0, got {self.min_prune_age}")
         if self.embargo_epochs < 0:
             raise ValueError(f"embargo_epochs must be >= 0, got {self.embargo_epochs}")
+        if self.param_budget is not None and self.param_budget < 0:
+            raise ValueError(f"param_budget must be >= 0 or None, got {self.param_budget}")
 
 
 DEFAULT_LIMITS = LifecycleLimits()

@@ -58,6 +58,7 @@ _MAX_EPOCHS = 10_000
 _MAX_ENVS = 1024
 _MAX_WEIGHT = 1e6
 _MAX_PRICES = 16
+_MAX_PARAM_BUDGET = 10**12
 
 NonNegativeFloat = Annotated[float, Field(ge=0, le=_MAX_WEIGHT)]
 PositiveFloat = Annotated[float, Field(gt=0, le=_MAX_WEIGHT)]
@@ -163,6 +164,13 @@ class EpisodeSettings(BaseModel):
         5, "epochs before a controller may prune a seed", ge=0, le=_MAX_EPOCHS
     )
     embargo_epochs: int = _described(5, "epochs a slot rests after a prune", ge=0, le=_MAX_EPOCHS)
+    param_budget: int | None = _described(
+        None,
+        "at most this many parameters in live seeds at any time: a germination that would "
+        "pass it is illegal (none: no limit)",
+        ge=0,
+        le=_MAX_PARAM_BUDGET,
+    )
 
     # --- rewards (esper.simic.rewards) ---
     reward_mode: RewardMode = _described(
@@ -272,7 +280,11 @@ class EpisodeSettings(BaseModel):
         )
 
     def lifecycle_limits(self) -> LifecycleLimits:
-        return LifecycleLimits(min_prune_age=self.min_prune_age, embargo_epochs=self.embargo_epochs)
+        return LifecycleLimits(
+            min_prune_age=self.min_prune_age,
+            embargo_epochs=self.embargo_epochs,
+            param_budget=self.param_budget,
+        )
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready: paths as strings, enums as their values, tuples as lists."""

@@ -22,6 +22,7 @@ head of the `MultiDiscrete` action independently (e.g. sb3-contrib's MaskablePPO
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -39,12 +40,14 @@ from esper.leyline import (
     LifecycleEvent,
     RewardEvent,
     RollbackEvent,
+    SlotReport,
     Stage,
 )
 from esper.simic.rewards import RewardConfig, StepState, compute_reward
 from esper.tamiyo.action_codec import decode
 from esper.tamiyo.features import (
     FEATURE_CLIP,
+    ActionMasks,
     FeatureSpec,
     Observation,
     build_features,
@@ -107,6 +110,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             host_params=model.host_param_count(),
             host_param_floor=config.reward.host_param_floor,
         )
+        self._costs = model.germination_costs(self.feature_spec.blueprints)
         self.observation_space = gym.spaces.Box(
             -FEATURE_CLIP, FEATURE_CLIP, shape=(self.feature_spec.size,), dtype=np.float32
         )
@@ -125,6 +129,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         self.episode_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
         val = self.session.reset(self.episode_seed)
+        self._costs = self.session.model.germination_costs(self.feature_spec.blueprints)
         self.reward = self.config.reward.for_episode(self.episode_seed)
         self.tracker.reset()
         self.epoch = 0
@@ -200,7 +205,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         if not hasattr(self, "_state"):
             raise RuntimeError("no episode yet: call reset() first")
         reports = self._state.reports
-        return flat_mask(build_masks(self.feature_spec, reports, self.config.session.limits))
+        return flat_mask(self._masks(reports))
 
     def _execute(self, action: FactoredAction) -> tuple[FactoredAction, list[LifecycleEvent], bool]:
         """Apply the action and tick the epoch boundary; returns what was actually done."""
@@ -235,11 +240,14 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             reports=model.reports(),
         )
 
+    def _masks(self, reports: Mapping[str, SlotReport]) -> ActionMasks:
+        return build_masks(self.feature_spec, reports, self.config.session.limits, self._costs)
+
     def _observe(self, metrics: EpochMetrics) -> Observation:
         reports = self._state.reports
         return Observation(
             features=build_features(self.feature_spec, metrics, reports, self.reward.rent_weight),
-            masks=build_masks(self.feature_spec, reports, self.config.session.limits),
+            masks=self._masks(reports),
             metrics=metrics,
             reports=reports,
             epochs_left=self.config.episode_length - metrics.epoch,

@@ -11,7 +11,7 @@ each head of a `MultiDiscrete` action independently.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -21,6 +21,7 @@ from esper.leyline import (
     ALPHA_TARGETS,
     HEAD_ORDER,
     HEADS_USED,
+    LIVE_STAGES,
     BlendOp,
     Curve,
     EpochMetrics,
@@ -105,8 +106,10 @@ class FeatureSpec:
 @dataclass(frozen=True)
 class ActionMasks:
     """True where a choice is legal. Shapes: op (n_ops,), slot (n_ops, n_slots),
-    blueprint (n_bp,), blend (3,), tempo (n_ops, 4), alpha_target (n_ops, n_slots, 3),
-    curve (3,); `slot_ids` names the slot axis, in slot-head order."""
+    blueprint (n_slots, n_bp) and blend (n_slots, 3) (a seed may fit a parameter budget on a
+    narrow slot and not on a wide one), tempo (n_ops, 4), alpha_target (n_ops, n_slots, 3),
+    curve (3,); `slot_ids` names the slot axis, in slot-head order, `blueprints` the blueprint
+    axis."""
 
     op: np.ndarray
     slot: np.ndarray
@@ -116,6 +119,7 @@ class ActionMasks:
     alpha_target: np.ndarray
     curve: np.ndarray
     slot_ids: tuple[str, ...]
+    blueprints: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {h.value: getattr(self, h.value) for h in Head}
@@ -129,6 +133,21 @@ class ActionMasks:
         if slot_id not in self.slot_ids:
             raise ValueError(f"unknown slot {slot_id!r}; the masks cover {self.slot_ids}")
         return bool(self.slot[op, self.slot_ids.index(slot_id)])
+
+    def allows_planting(self, slot_id: str, blueprint: str, blend: BlendOp = BlendOp.ADD) -> bool:
+        """Whether GERMINATE may plant `blueprint` with `blend` on `slot_id` now (within the
+        parameter budget).
+
+        Raises:
+            ValueError: if `slot_id` is not one of `slot_ids` or `blueprint` not one of
+                `blueprints`.
+        """
+        if blueprint not in self.blueprints:
+            raise ValueError(f"unknown blueprint {blueprint!r}; the masks cover {self.blueprints}")
+        if not self.allows(Op.GERMINATE, slot_id):
+            return False
+        j = self.slot_ids.index(slot_id)
+        return bool(self.blueprint[j, self.blueprints.index(blueprint)] and self.blend[j, blend])
 
     def __eq__(self, other: object) -> bool:  # arrays compare by value, not elementwise
         if not isinstance(other, ActionMasks):
@@ -242,9 +261,27 @@ def build_features(
 
 
 def build_masks(
-    spec: FeatureSpec, reports: Mapping[str, SlotReport], limits: LifecycleLimits
+    spec: FeatureSpec,
+    reports: Mapping[str, SlotReport],
+    limits: LifecycleLimits,
+    costs: Mapping[str, Mapping[BlendOp, Sequence[int]]] | None = None,
 ) -> ActionMasks:
+    """The legal choices now.
+
+    Under a parameter budget (`limits.param_budget`) `costs` gives, per slot and blend, what
+    each of `spec.blueprints` would add there (`MorphogeneticModel.germination_costs`). The
+    blueprint and blend heads are sampled side by side (both given the slot), so the masks
+    must make every pair they allow fit what the live seeds leave of the budget: a blueprint is
+    legal on a slot if it fits with ADD (which adds nothing of its own), a blend if every legal
+    blueprint fits with it (a GATE's parameters may rule it out where ADD fits), GERMINATE only
+    on a slot where some blueprint fits.
+
+    Raises:
+        ValueError: a budget without `costs`.
+    """
     n_slots = len(spec.slot_ids)
+    blueprint = np.ones((n_slots, len(spec.blueprints)), dtype=bool)
+    blend = np.ones((n_slots, len(BlendOp)), dtype=bool)
     slot = np.zeros((len(Op), n_slots), dtype=bool)
     tempo = np.zeros((len(Op), len(Tempo)), dtype=bool)
     alpha = np.zeros((len(Op), n_slots, len(ALPHA_TARGETS)), dtype=bool)
@@ -259,17 +296,28 @@ def build_masks(
             any_report = next(iter(reports.values()))  # tempo legality does not depend on slot
             allowed = legal_choices(any_report, op, Head.TEMPO)
             tempo[op] = [allowed is None or t in allowed for t in Tempo]
+    if limits.param_budget is not None:
+        if costs is None:
+            raise ValueError("masks under a parameter budget need the germination costs")
+        spent = sum(r.seed_params for r in reports.values() if r.stage in LIVE_STAGES)
+        left = limits.param_budget - spent
+        for j, slot_id in enumerate(spec.slot_ids):
+            fits = np.array([costs[slot_id][b] for b in BlendOp]) <= left  # (n_blends, n_bp)
+            blueprint[j] = fits[BlendOp.ADD]
+            blend[j] = fits[:, blueprint[j]].all(axis=1)
+        slot[Op.GERMINATE] &= blueprint.any(axis=1)
     op_mask: np.ndarray = np.any(slot, axis=1)  # an op is legal if some slot allows it
     op_mask[Op.WAIT] = True
     return ActionMasks(
         op=op_mask,
         slot=slot,
-        blueprint=np.ones(len(spec.blueprints), dtype=bool),
-        blend=np.ones(len(BlendOp), dtype=bool),
+        blueprint=blueprint,
+        blend=blend,
         tempo=tempo,
         alpha_target=alpha,
         curve=np.ones(len(Curve), dtype=bool),
         slot_ids=spec.slot_ids,
+        blueprints=spec.blueprints,
     )
 
 
@@ -341,7 +389,10 @@ def _head_given_op(masks: ActionMasks, op: Op, head: Head) -> np.ndarray:
     if head == Head.ALPHA_TARGET:
         mask: np.ndarray = masks.alpha_target[op][masks.slot[op]].any(axis=0)
         return mask
-    return getattr(masks, head.value)  # blueprint, blend, curve: the same for every op
+    if head in (Head.BLUEPRINT, Head.BLEND):
+        fits: np.ndarray = getattr(masks, head.value)[masks.slot[op]].any(axis=0)
+        return fits
+    return getattr(masks, head.value)  # curve: the same for every op
 
 
 def flat_mask(masks: ActionMasks) -> np.ndarray:

@@ -76,7 +76,7 @@ a drop.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -394,20 +394,21 @@ class HeuristicController:
         slot = next((r.slot_id for r in ordered if obs.masks.allows(Op.GERMINATE, r.slot_id)), None)
         if slot is None:
             return None
-        blueprint = self._next_blueprint()
+        blueprint = self._next_blueprint(lambda name: obs.masks.allows_planting(slot, name))
         if blueprint is None:
-            return _Choice("WAIT", None, "every blueprint's penalty is above the bar")
+            reason = "every blueprint's penalty is above the bar or over the parameter budget"
+            return _Choice("WAIT", None, reason)
         reason = f"host flat for {metrics.plateau_epochs} epochs: {blueprint} into {slot}"
         return _Choice("GERMINATE_" + blueprint.upper(), slot, reason)
 
-    def _next_blueprint(self) -> str | None:
-        """The next blueprint in rotation whose penalty is within the bar; skipped ones lose
-        their turn. None (rotation unchanged) if all are over it."""
+    def _next_blueprint(self, fits: Callable[[str], bool]) -> str | None:
+        """The next blueprint in rotation whose penalty is within the bar and that `fits` (the
+        parameter budget); skipped ones lose their turn. None (rotation unchanged) if none is."""
         n = len(self.rotation)
         for step in range(n):
             index = (self.next_rotation_index + step) % n
             blueprint = self.rotation[index]
-            if self.penalties[blueprint] <= self.config.penalty_skip_above:
+            if self.penalties[blueprint] <= self.config.penalty_skip_above and fits(blueprint):
                 self.next_rotation_index = (index + 1) % n
                 return blueprint
         return None

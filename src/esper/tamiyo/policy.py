@@ -55,7 +55,8 @@ class PlanPolicy:
     Each step it goes through the plan in order and takes the first action the masks allow: a
     GERMINATE of a seed not yet planted (as `PLANTING` says: ADD, FAST, alpha 1, linear), else an
     ADVANCE or a FOSSILIZE of a planted one; otherwise WAIT. It never prunes, and never replants a
-    slot whose seed was lost (e.g. to a governor rollback). Being scripted, its trajectory through
+    slot whose seed was lost (e.g. to a governor rollback); a seed that does not fit the
+    parameter budget when its turn comes is skipped. Being scripted, its trajectory through
     the stages does not depend on how training went, which makes it the controller for testing
     lifecycle mechanics and for mapping what fixed growth plans can buy
     (`benchmarks/fixed_plans.py`).
@@ -106,6 +107,8 @@ class PlanPolicy:
         for slot, blueprint in self.plan:
             if slot not in planted and obs.masks.allows(Op.GERMINATE, slot):
                 planted.add(slot)
+                if not obs.masks.allows_planting(slot, blueprint):
+                    continue  # over the parameter budget: this step of the plan is skipped
                 return FactoredAction.germinate(
                     slot,
                     blueprint,
@@ -190,9 +193,9 @@ class RandomPolicy:
         used = HEADS_USED[op]
         choices: dict[str, Any] = {"slot": self.slot_ids[slot]}
         if Head.BLUEPRINT in used:
-            choices["blueprint"] = self.blueprints[self._pick(m.blueprint)]
+            choices["blueprint"] = self.blueprints[self._pick(m.blueprint[slot])]
         if Head.BLEND in used:
-            choices["blend"] = list(BlendOp)[self._pick(m.blend)]
+            choices["blend"] = list(BlendOp)[self._pick(m.blend[slot])]
         if Head.TEMPO in used:
             choices["tempo"] = list(Tempo)[self._pick(m.tempo[op])]
         if Head.ALPHA_TARGET in used:

@@ -103,8 +103,8 @@ class PolicyNetwork(nn.Module):
             return logits
         cond = torch.cat([z, op_1h, self._one_hot(slot, Head.SLOT)], -1)
         late_masks = {
-            Head.BLUEPRINT: masks["blueprint"],
-            Head.BLEND: masks["blend"],
+            Head.BLUEPRINT: _take(masks["blueprint"], slot),
+            Head.BLEND: _take(masks["blend"], slot),
             Head.TEMPO: _take(masks["tempo"], op),
             Head.ALPHA_TARGET: _take(_take(masks["alpha_target"], op), slot),
             Head.CURVE: masks["curve"],
