@@ -227,7 +227,7 @@ def test_a_germination_over_the_parameter_budget_is_illegal() -> None:
     budget = depthwise + norm - 1  # room for either seed, not both
     model = MorphogeneticModel(trained_cnn_host(), limits=LifecycleLimits(param_budget=budget))
     germinate(model, "r0c0", "depthwise")
-    expected = f"adds {norm} parameters; the budget of {budget} has {norm - 1} left"
+    expected = f"adds {norm} parameters; the parameter budget has {norm - 1} left"
     with pytest.raises(IllegalActionError, match=expected):
         germinate(model, "r0c1", "norm")
     assert model.seed_param_count() == depthwise

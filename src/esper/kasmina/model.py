@@ -20,6 +20,8 @@ from esper.leyline import (
     LifecycleLimits,
     Op,
     SlotReport,
+    budget_left,
+    check_budget,
     sort_slot_ids,
 )
 
@@ -150,21 +152,15 @@ class MorphogeneticModel(nn.Module):
                 f"{action.op.name} targets slot {action.slot!r}, which is not enabled; "
                 f"enabled: {self.slot_ids}"
             )
-        if action.op == Op.GERMINATE and self.limits.param_budget is not None:
-            self._check_budget(action, self.limits.param_budget)
+        left = budget_left(self.reports(), self.limits)
+        if action.op == Op.GERMINATE and left is not None:
+            assert action.blueprint is not None  # FactoredAction guarantees it for GERMINATE
+            if action.blueprint in blueprint_names(self.topology):  # else the lifecycle says so
+                slot = self.slot(action.slot)
+                check_budget(
+                    action, slot.cost_of(action.blueprint, action.blend or BlendOp.ADD), left
+                )
         return lifecycle.execute(self.slot(action.slot), action)
-
-    def _check_budget(self, action: FactoredAction, budget: int) -> None:
-        assert action.slot is not None and action.blueprint is not None  # a GERMINATE's
-        if action.blueprint not in blueprint_names(self.topology):
-            return  # the lifecycle names the unknown blueprint
-        cost = self.slot(action.slot).cost_of(action.blueprint, action.blend or BlendOp.ADD)
-        left = budget - self.seed_param_count()
-        if cost > left:
-            raise IllegalActionError(
-                f"GERMINATE {action.blueprint} on slot {action.slot} adds {cost} parameters; "
-                f"the budget of {budget} has {left} left"
-            )
 
     def germination_costs(
         self, blueprints: Sequence[str]

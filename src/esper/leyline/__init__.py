@@ -34,7 +34,14 @@ from esper.leyline.events import (
     RunStartEvent,
     WorkerEvent,
 )
-from esper.leyline.legality import IllegalActionError, check_action, legal_choices, legal_ops
+from esper.leyline.legality import (
+    IllegalActionError,
+    budget_left,
+    check_action,
+    check_budget,
+    legal_choices,
+    legal_ops,
+)
 from esper.leyline.signals import EpisodeOutcome, EpochMetrics, SlotReport
 from esper.leyline.slot_id import SlotId, SlotIdError, parse_slot_id, slot_id, sort_slot_ids
 from esper.leyline.stages import (
@@ -82,7 +89,9 @@ __all__ = [
     "Stage",
     "Tempo",
     "WorkerEvent",
+    "budget_left",
     "check_action",
+    "check_budget",
     "flat_action_names",
     "flat_to_factored",
     "is_transition_allowed",

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from esper.leyline.actions import ALPHA_TARGETS, HEADS_USED, FactoredAction, Head, Op, Tempo
 from esper.leyline.constants import DEFAULT_LIMITS, LifecycleLimits
 from esper.leyline.signals import SlotReport
-from esper.leyline.stages import PROBATION_STAGES, Stage
+from esper.leyline.stages import LIVE_STAGES, PROBATION_STAGES, Stage
 
 
 class IllegalActionError(ValueError):
@@ -83,3 +83,23 @@ def check_action(
                     f"{head.value}={value!r} is illegal for {action.op.name} on slot "
                     f"{action.slot}; allowed: {choices}"
                 )
+
+
+def budget_left(slots: Mapping[str, SlotReport], limits: LifecycleLimits) -> int | None:
+    """What the live seeds leave of `limits.param_budget` (None: there is no budget). A
+    GERMINATE is legal only if the seed it plants adds at most this many parameters."""
+    if limits.param_budget is None:
+        return None
+    return limits.param_budget - sum(
+        r.seed_params for r in slots.values() if r.stage in LIVE_STAGES
+    )
+
+
+def check_budget(action: FactoredAction, cost: int, left: int | None) -> None:
+    """Raise IllegalActionError unless the seed `action` plants (`cost` parameters) fits what
+    `budget_left` leaves (`left`; None: no budget)."""
+    if left is not None and cost > left:
+        raise IllegalActionError(
+            f"GERMINATE {action.blueprint} on slot {action.slot} adds {cost} parameters; "
+            f"the parameter budget has {left} left"
+        )

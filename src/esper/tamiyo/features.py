@@ -21,7 +21,6 @@ from esper.leyline import (
     ALPHA_TARGETS,
     HEAD_ORDER,
     HEADS_USED,
-    LIVE_STAGES,
     BlendOp,
     Curve,
     EpochMetrics,
@@ -31,6 +30,7 @@ from esper.leyline import (
     SlotReport,
     Stage,
     Tempo,
+    budget_left,
     legal_choices,
     legal_ops,
 )
@@ -296,11 +296,10 @@ def build_masks(
             any_report = next(iter(reports.values()))  # tempo legality does not depend on slot
             allowed = legal_choices(any_report, op, Head.TEMPO)
             tempo[op] = [allowed is None or t in allowed for t in Tempo]
-    if limits.param_budget is not None:
+    left = budget_left(reports, limits)
+    if left is not None:
         if costs is None:
             raise ValueError("masks under a parameter budget need the germination costs")
-        spent = sum(r.seed_params for r in reports.values() if r.stage in LIVE_STAGES)
-        left = limits.param_budget - spent
         for j, slot_id in enumerate(spec.slot_ids):
             fits = np.array([costs[slot_id][b] for b in BlendOp]) <= left  # (n_blends, n_bp)
             blueprint[j] = fits[BlendOp.ADD]
