@@ -38,10 +38,31 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 
+from esper.simic.config import EpisodeSettings
 from esper.simic.evaluation import paired_bootstrap_ci, paired_p_value
 from machine import header, spread
 
 DEFAULT_TRAINING = ("digits", "lean:rent_weight=1.5")
+# Settings that change only what a controller is rewarded for (and the features that show the
+# price), not what happens in an episode: baselines read no reward, so under any of them they
+# play the same episodes. A variant with any other episode setting (a parameter budget, other
+# slots) has its own baselines, labelled with its name.
+REWARD_SETTINGS = frozenset(
+    {
+        "reward_mode",
+        "pbrs_weight",
+        "contribution_weight",
+        "rent_weight",
+        "rent_weights",
+        "shock_weight",
+        "action_cost",
+        "young_prune_penalty",
+        "rollback_penalty",
+        "terminal_weight",
+        "host_param_floor",
+    }
+)
+SHIPPED_BASELINES = ("static", "random", "heuristic")
 SEED_COLOURS = ("tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:cyan", "tab:olive")
 
 
@@ -51,11 +72,23 @@ def parse_training(text: str) -> tuple[str, list[str]]:
     return name, [s for s in settings.split(";") if s]
 
 
+def baseline_tag(name: str, settings: list[str]) -> str:
+    """What this variant's baselines are labelled with: "" where they play the preset's
+    episodes, else " (NAME)"."""
+    keys = {setting.partition("=")[0].strip() for setting in settings}
+    changed = {k for k in keys if k in EpisodeSettings.model_fields and k not in REWARD_SETTINGS}
+    return f" ({name})" if changed else ""
+
+
 def train(
     args: argparse.Namespace, name: str, settings: list[str], seed: int
 ) -> tuple[Path, float]:
-    """One `esper train ppo` in its own process: (run directory, wall seconds)."""
+    """One `esper train ppo` in its own process: (run directory, wall seconds). With
+    --reuse-runs a run whose last round is already kept is not trained again (0 seconds)."""
     run_name = f"{name}-s{seed}"
+    kept = args.runs_dir / run_name / "checkpoints" / f"round-{args.rounds:06d}.pt"
+    if args.reuse_runs and kept.exists():
+        return args.runs_dir / run_name, 0.0
     command = [sys.executable, "-m", "esper", "train", "ppo", "--preset", "digits"]
     command += ["--rounds", str(args.rounds), "--envs", str(args.envs), "--seed", str(seed)]
     command += ["--runs-dir", str(args.runs_dir), "--name", run_name, "--keep-every", "1"]
@@ -93,6 +126,12 @@ def add_run_arguments(parser: argparse.ArgumentParser, curve: str, kind: str) ->
         type=Path,
         default=Path("runs/bench") / time.strftime(f"{kind}%Y%m%d-%H%M%S"),
         help=f"where the trainings and results go (default: a fresh runs/bench/{kind}<time>)",
+    )
+    parser.add_argument(
+        "--reuse-runs",
+        action="store_true",
+        help="do not train again a run in --runs-dir that has kept its last round (the "
+        "trainings are deterministic: evaluate an earlier run's policies again)",
     )
     parser.add_argument(
         "--curve",
@@ -160,6 +199,7 @@ def main() -> None:
     wall = time.perf_counter() - started
     runs = [run for run, _ in trained]
     plans: list[str] = []
+    own_plans: dict[str, set[str]] = {}  # per variant, the plans its searches found
     if args.plans:
         plans = [f"plan:{plan.strip()}" for plan in args.plans.split(",")]
     elif not args.no_plan_search:
@@ -172,10 +212,19 @@ def main() -> None:
             )
         print(f"plan search: {len(jobs)} searches in {time.perf_counter() - started:.0f} s wall")
         plans = sorted({f"plan:{plan}" for plan in found})
+        for (name, _, _), plan in zip(jobs, found, strict=True):
+            own_plans.setdefault(name, set()).add(f"plan:{plan}")
     # One `esper evaluate` per variant (--jobs at a time), each with the baselines and plans, so
     # that each run's policies meet its own round 0 and the baselines in one summary; the
-    # baselines' episodes are deterministic, so their repeats agree and are merged.
-    baselines = ["static", "random", "heuristic", *plans]
+    # baselines' episodes are deterministic, so their repeats agree and are merged. A variant
+    # with baselines of its own (`baseline_tag`) plays only the plans its own searches found:
+    # another variant's may not fit its setting (a parameter budget).
+    tags = {name: baseline_tag(name, settings) for name, settings in variants}
+
+    def baselines(name: str) -> list[str]:
+        mine = sorted(own_plans[name]) if tags[name] and name in own_plans else plans
+        return [*SHIPPED_BASELINES, *mine]
+
     groups = [
         (
             name,
@@ -193,13 +242,24 @@ def main() -> None:
         parts = list(
             pool.map(
                 lambda group: evaluate(
-                    [*baselines, *group[1]],
+                    [*baselines(group[0]), *group[1]],
                     args.seeds,
                     args.runs_dir / f"evaluation-{group[0]}.json",
+                    tag=tags[group[0]],
                 ),
                 groups,
             )
         )
+        if all(tags.values()):  # every variant has its own baselines: the preset's as well
+            parts.append(
+                evaluate(
+                    list(SHIPPED_BASELINES),
+                    args.seeds,
+                    args.runs_dir / "evaluation-preset-baselines.json",
+                    "--preset",
+                    "digits",
+                )
+            )
     evaluation_wall = time.perf_counter() - started
     results = merge_results(parts)
     out = args.runs_dir / "evaluation.json"
@@ -257,17 +317,33 @@ def print_headline(
         for c in results["comparisons"]
         if c["metric"] == "test_accuracy"
     }
-    plans = [c["label"] for c in results["controllers"] if c["label"].startswith("plan:")]
     print("final policy - reference | test acc, pp [95% CI] (p)")
-    for label in finals:
-        untrained = label.rsplit("@", 1)[0] + "@0"
-        for reference in ("heuristic", "static", untrained, *plans):
-            c = comparisons.get((label, reference))
-            if c is None:
-                continue
-            d = c["difference"]
-            shown = f"{d['mean']:+6.2f} [{d['lo']:+6.2f}, {d['hi']:+6.2f}] (p {c['p_value']:.3g})"
-            print(f"  {label:24s} - {reference:34s} {shown}")
+    for name, settings in variants:
+        tag = baseline_tag(name, settings)
+        plans = [
+            c["label"]
+            for c in results["controllers"]
+            if c["label"].startswith("plan:")
+            and (c["label"].endswith(tag) if tag else "(" not in c["label"])
+        ]
+        # A variant with baselines of its own meets the preset's too (same seeds, paired).
+        shipped = ["heuristic", "static"] if tag else []
+        for seed in training_seeds:
+            label = label_of(name, seed, rounds)
+            untrained = label.rsplit("@", 1)[0] + "@0"
+            for reference in (f"heuristic{tag}", f"static{tag}", *shipped, untrained, *plans):
+                c = comparisons.get((label, reference))
+                if c is not None:
+                    d, p = c["difference"], c["p_value"]
+                    mean, lo, hi = d["mean"], d["lo"], d["hi"]
+                else:
+                    a = episode_values(results, label, "test_accuracy")
+                    b = episode_values(results, reference, "test_accuracy")
+                    if not a or len(a) != len(b):
+                        continue
+                    (mean, lo, hi), p = paired_bootstrap_ci(a, b), paired_p_value(a, b)
+                shown = f"{mean:+6.2f} [{lo:+6.2f}, {hi:+6.2f}] (p {p:.3g})"
+                print(f"  {label:24s} - {reference:34s} {shown}")
     # The objective itself: a policy and its own round 0 play under the same reward (its run's),
     # so their returns compare; a baseline's are scored under the baselines' reward.
     print("final policy - its round 0 | episode return, its run's reward [95% CI] (p)")
@@ -289,10 +365,13 @@ def episode_values(results: dict[str, Any], label: str, key: str = "episode_retu
     return [float(e["outcome"][key]) for e in rows]
 
 
-def evaluate(controllers: list[str], seeds: int, out: Path, *options: str) -> dict[str, Any]:
+def evaluate(
+    controllers: list[str], seeds: int, out: Path, *options: str, tag: str = ""
+) -> dict[str, Any]:
     """One `esper evaluate` on digits in its own process (`options`: more of its flags): its
     results JSON, written to `out`, with every ppo policy labelled ppo:RUN_NAME@ROUND (esper
-    labels the policies of a single run ppo@ROUND)."""
+    labels the policies of a single run ppo@ROUND) and every other controller's label followed
+    by `tag` (`baseline_tag`)."""
     command = [sys.executable, "-m", "esper", "evaluate", "--task", "digits"]
     command += ["--controllers", ",".join(controllers), "--seeds", str(seeds)]
     command += [*options, "--out", str(out)]
@@ -301,18 +380,25 @@ def evaluate(controllers: list[str], seeds: int, out: Path, *options: str) -> di
         raise SystemExit(f"evaluation {out.name} failed:\n{done.stderr[-2000:]}")
     results: dict[str, Any] = json.loads(out.read_text())
     runs = {Path(c[len("ppo:") :].rsplit("@", 1)[0]) for c in controllers if c.startswith("ppo:")}
-    if len(runs) == 1:
-        (run,) = runs
+    single = next(iter(runs)).name if len(runs) == 1 else None
+    return relabeled(results, single, tag)
 
-        def relabel(label: str) -> str:
-            return re.sub(r"^ppo@", f"ppo:{run.name}@", label)
 
-        for c in results["controllers"]:
-            c["label"] = relabel(c["label"])
-        for c in results["comparisons"]:
-            c["minuend"], c["subtrahend"] = relabel(c["minuend"]), relabel(c["subtrahend"])
-        for e in results["episodes"]:
-            e["controller"] = relabel(e["controller"])
+def relabeled(results: dict[str, Any], run: str | None, tag: str) -> dict[str, Any]:
+    """`results` with ppo@ROUND labelled ppo:RUN@ROUND (where one run was evaluated) and every
+    label that is not a ppo policy's followed by `tag`."""
+
+    def relabel(label: str) -> str:
+        if label.startswith("ppo"):
+            return re.sub(r"^ppo@", f"ppo:{run}@", label) if run is not None else label
+        return label + tag
+
+    for c in results["controllers"]:
+        c["label"] = relabel(c["label"])
+    for c in results["comparisons"]:
+        c["minuend"], c["subtrahend"] = relabel(c["minuend"]), relabel(c["subtrahend"])
+    for e in results["episodes"]:
+        e["controller"] = relabel(e["controller"])
     return results
 
 
@@ -383,11 +469,12 @@ def draw_curves(
     plt.switch_backend("Agg")  # no display: write the file only
     by_label = {c["label"]: c for c in results["controllers"]}
     fig, axes = plt.subplots(2, len(variants), figsize=(5.5 * len(variants), 7), squeeze=False)
-    for column, (name, _) in enumerate(variants):
+    for column, (name, settings) in enumerate(variants):
         for row, metric in enumerate(("test_accuracy", "params_added")):
             ax = axes[row][column]
+            tag = baseline_tag(name, settings)
             for baseline, colour in (("static", "grey"), ("heuristic", "tab:red")):
-                e = by_label[baseline][metric]
+                e = by_label[baseline + tag][metric]
                 ax.axhspan(e["lo"], e["hi"], color=colour, alpha=0.2, label=baseline)
                 ax.axhline(e["mean"], color=colour, lw=1)
             for seed, colour in zip(training_seeds, SEED_COLOURS, strict=False):

@@ -10,8 +10,21 @@ from collections.abc import Sequence
 import torch
 
 
+def cpu_model() -> str:
+    """The processor's name (Linux: /proc/cpuinfo's "model name"), else the architecture.
+    Results that depend on exact float arithmetic can differ between processor families."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return f"{platform.machine()} {line.partition(':')[2].strip()}"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def header(title: str, runs: int) -> str:
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_model()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     lines = [
         f"# {title}",

@@ -59,3 +59,32 @@ def test_episode_values_are_one_per_seed_in_seed_order(learning: Any) -> None:
     }
     assert learning.episode_values(results, "ppo:a@40") == [1.0, 2.0]
     assert learning.episode_values(results, "ppo:a@0") == [5.0]
+
+
+def test_only_a_variant_that_changes_episodes_gets_baselines_of_its_own(learning: Any) -> None:
+    assert learning.baseline_tag("lean", ["rent_weight=1.5", "contribution_weight=0.2"]) == ""
+    assert learning.baseline_tag("fast", ["lr=0.01"]) == ""  # training only: same episodes
+    assert learning.baseline_tag("budget", ["param_budget=78"]) == " (budget)"
+    assert learning.baseline_tag("r0c1", ["slots=r0c1", "rent_weight=1"]) == " (r0c1)"
+
+
+def test_a_tagged_variants_baselines_keep_apart_when_merged(learning: Any) -> None:
+    shipped = learning.relabeled(part([7], ["static", "heuristic", "ppo@0"]), "a", "")
+    budget = learning.relabeled(part([7], ["static", "plan:norm@r0c0", "ppo@0"]), "b", " (b)")
+    merged = learning.merge_results([shipped, budget])
+    labels = [c["label"] for c in merged["controllers"]]
+    assert labels == [
+        "static",
+        "heuristic",
+        "ppo:a@0",
+        "static (b)",
+        "plan:norm@r0c0 (b)",
+        "ppo:b@0",
+    ]
+    assert {(c["minuend"], c["subtrahend"]) for c in merged["comparisons"]} == {
+        ("heuristic", "static"),
+        ("ppo:a@0", "static"),
+        ("plan:norm@r0c0 (b)", "static (b)"),
+        ("ppo:b@0", "static (b)"),
+    }
+    assert len(merged["episodes"]) == 6
