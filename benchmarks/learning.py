@@ -38,17 +38,19 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 
-from esper.simic.config import EpisodeSettings
+from esper.simic.config import EpisodeSettings, TrainingConfig
 from esper.simic.evaluation import paired_bootstrap_ci, paired_p_value
 from machine import header, spread
 
 DEFAULT_TRAINING = ("digits", "lean:rent_weight=1.5")
 # Settings that change only what a controller is rewarded for (and the features that show the
-# price), not what happens in an episode: baselines read no reward, so under any of them they
-# play the same episodes. A variant with any other episode setting (a parameter budget, other
-# slots) has its own baselines, labelled with its name.
-REWARD_SETTINGS = frozenset(
+# price) or what is logged, not what happens in an episode: baselines read no reward, so under
+# any of them they play the same episodes. A variant with any other episode setting (a parameter
+# budget, other slots) has its own baselines, labelled with its name.
+SAME_EPISODE_SETTINGS = frozenset(
     {
+        "telemetry",
+        "gamma",
         "reward_mode",
         "pbrs_weight",
         "contribution_weight",
@@ -76,8 +78,29 @@ def baseline_tag(name: str, settings: list[str]) -> str:
     """What this variant's baselines are labelled with: "" where they play the preset's
     episodes, else " (NAME)"."""
     keys = {setting.partition("=")[0].strip() for setting in settings}
-    changed = {k for k in keys if k in EpisodeSettings.model_fields and k not in REWARD_SETTINGS}
+    changed = {
+        k for k in keys if k in EpisodeSettings.model_fields and k not in SAME_EPISODE_SETTINGS
+    }
     return f" ({name})" if changed else ""
+
+
+def check_reused(run: Path, args: argparse.Namespace, settings: list[str], seed: int) -> None:
+    """Refuse to reuse a run trained with other rounds, envs, seed or settings than asked."""
+    recorded = json.loads((run / "config.json").read_text())
+    asked = TrainingConfig.resolve(
+        "digits",
+        overrides={
+            "rounds": str(args.rounds),
+            "n_envs": str(args.envs),
+            "seed": str(seed),
+            **dict(s.split("=", 1) for s in settings),
+        },
+    ).to_json_dict()
+    keys = ["rounds", "n_envs", "seed", *(s.split("=", 1)[0] for s in settings)]
+    differ = [k for k in keys if recorded.get(k) != asked[k]]
+    if differ:
+        shown = ", ".join(f"{k} {recorded.get(k)!r} (asked {asked[k]!r})" for k in differ)
+        raise SystemExit(f"--reuse-runs: {run} was trained with {shown}")
 
 
 def train(
@@ -86,9 +109,10 @@ def train(
     """One `esper train ppo` in its own process: (run directory, wall seconds). With
     --reuse-runs a run whose last round is already kept is not trained again (0 seconds)."""
     run_name = f"{name}-s{seed}"
-    kept = args.runs_dir / run_name / "checkpoints" / f"round-{args.rounds:06d}.pt"
-    if args.reuse_runs and kept.exists():
-        return args.runs_dir / run_name, 0.0
+    run = args.runs_dir / run_name
+    if args.reuse_runs and (run / "checkpoints" / f"round-{args.rounds:06d}.pt").exists():
+        check_reused(run, args, settings, seed)
+        return run, 0.0
     command = [sys.executable, "-m", "esper", "train", "ppo", "--preset", "digits"]
     command += ["--rounds", str(args.rounds), "--envs", str(args.envs), "--seed", str(seed)]
     command += ["--runs-dir", str(args.runs_dir), "--name", run_name, "--keep-every", "1"]
@@ -161,7 +185,9 @@ def main() -> None:
         default=None,
         metavar="PLAN,...",
         help="evaluate these fixed plans (BLUEPRINT@SLOT+...) instead of searching: the plan "
-        "search does not depend on PPO, so an earlier search's winners can be reused",
+        "search does not depend on PPO, so an earlier search's winners can be reused (every "
+        "variant plays all of them: under a parameter budget give plans that fit it, or a seed "
+        "that does not is skipped)",
     )
     parser.add_argument(
         "--from-results",
@@ -222,8 +248,12 @@ def main() -> None:
     tags = {name: baseline_tag(name, settings) for name, settings in variants}
 
     def baselines(name: str) -> list[str]:
-        mine = sorted(own_plans[name]) if tags[name] and name in own_plans else plans
-        return [*SHIPPED_BASELINES, *mine]
+        if not own_plans:  # --plans: the same for every variant
+            return [*SHIPPED_BASELINES, *plans]
+        if tags[name]:
+            return [*SHIPPED_BASELINES, *sorted(own_plans.get(name, ()))]
+        shared = {p for n, found in own_plans.items() if not tags[n] for p in found}
+        return [*SHIPPED_BASELINES, *sorted(shared)]
 
     groups = [
         (
@@ -264,11 +294,10 @@ def main() -> None:
     results = merge_results(parts)
     out = args.runs_dir / "evaluation.json"
     out.write_text(json.dumps(results))
-    policies = [p for _, group in groups for p in group]
     print(f"PPO training: {len(jobs)} runs in {wall:.0f} s wall ({args.jobs} at a time)")
     for (name, settings, seed), (run, seconds) in zip(jobs, trained, strict=True):
         print(f"  {name} seed {seed} ({', '.join(settings) or 'preset'}): {seconds:.0f} s, {run}")
-    print(f"evaluation: {len(policies) + len(plans) + 3} controllers in {evaluation_wall:.0f} s")
+    print(f"evaluation: {len(results['controllers'])} controllers in {evaluation_wall:.0f} s")
     report(results, args, variants, training_seeds, curve)
     print(f"full results (per-episode records too): {out}")
 

@@ -220,7 +220,9 @@ def test_the_budget_left_is_what_the_live_seeds_leave() -> None:
 
 def test_no_budget_allows_every_blueprint_and_a_budget_needs_the_costs() -> None:
     reports = {s: SlotReport(s, Stage.DORMANT) for s in SLOT_IDS}
-    assert build_masks(SPEC, reports, LIMITS).blueprint.all()
+    free = build_masks(SPEC, reports, LIMITS)  # what every policy trained before budgets saw
+    assert free.blueprint.shape == (len(SLOT_IDS), len(BLUEPRINTS)) and free.blueprint.all()
+    assert free.blend.shape == (len(SLOT_IDS), len(BlendOp)) and free.blend.all()
     with pytest.raises(ValueError, match="germination costs"):
         build_masks(SPEC, reports, BUDGET)
     with pytest.raises(ValueError, match="budget"):
@@ -228,3 +230,10 @@ def test_no_budget_allows_every_blueprint_and_a_budget_needs_the_costs() -> None
     m = build_masks(SPEC, reports, LIMITS)
     with pytest.raises(ValueError, match="lora"):
         m.allows_planting("r0c0", "lora")
+
+
+def test_the_simple_action_space_keeps_the_budget() -> None:
+    reports = {s: SlotReport(s, Stage.DORMANT) for s in SLOT_IDS}
+    simple = restrict_masks(build_masks(SPEC, reports, BUDGET, COSTS), "simple")
+    assert simple.blueprint.tolist() == [[True, True, True], [True, False, False]]
+    assert simple.blend.tolist() == [[b == BlendOp.ADD for b in BlendOp]] * len(SLOT_IDS)

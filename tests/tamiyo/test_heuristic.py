@@ -163,6 +163,18 @@ def test_the_rotation_skips_blueprints_over_the_parameter_budget() -> None:
     assert ctl.decide(tight) == FactoredAction.wait()  # nothing fits: GERMINATE is not legal
 
 
+def test_under_a_budget_the_heuristic_tries_the_next_slot() -> None:
+    ctl = controller()
+    ctl.penalties["norm"] = 10.0  # over the bar: the only blueprint that fits r0c0
+    costs = {
+        "r0c0": dict.fromkeys(BlendOp, (12, 40, 64)),
+        "r0c1": dict.fromkeys(BlendOp, (5, 8, 90)),
+    }
+    budget = LifecycleLimits(min_prune_age=5, param_budget=20)
+    obs = observation(slots(slot("r0c0"), slot("r0c1")), limits=budget, costs=costs)
+    assert ctl.decide(obs) == germinate("attention", "r0c1")
+
+
 def test_one_seed_in_flight_at_a_time() -> None:
     dormant = slot("r0c1")
     for stage in (Stage.GERMINATED, Stage.TRAINING, Stage.BLENDING):

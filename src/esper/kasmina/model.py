@@ -20,6 +20,7 @@ from esper.leyline import (
     LifecycleLimits,
     Op,
     SlotReport,
+    Stage,
     budget_left,
     check_budget,
     sort_slot_ids,
@@ -152,15 +153,17 @@ class MorphogeneticModel(nn.Module):
                 f"{action.op.name} targets slot {action.slot!r}, which is not enabled; "
                 f"enabled: {self.slot_ids}"
             )
-        left = budget_left(self.reports(), self.limits)
-        if action.op == Op.GERMINATE and left is not None:
+        slot = self.slot(action.slot)
+        if (
+            action.op == Op.GERMINATE
+            and self.limits.param_budget is not None
+            and slot.stage == Stage.DORMANT  # else the lifecycle names what is wrong
+            and action.blueprint in blueprint_names(self.topology)
+        ):
             assert action.blueprint is not None  # FactoredAction guarantees it for GERMINATE
-            if action.blueprint in blueprint_names(self.topology):  # else the lifecycle says so
-                slot = self.slot(action.slot)
-                check_budget(
-                    action, slot.cost_of(action.blueprint, action.blend or BlendOp.ADD), left
-                )
-        return lifecycle.execute(self.slot(action.slot), action)
+            cost = slot.cost_of(action.blueprint, action.blend or BlendOp.ADD)
+            check_budget(action, cost, budget_left(self.reports(), self.limits))
+        return lifecycle.execute(slot, action)
 
     def germination_costs(
         self, blueprints: Sequence[str]

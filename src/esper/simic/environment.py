@@ -195,7 +195,8 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         the head allows it (on some slot that op may target). A head no legal op uses is all
         True (its value is ignored). Every action these masks exclude is illegal, but not every
         action they allow is legal: a union-legal, conditionally illegal combination (ADVANCE on
-        the slot that only GERMINATE may target) is handled as `config.illegal_action` says:
+        the slot that only GERMINATE may target, or under a parameter budget a blueprint that
+        fits another slot but not this one) is handled as `config.illegal_action` says:
         replaced by WAIT with `info["illegal_action"]` True ("wait", the default), or
         `IllegalActionError` ("raise").
 

@@ -3,9 +3,9 @@
 Every feature is scaled analytically to O(1) here (accuracy/100, loss/chance-level loss,
 epoch/T, log of parameter ratios, one-hots); a running normalizer in simic may standardize
 them further. Layout: one global block, then one block per enabled slot in slot-head order.
-Masks come only from `legal_ops` / `legal_choices`: op first, slot given op, then head masks
-given op and slot. `flat_mask` folds them into one boolean vector per head, for agents that mask
-each head of a `MultiDiscrete` action independently.
+Masks come only from `legal_ops` / `legal_choices` / `budget_left`: op first, slot given op,
+then head masks given op and slot. `flat_mask` folds them into one boolean vector per head, for
+agents that mask each head of a `MultiDiscrete` action independently.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class ActionMasks:
     alpha_target: np.ndarray
     curve: np.ndarray
     slot_ids: tuple[str, ...]
-    blueprints: tuple[str, ...] = ()
+    blueprints: tuple[str, ...]
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {h.value: getattr(self, h.value) for h in Head}
@@ -152,7 +152,7 @@ class ActionMasks:
     def __eq__(self, other: object) -> bool:  # arrays compare by value, not elementwise
         if not isinstance(other, ActionMasks):
             return NotImplemented
-        return self.slot_ids == other.slot_ids and all(
+        return (self.slot_ids, self.blueprints) == (other.slot_ids, other.blueprints) and all(
             np.array_equal(getattr(self, h.value), getattr(other, h.value)) for h in Head
         )
 

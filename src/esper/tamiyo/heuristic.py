@@ -89,7 +89,10 @@ from esper.leyline import (
     flat_to_factored,
     sort_slot_ids,
 )
-from esper.leyline.actions import HEURISTIC_TEMPO  # the tempo `flat_to_factored` germinates with
+from esper.leyline.actions import (  # the blend and tempo `flat_to_factored` germinates with
+    HEURISTIC_BLEND,
+    HEURISTIC_TEMPO,
+)
 from esper.tamiyo.features import Observation
 
 
@@ -391,15 +394,20 @@ class HeuristicController:
             return None
         if obs.epochs_left < epochs_to_judge(cfg):
             return None  # too late for the seed to be judged: it would only cost rent
-        slot = next((r.slot_id for r in ordered if obs.masks.allows(Op.GERMINATE, r.slot_id)), None)
-        if slot is None:
+        slots = [r.slot_id for r in ordered if obs.masks.allows(Op.GERMINATE, r.slot_id)]
+        if not slots:
             return None
-        blueprint = self._next_blueprint(lambda name: obs.masks.allows_planting(slot, name))
-        if blueprint is None:
-            reason = "every blueprint's penalty is above the bar or over the parameter budget"
-            return _Choice("WAIT", None, reason)
-        reason = f"host flat for {metrics.plateau_epochs} epochs: {blueprint} into {slot}"
-        return _Choice("GERMINATE_" + blueprint.upper(), slot, reason)
+        for slot in slots:  # the first slot where a blueprint in rotation fits the budget
+
+            def fits(name: str, slot: str = slot) -> bool:
+                return obs.masks.allows_planting(slot, name, HEURISTIC_BLEND)
+
+            blueprint = self._next_blueprint(fits)
+            if blueprint is not None:
+                reason = f"host flat for {metrics.plateau_epochs} epochs: {blueprint} into {slot}"
+                return _Choice("GERMINATE_" + blueprint.upper(), slot, reason)
+        reason = "every blueprint's penalty is above the bar or over the parameter budget"
+        return _Choice("WAIT", None, reason)
 
     def _next_blueprint(self, fits: Callable[[str], bool]) -> str | None:
         """The next blueprint in rotation whose penalty is within the bar and that `fits` (the

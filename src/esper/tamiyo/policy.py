@@ -107,7 +107,7 @@ class PlanPolicy:
         for slot, blueprint in self.plan:
             if slot not in planted and obs.masks.allows(Op.GERMINATE, slot):
                 planted.add(slot)
-                if not obs.masks.allows_planting(slot, blueprint):
+                if not obs.masks.allows_planting(slot, blueprint, PLANTING.blend):
                     continue  # over the parameter budget: this step of the plan is skipped
                 return FactoredAction.germinate(
                     slot,

@@ -48,6 +48,13 @@ def test_ppo_checkpoints_trained_in_different_settings_cannot_share_an_env() -> 
         evaluation_env_config("digits", configs)
 
 
+def test_a_budget_trained_policy_is_evaluated_under_its_budget_and_alone() -> None:
+    frugal = TrainingConfig(param_budget=78)
+    assert evaluation_env_config("digits", {"ppo": frugal}).session.limits.param_budget == 78
+    with pytest.raises(ValueError, match=r"ppo:a and ppo:frugal .*session"):
+        evaluation_env_config("digits", {"ppo:a": TrainingConfig(), "ppo:frugal": frugal})
+
+
 def test_checkpoints_trained_with_different_rewards_share_an_env_but_keep_their_rewards() -> None:
     lean = TrainingConfig(rent_weight=1.5, host_param_floor=300)
     configs = {"ppo:a": TrainingConfig(), "ppo:lean": lean}
