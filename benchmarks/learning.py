@@ -152,6 +152,14 @@ def add_run_arguments(parser: argparse.ArgumentParser, curve: str, kind: str) ->
         help=f"where the trainings and results go (default: a fresh runs/bench/{kind}<time>)",
     )
     parser.add_argument(
+        "--skip-seeds",
+        type=int,
+        default=0,
+        metavar="K",
+        help="evaluate on the held-out block 2^30 + K (`esper evaluate --skip-seeds`): compare "
+        "training variants on a block of their own, and report on the default block once",
+    )
+    parser.add_argument(
         "--reuse-runs",
         action="store_true",
         help="do not train again a run in --runs-dir that has kept its last round (the "
@@ -275,6 +283,8 @@ def main() -> None:
                     [*baselines(group[0]), *group[1]],
                     args.seeds,
                     args.runs_dir / f"evaluation-{group[0]}.json",
+                    "--skip-seeds",
+                    str(args.skip_seeds),
                     tag=tags[group[0]],
                 ),
                 groups,
@@ -288,6 +298,8 @@ def main() -> None:
                     args.runs_dir / "evaluation-preset-baselines.json",
                     "--preset",
                     "digits",
+                    "--skip-seeds",
+                    str(args.skip_seeds),
                 )
             )
     evaluation_wall = time.perf_counter() - started

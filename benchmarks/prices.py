@@ -106,6 +106,8 @@ def main() -> None:
                     args.runs_dir / f"eval-{p}.json",
                     "--rent-weight",
                     str(p),
+                    "--skip-seeds",
+                    str(args.skip_seeds),
                 ),
                 prices,
             )
