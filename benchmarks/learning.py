@@ -32,38 +32,19 @@ import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
 
-from esper.simic.config import EpisodeSettings, TrainingConfig
+from esper.simic.config import TrainingConfig
+from esper.simic.env_pool import env_config_for
 from esper.simic.evaluation import paired_bootstrap_ci, paired_p_value
 from machine import header, spread
 
 DEFAULT_TRAINING = ("digits", "lean:rent_weight=1.5")
-# Settings that change only what a controller is rewarded for (and the features that show the
-# price) or what is logged, not what happens in an episode: baselines read no reward, so under
-# any of them they play the same episodes. A variant with any other episode setting (a parameter
-# budget, other slots) has its own baselines, labelled with its name.
-SAME_EPISODE_SETTINGS = frozenset(
-    {
-        "telemetry",
-        "gamma",
-        "reward_mode",
-        "pbrs_weight",
-        "contribution_weight",
-        "rent_weight",
-        "rent_weights",
-        "shock_weight",
-        "action_cost",
-        "young_prune_penalty",
-        "rollback_penalty",
-        "terminal_weight",
-        "host_param_floor",
-    }
-)
 SHIPPED_BASELINES = ("static", "random", "heuristic")
 SEED_COLOURS = ("tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:cyan", "tab:olive")
 
@@ -76,12 +57,13 @@ def parse_training(text: str) -> tuple[str, list[str]]:
 
 def baseline_tag(name: str, settings: list[str]) -> str:
     """What this variant's baselines are labelled with: "" where they play the preset's
-    episodes, else " (NAME)"."""
-    keys = {setting.partition("=")[0].strip() for setting in settings}
-    changed = {
-        k for k in keys if k in EpisodeSettings.model_fields and k not in SAME_EPISODE_SETTINGS
-    }
-    return f" ({name})" if changed else ""
+    episodes, else " (NAME)". The rule is `esper evaluate`'s for sharing one env: episodes are
+    the same where the env configs differ at most in their rewards, which no baseline reads (a
+    parameter budget or other slots change them; a price, lr or telemetry does not)."""
+    preset = env_config_for(TrainingConfig.resolve("digits"), 0)
+    overrides = dict(setting.split("=", 1) for setting in settings)
+    variant = env_config_for(TrainingConfig.resolve("digits", overrides=overrides), 0)
+    return "" if replace(variant, reward=preset.reward) == preset else f" ({name})"
 
 
 def check_reused(run: Path, args: argparse.Namespace, settings: list[str], seed: int) -> None:

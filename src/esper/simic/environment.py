@@ -110,6 +110,8 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             host_params=model.host_param_count(),
             host_param_floor=config.reward.host_param_floor,
         )
+        # What each blueprint adds on each slot: the task's host has the same widths every
+        # episode, so once (the masks read it under a parameter budget).
         self._costs = model.germination_costs(self.feature_spec.blueprints)
         self.observation_space = gym.spaces.Box(
             -FEATURE_CLIP, FEATURE_CLIP, shape=(self.feature_spec.size,), dtype=np.float32
@@ -129,7 +131,6 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         self.episode_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
         val = self.session.reset(self.episode_seed)
-        self._costs = self.session.model.germination_costs(self.feature_spec.blueprints)
         self.reward = self.config.reward.for_episode(self.episode_seed)
         self.tracker.reset()
         self.epoch = 0
