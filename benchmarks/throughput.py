@@ -1,16 +1,22 @@
 """Env-steps per second of PPO rounds on digits, per backend, at 1, 2, 4 and 8 envs (issue 11).
 
 One env-step is one host epoch (train + validation with counterfactuals) plus one policy
-decision. For every backend (local: envs stepped in turn in this process; process: worker
-processes; ray: Ray actors on a local Ray that the pool starts, and stops at its end) and env
-count, one trainer runs --rounds PPO rounds; it reports
+decision. For every backend other than local (process: worker processes; ray: Ray actors on a
+local Ray that the pool starts, and stops at its end) and env count, a fresh Python process
+holds two trainers, one on that backend and one on the local backend (envs stepped in turn in
+this process), and runs --rounds PPO rounds of each, taking turns round by round; it reports
 
 - env-steps/s per round (wall clock of the whole round, the PPO update included), median
   [min, max] over rounds, and the ratio to local at the same env count (median of the per-round
-  ratios: rounds are the same episodes in every backend, so they pair up);
+  ratios: both trainers play the same episodes, so round r of one pairs with round r of the
+  other, played seconds apart; this 2-vCPU VM's speed drifts by +-20 % from minute to minute,
+  which measuring one backend after the other put into the ratio). The local row pools the
+  local rounds of every pair. A Ray pair keeps Ray's daemons up during its local rounds too:
+  idle, they took 5 % of one core here (sampled over 20 s), which slows those local rounds by
+  up to ~3 % and flatters the Ray ratio by as much;
 - startup: from loading the data to the first finished epoch (Ray starts, workers start,
-  import torch and load data, envs reset, one step); each measurement runs in a fresh Python
-  process, so each backend pays for its own start;
+  import torch and load data, envs reset, one step), one round in a fresh Python process per
+  backend, so each pays for its own start;
 - peak memory of the whole process tree (PSS of this process and all its descendants, sampled
   every 0.5 s; PSS shares pages fairly, so forked workers are not counted twice). Reading PSS
   walks each process's page tables: sampled every 50 ms it took a good part of a core here and
@@ -120,12 +126,16 @@ class FirstEpoch:
         self.pool.close()
 
 
-def measure(backend: str, n: int, rounds: int, workers: int | None) -> dict[str, object]:
-    """Per-round env-steps/s, seconds to the first finished epoch (the data loaded in this
-    process included, as a run loads it), peak tree PSS (bytes)."""
-    config = TrainingConfig.preset("digits").with_overrides(
+def training_config(backend: str, n: int, rounds: int, workers: int | None) -> TrainingConfig:
+    return TrainingConfig.preset("digits").with_overrides(
         {"n_envs": n, "rounds": rounds, "backend": backend, "workers": workers}
     )
+
+
+def measure_start(backend: str, n: int, workers: int | None) -> dict[str, object]:
+    """Seconds to the first finished epoch (the data loaded in this process included, as a run
+    loads it) and the peak tree PSS (bytes) over one whole round."""
+    config = training_config(backend, n, 1, workers)
     with peak_memory() as peak:
         started = time.perf_counter()
         if backend == "process":
@@ -133,31 +143,62 @@ def measure(backend: str, n: int, rounds: int, workers: int | None) -> dict[str,
         data = get_task("digits").load(DataOptions())
         pool = FirstEpoch(build_pool(config, data))
         try:
-            trainer = VectorizedTrainer(config, pool)
-            rates = []
-            for _ in range(rounds):
-                round_started = time.perf_counter()
-                trainer.run_round()
-                elapsed = time.perf_counter() - round_started
-                rates.append(n * config.resolved_episode_length() / elapsed)
+            VectorizedTrainer(config, pool).run_round()
             startup = pool.at - started
         finally:
             pool.close()
-    return {"rates": rates, "startup": startup, "peak": peak[0]}
+    return {"startup": startup, "peak": peak[0]}
 
 
-def measure_apart(backend: str, n: int, rounds: int, workers: int | None) -> dict[str, Any]:
-    """`measure` in a fresh Python process: every backend pays its own start (the forkserver,
-    Ray) and nothing one leaves running (Ray's daemons shutting down) slows the next."""
-    command = [sys.executable, __file__, "--one", backend, str(n), "--rounds", str(rounds)]
-    if workers is not None:
-        command += ["--workers", str(workers)]
+def measure_pair(backend: str, n: int, rounds: int, workers: int | None) -> dict[str, list[float]]:
+    """Env-steps/s per round of two trainers in this process, one on the local backend and one
+    on `backend`, taking turns round by round (local first in even rounds, second in odd ones).
+    Both play the same episodes (the same seeds and, backend for backend, the same actions), so
+    round r of one pairs with round r of the other, measured within seconds of each other: this
+    VM's speed drifts by +-20 % from minute to minute, which would otherwise land in the ratio."""
+    if backend == "process":
+        warm_up(training_config(backend, n, rounds, workers).device)
+    data = get_task("digits").load(DataOptions())
+    trainers: dict[str, VectorizedTrainer] = {}
+    rates: dict[str, list[float]] = {}
+    try:
+        for name in dict.fromkeys(("local", backend)):
+            config = training_config(name, n, rounds, workers)
+            trainers[name] = VectorizedTrainer(config, build_pool(config, data))
+            rates[name] = []
+        steps = n * trainers["local"].config.resolved_episode_length()
+        order = list(trainers)
+        for r in range(rounds):
+            for name in order if r % 2 == 0 else order[::-1]:
+                started = time.perf_counter()
+                trainers[name].run_round()
+                rates[name].append(steps / (time.perf_counter() - started))
+        check_same_training(trainers)
+    finally:
+        for trainer in trainers.values():
+            trainer.pool.close()
+    return rates
+
+
+def check_same_training(trainers: dict[str, VectorizedTrainer]) -> None:
+    """The pairing's premise: every trainer of a pair played the same episodes and so holds the
+    same policy (bit for bit on CPU: docs/architecture.md section 2)."""
+    local = trainers["local"].network.state_dict()
+    for name, trainer in trainers.items():
+        theirs = trainer.network.state_dict()
+        if any(not torch.equal(local[key], theirs[key]) for key in local):
+            raise SystemExit(f"the {name} trainer's policy differs from the local one's")
+
+
+def apart(*args: str) -> Any:
+    """This script with `args` in a fresh Python process (every backend pays its own start, the
+    fork server or Ray, and nothing one leaves running slows the next); its JSON answer."""
+    command = [sys.executable, __file__, *args]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"{backend} at {n} envs failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
     time.sleep(2)  # let the machine settle
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -166,37 +207,49 @@ def main() -> None:
     parser.add_argument("--envs", default="1,2,4,8")
     parser.add_argument("--backends", default="local,process,ray")
     parser.add_argument("--workers", type=int, default=None, help="default: cores, <= envs")
-    parser.add_argument("--one", nargs=2, metavar=("BACKEND", "ENVS"), help=argparse.SUPPRESS)
+    parser.add_argument("--start", nargs=2, metavar=("BACKEND", "ENVS"), help=argparse.SUPPRESS)
+    parser.add_argument("--pair", nargs=2, metavar=("BACKEND", "ENVS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.one is not None:
-        print(json.dumps(measure(args.one[0], int(args.one[1]), args.rounds, args.workers)))
+    if args.start is not None:
+        print(json.dumps(measure_start(args.start[0], int(args.start[1]), args.workers)))
         return
-    backends = args.backends.split(",")
-    print(header(f"PPO round throughput on digits: {', '.join(backends)}", runs=args.rounds))
+    if args.pair is not None:
+        backend, n = args.pair[0], int(args.pair[1])
+        print(json.dumps(measure_pair(backend, n, args.rounds, args.workers)))
+        return
+    backends = [b for b in args.backends.split(",") if b != "local"]
+    workers_arg = [] if args.workers is None else ["--workers", str(args.workers)]
+    print(header(f"PPO round throughput on digits: local, {', '.join(backends)}", args.rounds))
     print(
         f"{'backend':>8} {'envs':>4} {'workers':>7} | {'env-steps/s':>27} | {'x local':>22} | "
         f"{'startup s':>9} | {'peak PSS MB':>11}"
     )
-    local: dict[int, list[float]] = {}
     for n in (int(e) for e in args.envs.split(",")):
-        for backend in backends:
-            result = measure_apart(backend, n, args.rounds, args.workers)
-            rates = result["rates"]
-            if backend == "local":
-                local[n] = rates
-            ratio = (
-                spread([a / b for a, b in zip(rates, local[n], strict=True)])
-                if n in local
-                else "n/a"
-            )
+        pairs = {
+            b: apart("--pair", b, str(n), "--rounds", str(args.rounds), *workers_arg)
+            for b in backends or ["local"]
+        }
+        for backend in ["local", *backends]:
+            start = apart("--start", backend, str(n), *workers_arg)
+            if backend == "local":  # the local rounds of every pair
+                rates = [rate for pair in pairs.values() for rate in pair["local"]]
+                ratio = "1.00"
+            else:
+                pair = pairs[backend]
+                rates = pair[backend]
+                ratio = spread([a / b for a, b in zip(rates, pair["local"], strict=True)])
             workers = "-" if backend == "local" else str(args.workers or default_workers(n))
             print(
                 f"{backend:>8} {n:>4} {workers:>7} | {spread(rates):>27} | {ratio:>22} | "
-                f"{result['startup']:>9.2f} | {result['peak'] / 2**20:>11.0f}",
+                f"{start['startup']:>9.2f} | {start['peak'] / 2**20:>11.0f}",
                 flush=True,
             )
-    print("(median [min, max] over rounds; x local: per-round ratios to local at the same envs)")
+    print(
+        "(median [min, max] over rounds; x local: per-round ratios to the local trainer that took "
+        "turns with it, round by round, in the same process; startup and peak PSS: one round in "
+        "a fresh process of its own)"
+    )
 
 
 if __name__ == "__main__":
