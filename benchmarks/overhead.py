@@ -8,8 +8,9 @@ network (host + the same fossilized seeds) on the same data for the same epochs.
 env-step (one host epoch: training, validation with counterfactuals, the decision's bookkeeping)
 of the cifar10 host alone, and with one seed in TRAINING, against a plain loop of one epoch of
 the same host on the same images (the same augmentation, SGD settings and batch sizes, plus a
-validation pass), in the default (NCHW) memory format and in channels_last. Ratios are to the
-faster plain loop.
+validation pass), in the default (NCHW) memory format and in channels_last. Every case is
+built first and then timed in turns, run by run, so the machine's drift does not fall between
+cases; ratios are per run, to the same run's faster plain loop (the one with the lower median).
 
 Both sides train with SGD over the same in-memory batches and evaluate on the validation split
 once per epoch. Reported with and without Esper's counterfactual evaluation. The heuristic needs
@@ -148,61 +149,87 @@ def write_cifar_folder(root: Path, images: int, seed: int = 0) -> Path:
     return folder
 
 
-def plain_epoch(
-    net: nn.Module,
-    loaders: tuple[TensorLoader, TensorLoader],
-    channels_last: bool,
-) -> float:
-    """One epoch of SGD over the training images and a validation pass; seconds."""
-    task = get_task("cifar10")
-    form = torch.channels_last if channels_last else torch.contiguous_format
-    opt = torch.optim.SGD(
-        net.parameters(), lr=task.host_lr, momentum=task.momentum, weight_decay=task.weight_decay
-    )
-    train, val = loaders
-    started = time.perf_counter()
-    net.train()
-    for x, y in train:
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(net(x.contiguous(memory_format=form)), y).backward()
-        opt.step()
-    net.eval()
-    with torch.no_grad():
-        correct = sum(
-            int((net(x.contiguous(memory_format=form)).argmax(-1) == y).sum()) for x, y in val
+class PlainCase:
+    """One epoch of SGD over the training images and a validation pass, per `step()`."""
+
+    def __init__(self, data: DataSplits, seed: int, channels_last: bool) -> None:
+        task = get_task("cifar10")
+        self.form = torch.channels_last if channels_last else torch.contiguous_format
+        torch.manual_seed(seed)
+        self.net = task.build_host(data).to(memory_format=self.form)
+        self.opt = torch.optim.SGD(
+            self.net.parameters(),
+            lr=task.host_lr,
+            momentum=task.momentum,
+            weight_decay=task.weight_decay,
         )
-    assert correct >= 0
-    return time.perf_counter() - started
+        self.train = TensorLoader(
+            data.train, task.batch_size, shuffle=True, seed=seed, augment=task.augment
+        )
+        self.val = TensorLoader(data.val, task.eval_batch_size, shuffle=False, seed=0)
+        self.step()  # warm-up
 
-
-def esper_steps(
-    data: DataSplits, seed: int, runs: int, blueprint: str | None, slot: str, channels_last: bool
-) -> list[float]:
-    """Wall seconds of `runs` env-steps of the cifar10 host alone (`blueprint` None) or with a
-    `blueprint` seed germinated in `slot` and timed once it is in TRAINING (the lifecycle moves
-    it there on its own). One untimed step first."""
-    task = get_task("cifar10")
-    session = SessionOptions(channels_last=channels_last)
-    config = EnvConfig(episode_length=runs + 8, session=session, illegal_action="raise")
-    env = MorphogeneticEnv(task, data, config)
-    env.reset(seed=seed)
-    if blueprint is None:
-        env.step(FactoredAction.wait())
-    else:
-        env.step(FactoredAction.germinate(slot, blueprint))
-        while env.session.model.slot(slot).stage != Stage.TRAINING:
-            env.step(FactoredAction.wait())
-    seconds = []
-    for _ in range(runs):
+    def step(self) -> float:
+        """Seconds of one epoch and one validation pass."""
+        net, form = self.net, self.form
         started = time.perf_counter()
-        env.step(FactoredAction.wait())
-        seconds.append(time.perf_counter() - started)
-    if blueprint is not None and env.session.model.slot(slot).stage != Stage.TRAINING:
-        raise RuntimeError(f"the {blueprint} seed left TRAINING while it was being timed")
-    return seconds
+        net.train()
+        for x, y in self.train:
+            self.opt.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x.contiguous(memory_format=form)), y).backward()
+            self.opt.step()
+        net.eval()
+        with torch.no_grad():
+            correct = sum(
+                int((net(x.contiguous(memory_format=form)).argmax(-1) == y).sum())
+                for x, y in self.val
+            )
+        assert correct >= 0
+        return time.perf_counter() - started
+
+
+class EsperCase:
+    """Env-steps of the cifar10 host alone (`blueprint` None) or with a `blueprint` seed
+    germinated in `slot`, timed once it is in TRAINING (the lifecycle moves it there on its
+    own), per `step()`. One untimed step first."""
+
+    def __init__(
+        self,
+        data: DataSplits,
+        seed: int,
+        runs: int,
+        blueprint: str | None,
+        slot: str,
+        channels_last: bool,
+    ) -> None:
+        task = get_task("cifar10")
+        session = SessionOptions(channels_last=channels_last)
+        config = EnvConfig(episode_length=runs + 8, session=session, illegal_action="raise")
+        self.env, self.blueprint, self.slot = MorphogeneticEnv(task, data, config), blueprint, slot
+        env = self.env
+        env.reset(seed=seed)
+        if blueprint is None:
+            env.step(FactoredAction.wait())
+        else:
+            env.step(FactoredAction.germinate(slot, blueprint))
+            while env.session.model.slot(slot).stage != Stage.TRAINING:
+                env.step(FactoredAction.wait())
+
+    def step(self) -> float:
+        started = time.perf_counter()
+        self.env.step(FactoredAction.wait())
+        seconds = time.perf_counter() - started
+        if self.blueprint is not None:
+            stage = self.env.session.model.slot(self.slot).stage
+            if stage != Stage.TRAINING:
+                raise RuntimeError(f"the {self.blueprint} seed left TRAINING while timed")
+        return seconds
 
 
 def cifar_case(args: argparse.Namespace) -> None:
+    """Every case is built first, then timed in turns, run by run (plain NCHW, plain
+    channels_last, each Esper case, then again): this VM's speed drifts by +-20 % from minute
+    to minute, and timing one case after another put that drift between the cases."""
     print(header("Esper env-step vs a plain PyTorch epoch (cifar10-shaped, generated)", args.runs))
     task = get_task("cifar10")
     with tempfile.TemporaryDirectory() as tmp:
@@ -211,39 +238,29 @@ def cifar_case(args: argparse.Namespace) -> None:
     print(
         f"images: {len(data.train)} train, {len(data.val)} validation | batch "
         f"{task.batch_size} / {task.eval_batch_size} | host params "
-        f"{sum(p.numel() for p in task.build_host(data).parameters())}"
+        f"{sum(p.numel() for p in task.build_host(data).parameters())} | cases timed in turns"
     )
-    plain: dict[bool, list[float]] = {False: [], True: []}
+    cases: dict[str, PlainCase | EsperCase] = {}
     for channels_last in (False, True):
-        form = torch.channels_last if channels_last else torch.contiguous_format
-        torch.manual_seed(args.seed)
-        net = task.build_host(data).to(memory_format=form)
-        loaders = (
-            TensorLoader(
-                data.train, task.batch_size, shuffle=True, seed=args.seed, augment=task.augment
-            ),
-            TensorLoader(data.val, task.eval_batch_size, shuffle=False, seed=0),
-        )
-        plain_epoch(net, loaders, channels_last)  # warm-up
-        plain[channels_last] = [plain_epoch(net, loaders, channels_last) for _ in range(args.runs)]
-    fastest = min(float(np.median(v)) for v in plain.values())
-    for channels_last, seconds in plain.items():
         label = f"plain loop, {'channels_last' if channels_last else 'NCHW'}"
-        ratios = [t / fastest for t in seconds]
-        print(f"{label:<42} | {spread(seconds)} s | x fastest plain {spread(ratios)}")
+        cases[label] = PlainCase(data, args.seed, channels_last)
     slots = [spec.slot_id for spec in task.build_host(data).segments()]
-    cases = [(None, "-")] + [(b, s) for b in args.blueprints.split(",") for s in slots]
+    kinds = [(None, "-")] + [(b, s) for b in args.blueprints.split(",") for s in slots]
     for channels_last in (False, True):
         form = "channels_last" if channels_last else "NCHW"
-        for blueprint, slot in cases:
-            seconds = esper_steps(data, args.seed, args.runs, blueprint, slot, channels_last)
+        for blueprint, slot in kinds:
             what = f"{blueprint}@{slot} in TRAINING" if blueprint else "host alone"
-            ratios = [t / fastest for t in seconds]
-            print(
-                f"{'esper ' + form + ', ' + what:<42} | {spread(seconds)} s | "
-                f"x fastest plain {spread(ratios)}",
-                flush=True,
-            )
+            case = EsperCase(data, args.seed, args.runs, blueprint, slot, channels_last)
+            cases[f"esper {form}, {what}"] = case
+    seconds: dict[str, list[float]] = {label: [] for label in cases}
+    for _ in range(args.runs):
+        for label, case in cases.items():
+            seconds[label].append(case.step())
+    plain = [label for label in cases if label.startswith("plain")]
+    fastest = seconds[min(plain, key=lambda label: float(np.median(seconds[label])))]
+    for label, times in seconds.items():
+        ratios = [t / f for t, f in zip(times, fastest, strict=True)]  # run by run
+        print(f"{label:<42} | {spread(times)} s | x fastest plain {spread(ratios)}", flush=True)
 
 
 def main() -> None:
