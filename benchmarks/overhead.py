@@ -205,8 +205,8 @@ class EsperCase:
         task = get_task("cifar10")
         session = SessionOptions(channels_last=channels_last)
         config = EnvConfig(episode_length=runs + 8, session=session, illegal_action="raise")
-        self.env, self.blueprint, self.slot = MorphogeneticEnv(task, data, config), blueprint, slot
-        env = self.env
+        env = MorphogeneticEnv(task, data, config)
+        self.env, self.blueprint, self.slot = env, blueprint, slot
         env.reset(seed=seed)
         if blueprint is None:
             env.step(FactoredAction.wait())
