@@ -21,6 +21,7 @@ as its fossil. Both runs therefore grow, and the plain loop trains, the same fin
 
 Usage: python benchmarks/overhead.py [--case digits|cifar] [--runs 5] [--seed 3]
                                      [--train 4096] [--val 1000] [--threads 1]
+                                     [--shadow-fractions 1,0.25] [--formats nchw,channels_last]
 """
 
 from __future__ import annotations
@@ -201,9 +202,10 @@ class EsperCase:
         blueprint: str | None,
         slot: str,
         channels_last: bool,
+        shadow_fraction: float | None = None,
     ) -> None:
         task = get_task("cifar10")
-        session = SessionOptions(channels_last=channels_last)
+        session = SessionOptions(channels_last=channels_last, shadow_fraction=shadow_fraction)
         config = EnvConfig(episode_length=runs + 8, session=session, illegal_action="raise")
         env = MorphogeneticEnv(task, data, config)
         self.env, self.blueprint, self.slot = env, blueprint, slot
@@ -232,6 +234,12 @@ def cifar_case(args: argparse.Namespace) -> None:
     to minute, and timing one case after another put that drift between the cases."""
     print(header("Esper env-step vs a plain PyTorch epoch (cifar10-shaped, generated)", args.runs))
     task = get_task("cifar10")
+    formats = args.formats.split(",")
+    if not set(formats) <= {"nchw", "channels_last"} or not formats:
+        raise SystemExit(f"--formats: nchw and/or channels_last, got {args.formats!r}")
+    fractions: list[float | None] = [None]  # the task's own
+    if args.shadow_fractions:
+        fractions = [float(f) for f in args.shadow_fractions.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         write_cifar_folder(Path(tmp), args.train + args.val)
         data = load_cifar10(tmp, train_subset=args.train, val_size=args.val)
@@ -245,12 +253,14 @@ def cifar_case(args: argparse.Namespace) -> None:
         label = f"plain loop, {'channels_last' if channels_last else 'NCHW'}"
         cases[label] = PlainCase(data, args.seed, channels_last)
     slots = [spec.slot_id for spec in task.build_host(data).segments()]
-    kinds = [(None, "-")] + [(b, s) for b in args.blueprints.split(",") for s in slots]
-    for channels_last in (False, True):
+    seeded = [(b, s, f) for b in args.blueprints.split(",") for s in slots for f in fractions]
+    for channels_last in [f == "channels_last" for f in formats]:
         form = "channels_last" if channels_last else "NCHW"
-        for blueprint, slot in kinds:
+        for blueprint, slot, fraction in [(None, "-", None), *seeded]:
             what = f"{blueprint}@{slot} in TRAINING" if blueprint else "host alone"
-            case = EsperCase(data, args.seed, args.runs, blueprint, slot, channels_last)
+            if fraction is not None:
+                what += f", shadow {fraction:g}"
+            case = EsperCase(data, args.seed, args.runs, blueprint, slot, channels_last, fraction)
             cases[f"esper {form}, {what}"] = case
     seconds: dict[str, list[float]] = {label: [] for label in cases}
     for _ in range(args.runs):
@@ -273,6 +283,14 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=1000, help="cifar: validation images")
     parser.add_argument(
         "--blueprints", default="depthwise,conv_light", help="cifar: seeds to time in TRAINING"
+    )
+    parser.add_argument(
+        "--shadow-fractions",
+        default="",
+        help="cifar: shadow fractions to time each seed at, comma-separated (default: the task's)",
+    )
+    parser.add_argument(
+        "--formats", default="nchw,channels_last", help="cifar: memory formats of Esper's cases"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -10,7 +10,7 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "overhead.py"
 
 
-def test_the_cifar_case_prints_every_row() -> None:
+def _rows(*extra: str) -> tuple[list[str], str]:
     done = subprocess.run(
         [
             sys.executable,
@@ -25,6 +25,7 @@ def test_the_cifar_case_prints_every_row() -> None:
             "50",
             "--blueprints",
             "conv_light",
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -33,6 +34,11 @@ def test_the_cifar_case_prints_every_row() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split(" | ")[0].strip() for line in done.stdout.splitlines() if " s | x " in line]
+    return rows, done.stdout
+
+
+def test_the_cifar_case_prints_every_row() -> None:
+    rows, stdout = _rows()
     assert rows == [
         "plain loop, NCHW",
         "plain loop, channels_last",
@@ -42,4 +48,18 @@ def test_the_cifar_case_prints_every_row() -> None:
             for what in ["host alone"] + [f"conv_light@r0c{i} in TRAINING" for i in range(3)]
         ),
     ]
-    assert "images: 100 train, 50 validation" in done.stdout
+    assert "images: 100 train, 50 validation" in stdout
+
+
+def test_the_cifar_case_times_each_seed_at_each_shadow_fraction_asked() -> None:
+    rows, _ = _rows("--formats", "channels_last", "--shadow-fractions", "1,0.25")
+    assert rows == [
+        "plain loop, NCHW",
+        "plain loop, channels_last",
+        "esper channels_last, host alone",
+        *(
+            f"esper channels_last, conv_light@r0c{i} in TRAINING, shadow {f}"
+            for i in range(3)
+            for f in ("1", "0.25")
+        ),
+    ]

@@ -321,3 +321,47 @@ def test_fused_forward_gradients_equal_those_of_separate_forwards() -> None:
         assert (a is None) == (b is None)
         if a is not None and b is not None:
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # gradients reach ~20
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 1.0])
+def test_a_fractional_shadow_pass_is_the_full_one_on_the_batch_first_samples(
+    fraction: float,
+) -> None:
+    host = trained_cnn_host()
+    full = MorphogeneticModel(copy.deepcopy(host))
+    part = MorphogeneticModel(copy.deepcopy(host), shadow_fraction=fraction)
+    for model in (full, part):
+        torch.manual_seed(1)  # the same seed weights in both
+        germinate(model, "r0c0", "conv_light", BlendOp.ADD)
+        epoch(model)
+        torch.manual_seed(2)
+        perturb_seeds(model)
+    x, y = torch.randn(30, 1, 8, 8), torch.randint(0, 10, (30,))
+    assert torch.equal(full(x), part(x))  # the host's pass is the same whatever the fraction
+    ((_, full_out),) = full.shadow_outputs()
+    ((slot, part_out),) = part.shadow_outputs()
+    rows = math.ceil(fraction * 30)
+    assert part_out.shape[0] == rows
+    torch.testing.assert_close(part_out, full_out[:rows], rtol=0, atol=1e-6)
+    # Its gradient is the seed's gradient of the loss on those samples alone.
+    grads = torch.autograd.grad(F.cross_entropy(part_out, y[:rows]), slot.seed_parameters())
+    by_hand = torch.autograd.grad(
+        F.cross_entropy(full_out[:rows], y[:rows]), full.slot("r0c0").seed_parameters()
+    )
+    for g, h in zip(grads, by_hand, strict=True):
+        torch.testing.assert_close(g, h, rtol=1e-5, atol=1e-7)
+
+
+def test_a_shadow_pass_takes_at_least_one_sample() -> None:
+    model = MorphogeneticModel(trained_cnn_host(), shadow_fraction=0.01)
+    germinate(model, "r0c1", "conv_light", BlendOp.ADD)
+    epoch(model)
+    model(torch.randn(20, 1, 8, 8))
+    ((_, out),) = model.shadow_outputs()
+    assert out.shape[0] == 1
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5, math.nan])
+def test_a_shadow_fraction_outside_0_1_is_refused(fraction: float) -> None:
+    with pytest.raises(ValueError, match="shadow_fraction must be in"):
+        MorphogeneticModel(trained_cnn_host(), shadow_fraction=fraction)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from esper.kasmina import lifecycle
 from esper.kasmina.blueprints import blueprint_names
 from esper.kasmina.gates import PERMISSIVE, GateProfile
 from esper.kasmina.host import Host
-from esper.kasmina.slot import SeedSlot
+from esper.kasmina.slot import SeedSlot, shadow_rows
 from esper.leyline import (
     DEFAULT_LIMITS,
     BlendOp,
@@ -35,9 +36,12 @@ class MorphogeneticModel(nn.Module):
         slots: ids of the slots to enable (default: all the host offers).
         limits: lifecycle timing rules.
         gates: gate profile (`PERMISSIVE` or `STRICT`).
+        shadow_fraction: of each training batch, the share an invisible seed's shadow pass
+            takes (1: all of it; see `SeedSlot`).
 
     Raises:
-        SlotIdError: on a malformed slot id; ValueError on an id the host does not offer.
+        SlotIdError: on a malformed slot id; ValueError on an id the host does not offer, or
+            a `shadow_fraction` outside (0, 1].
     """
 
     def __init__(
@@ -46,8 +50,10 @@ class MorphogeneticModel(nn.Module):
         slots: Sequence[str] | None = None,
         limits: LifecycleLimits = DEFAULT_LIMITS,
         gates: GateProfile = PERMISSIVE,
+        shadow_fraction: float = 1.0,
     ) -> None:
         super().__init__()
+        shadow_rows(1, shadow_fraction)  # validates it
         if not isinstance(host, nn.Module) or not isinstance(host, Host):
             raise TypeError(
                 f"host must be an nn.Module with segments(), forward_segment() and head(), "
@@ -67,6 +73,9 @@ class MorphogeneticModel(nn.Module):
         self.slots = nn.ModuleDict(
             {sid: SeedSlot(by_id[sid], host.topology, limits, gates) for sid in enabled}
         )
+        self.shadow_fraction = shadow_fraction
+        for slot in self.seed_slots():
+            slot.shadow_fraction = shadow_fraction
 
     def slot(self, slot_id: str) -> SeedSlot:
         module = self.slots[slot_id]
@@ -87,8 +96,9 @@ class MorphogeneticModel(nn.Module):
         """Run K alpha configurations in one batched pass (eval mode only).
 
         Each config maps slot ids to the alpha to force there; a live slot not named keeps its
-        current alpha. Inputs (B, ...) are stacked to (K*B, ...) and every live slot blends each
-        configuration at its own alpha, so one pass answers K "what if" questions. Where a
+        current alpha. The configurations share one pass of the batch (B, ...) up to the first
+        slot where their alphas differ, then go on stacked (K*B, ...), every live slot blending
+        each configuration at its own alpha, so one pass answers K "what if" questions. Where a
         configuration's alpha is 0 the slot passes the host activation through untouched, so
         configuration `{}` is exactly the plain forward, whatever the seeds compute.
 
@@ -108,15 +118,21 @@ class MorphogeneticModel(nn.Module):
                 raise ValueError(
                     f"configuration names unknown slots {unknown}; enabled: {self.slot_ids}"
                 )
-        stacked = x if k == 1 else x.repeat(k, *([1] * (x.dim() - 1)))  # (K*B, ...)
+        # One copy of the batch serves every configuration up to the first slot where their
+        # alphas part; from there on, K copies stacked on the batch dimension (K*B, ...).
+        h, stacked = x, False
         for i, spec in enumerate(self.specs):
-            stacked = self.host.forward_segment(i, stacked)
+            h = self.host.forward_segment(i, h)
             if spec.slot_id in self.slots:
                 slot = self.slot(spec.slot_id)
                 if slot.is_live:
                     alphas = [float(c.get(slot.slot_id, slot.alpha)) for c in configs]
-                    stacked = slot(stacked, config_alphas=alphas)
-        out = self.host.head(stacked)
+                    if not stacked and len(set(alphas)) > 1:
+                        h, stacked = torch.cat([h] * k), True
+                    h = slot(h, config_alphas=alphas if stacked else alphas[:1])
+        out = self.host.head(h)
+        if not stacked:
+            return out.unsqueeze(0).expand(k, *out.shape)
         return out.view(k, b, *out.shape[1:])
 
     def forward_from(self, position: int, x: Tensor) -> Tensor:
@@ -129,9 +145,10 @@ class MorphogeneticModel(nn.Module):
 
     def shadow_outputs(self) -> list[tuple[SeedSlot, Tensor]]:
         """For every seed still invisible to the host, the model's output on the last training
-        batch with that seed fully blended in and everything downstream held fixed (eval-mode
-        BatchNorm, so the pass changes no running statistics). Backpropagate each loss into
-        that seed's parameters only (`torch.autograd.grad(loss, slot.seed_parameters())`)."""
+        batch (its first `shadow_rows` samples) with that seed fully blended in and everything
+        downstream held fixed (eval-mode BatchNorm, so the pass changes no running statistics).
+        Backpropagate each loss into that seed's parameters only
+        (`torch.autograd.grad(loss, slot.seed_parameters())`)."""
         shadows = [
             s for s in self.seed_slots() if s.is_shadow_training and s.shadow_input is not None
         ]

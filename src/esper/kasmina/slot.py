@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -24,6 +25,14 @@ from esper.leyline import (
     Stage,
     Tempo,
 )
+
+
+def shadow_rows(batch: int, fraction: float) -> int:
+    """How many of a training batch's `batch` samples a shadow pass at `fraction` takes: at
+    least one, ceil(fraction * batch) in all."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"shadow_fraction must be in (0, 1], got {fraction!r}")
+    return max(1, math.ceil(fraction * batch))
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,9 @@ class SeedSlot(nn.Module):
       gradients to this seed only. (A straight-through estimator, h + d - d.detach(), was tried
       first: it linearises the loss at d = 0 and never sees the seed's own effect, so d grew
       without bound; on digits a conv seed measured -60 to -70 pp at alpha 1 after 2 epochs.)
+      With `shadow_fraction` f < 1 the shadow pass takes only the batch's first ceil(f * B)
+      samples (a random subset: training batches are shuffled), a noisier but unbiased
+      gradient at f of the cost.
     - BLENDING / HOLDING / FOSSILIZED: blend(op, h, seed(x) - x, alpha).
     - a fused pass (`config_alphas`): each configuration blended at its own alpha, and exactly h
       where that alpha is 0.
@@ -90,6 +102,7 @@ class SeedSlot(nn.Module):
         self.seed_output_sane = True
         self.measured = SeedMeasurements()
         self.shadow_input: Tensor | None = None
+        self.shadow_fraction = 1.0  # of each training batch the shadow pass takes (the model's)
 
     @property
     def alpha(self) -> float:
@@ -179,7 +192,8 @@ class SeedSlot(nn.Module):
             return self._blend_configurations(h, config_alphas)
         if self.is_shadow_training:
             if self.training:
-                self.shadow_input = h.detach()  # (B, ...) for this batch's shadow pass
+                rows = shadow_rows(h.shape[0], self.shadow_fraction)
+                self.shadow_input = h[:rows].detach()  # this batch's shadow pass
             return h
         return self._blend(h, self.alpha)
 

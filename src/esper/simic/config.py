@@ -151,6 +151,13 @@ class EpisodeSettings(BaseModel):
     )
     amp: bool = _described(False, "mixed-precision host training (GPU)")
     compile: bool = _described(False, "torch.compile the hosts")
+    shadow_fraction: float | None = _described(
+        None,
+        "share of each training batch an invisible seed's shadow pass takes, in (0, 1]: less is "
+        "cheaper and noisier (none: the task's own)",
+        gt=0,
+        le=1,
+    )
     telemetry: str = _described("normal", "what events.jsonl records: off, minimal, normal, debug")
 
     # --- lifecycle ---

@@ -184,6 +184,7 @@ def env_config_for(config: EpisodeSettings, env_index: int) -> EnvConfig:
             limits=config.lifecycle_limits(),
             gates=gate_profile(config.gates),
             device=config.device,
+            shadow_fraction=config.shadow_fraction,
         ),
         illegal_action="raise",  # our controllers sample the conditional masks: one is a bug
     )

@@ -69,9 +69,10 @@ def _gradient_norms(model: MorphogeneticModel) -> dict[str, Tensor]:
 
 def _shadow_backward(model: MorphogeneticModel, y: Tensor) -> None:
     """Gradients for seeds still invisible to the host, from their shadow passes: the loss with
-    that seed blended in, differentiated with respect to that seed's parameters only."""
+    that seed blended in, differentiated with respect to that seed's parameters only. A shadow
+    pass may take only the batch's first samples (`shadow_fraction`): its targets are those."""
     for slot, output in model.shadow_outputs():
-        logits, targets = _flat(output, y)
+        logits, targets = _flat(output, y[: output.shape[0]])
         params = slot.seed_parameters()
         grads = torch.autograd.grad(F.cross_entropy(logits, targets), params)
         for p, g in zip(params, grads, strict=True):

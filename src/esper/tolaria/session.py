@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from esper.kasmina import PERMISSIVE, GateProfile, MorphogeneticModel
+from esper.kasmina import PERMISSIVE, GateProfile, MorphogeneticModel, shadow_rows
 from esper.leyline import (
     DEFAULT_LIMITS,
     FactoredAction,
@@ -42,6 +42,9 @@ class SessionOptions:
     # channels_last for image hosts (4-D inputs) on the CPU, where its kernels are faster; None:
     # the task's default (`Task.channels_last`)
     channels_last: bool | None = None
+    # of each training batch, the share an invisible seed's shadow pass takes; None: the task's
+    # (`Task.shadow_fraction`)
+    shadow_fraction: float | None = None
 
 
 def memory_format(task: Task, data: DataSplits, options: SessionOptions) -> torch.memory_format:
@@ -74,6 +77,10 @@ class HostSession:
         self.task, self.data, self.options = task, data, options
         self.device = torch.device(options.device)
         self.memory_format = memory_format(task, data, options)
+        self.shadow_fraction = (
+            task.shadow_fraction if options.shadow_fraction is None else options.shadow_fraction
+        )
+        shadow_rows(1, self.shadow_fraction)  # a bad fraction fails here, not at the first seed
         self.val_loader = self._loader(data.val, task.eval_batch_size, shuffle=False, seed=0)
         self.test_loader = self._loader(data.test, task.eval_batch_size, shuffle=False, seed=0)
         self._model: MorphogeneticModel | None = None
@@ -121,7 +128,11 @@ class HostSession:
         with self._private_rng():
             host = self.task.build_host(self.data)
             self._model = MorphogeneticModel(
-                host, self.options.slots, self.options.limits, self.options.gates
+                host,
+                self.options.slots,
+                self.options.limits,
+                self.options.gates,
+                shadow_fraction=self.shadow_fraction,
             ).to(self.device)
             self._in_memory_format()
         self.optimizer = SeedOptimizer(

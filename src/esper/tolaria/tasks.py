@@ -53,6 +53,7 @@ class Task:
     augment: Augment | None = None
     reads: frozenset[str] = frozenset()  # the DataOptions fields `load` honours
     channels_last: bool = False  # image host trained in channels_last on the CPU (faster there)
+    shadow_fraction: float = 1.0  # of each training batch, the share a shadow pass takes
 
     def check_options(self, options: DataOptions) -> None:
         """Raises ValueError for a data option this task would ignore (an embedded task has no
@@ -146,6 +147,10 @@ TASKS: dict[str, Task] = {
             augment=cifar_augment,
             reads=frozenset({"data_dir", "train_subset", "download"}),
             channels_last=True,  # benchmarks/overhead.py --case cifar: 1.4x faster on CPU
+            # a seed at the first slot repeats nearly the whole host in its shadow pass; at 1/8
+            # of the batch it costs ~1/8 of that, and on digits fixed plans lost nothing
+            # measurable at 1/8 (benchmarks/shadow_fraction.py, docs/results.md)
+            shadow_fraction=0.125,
         ),
         Task(
             name="stories",
