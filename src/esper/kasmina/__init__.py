@@ -19,7 +19,7 @@ from esper.kasmina.gates import (
 from esper.kasmina.host import Host, SlotSpec
 from esper.kasmina.model import MorphogeneticModel
 from esper.kasmina.sequential_host import SequentialHost
-from esper.kasmina.slot import BlendPlan, SeedSlot, shadow_rows
+from esper.kasmina.slot import BlendPlan, SeedSlot
 from esper.kasmina.transformer_host import TransformerHost
 
 __all__ = [
@@ -47,5 +47,4 @@ __all__ = [
     "gate_profile",
     "get_blueprint",
     "register",
-    "shadow_rows",
 ]

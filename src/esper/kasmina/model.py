@@ -11,7 +11,7 @@ from esper.kasmina import lifecycle
 from esper.kasmina.blueprints import blueprint_names
 from esper.kasmina.gates import PERMISSIVE, GateProfile
 from esper.kasmina.host import Host
-from esper.kasmina.slot import SeedSlot, shadow_rows
+from esper.kasmina.slot import SeedSlot
 from esper.leyline import (
     DEFAULT_LIMITS,
     BlendOp,
@@ -53,7 +53,6 @@ class MorphogeneticModel(nn.Module):
         shadow_fraction: float = 1.0,
     ) -> None:
         super().__init__()
-        shadow_rows(1, shadow_fraction)  # validates it
         if not isinstance(host, nn.Module) or not isinstance(host, Host):
             raise TypeError(
                 f"host must be an nn.Module with segments(), forward_segment() and head(), "
@@ -71,11 +70,11 @@ class MorphogeneticModel(nn.Module):
         by_id = {s.slot_id: s for s in self.specs}
         self.limits = limits
         self.slots = nn.ModuleDict(
-            {sid: SeedSlot(by_id[sid], host.topology, limits, gates) for sid in enabled}
+            {
+                sid: SeedSlot(by_id[sid], host.topology, limits, gates, shadow_fraction)
+                for sid in enabled
+            }
         )
-        self.shadow_fraction = shadow_fraction
-        for slot in self.seed_slots():
-            slot.shadow_fraction = shadow_fraction
 
     def slot(self, slot_id: str) -> SeedSlot:
         module = self.slots[slot_id]

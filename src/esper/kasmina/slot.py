@@ -82,8 +82,10 @@ class SeedSlot(nn.Module):
         topology: str,
         limits: LifecycleLimits = DEFAULT_LIMITS,
         gates: GateProfile = PERMISSIVE,
+        shadow_fraction: float = 1.0,
     ) -> None:
         super().__init__()
+        shadow_rows(1, shadow_fraction)  # validates it
         self.slot_id, self.width, self.topology = spec.slot_id, spec.width, topology
         self.limits, self.gates = limits, gates
         self._anchor: Tensor
@@ -102,7 +104,7 @@ class SeedSlot(nn.Module):
         self.seed_output_sane = True
         self.measured = SeedMeasurements()
         self.shadow_input: Tensor | None = None
-        self.shadow_fraction = 1.0  # of each training batch the shadow pass takes (the model's)
+        self.shadow_fraction = shadow_fraction  # of each training batch the shadow pass takes
 
     @property
     def alpha(self) -> float:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from esper.kasmina import PERMISSIVE, GateProfile, MorphogeneticModel, shadow_rows
+from esper.kasmina import PERMISSIVE, GateProfile, MorphogeneticModel
 from esper.leyline import (
     DEFAULT_LIMITS,
     FactoredAction,
@@ -80,7 +80,6 @@ class HostSession:
         self.shadow_fraction = (
             task.shadow_fraction if options.shadow_fraction is None else options.shadow_fraction
         )
-        shadow_rows(1, self.shadow_fraction)  # a bad fraction fails here, not at the first seed
         self.val_loader = self._loader(data.val, task.eval_batch_size, shuffle=False, seed=0)
         self.test_loader = self._loader(data.test, task.eval_batch_size, shuffle=False, seed=0)
         self._model: MorphogeneticModel | None = None
