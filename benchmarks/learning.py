@@ -66,6 +66,23 @@ def baseline_tag(name: str, settings: list[str]) -> str:
     return "" if replace(variant, reward=preset.reward) == preset else f" ({name})"
 
 
+def envs_of(args: argparse.Namespace, settings: list[str]) -> int:
+    """Envs per round of one --train entry: its own `n_envs=` setting, else --envs (the plan
+    search's budget follows it: rounds x envs episodes)."""
+    own = [s.split("=", 1)[1] for s in settings if _key(s) == "n_envs"]
+    return int(own[-1]) if own else args.envs
+
+
+def _key(setting: str) -> str:
+    return setting.split("=", 1)[0].strip()
+
+
+def _set_flags(settings: list[str]) -> list[str]:
+    """`--set` flags for the settings other than n_envs (which goes as `--envs`, or, for a plan
+    search, into its episode budget)."""
+    return [arg for s in settings if _key(s) != "n_envs" for arg in ("--set", s)]
+
+
 def check_reused(run: Path, args: argparse.Namespace, settings: list[str], seed: int) -> None:
     """Refuse to reuse a run trained with other rounds, envs, seed or settings than asked."""
     recorded = json.loads((run / "config.json").read_text())
@@ -73,9 +90,9 @@ def check_reused(run: Path, args: argparse.Namespace, settings: list[str], seed:
         "digits",
         overrides={
             "rounds": str(args.rounds),
-            "n_envs": str(args.envs),
             "seed": str(seed),
             **dict(s.split("=", 1) for s in settings),
+            "n_envs": str(envs_of(args, settings)),
         },
     ).to_json_dict()
     keys = ["rounds", "n_envs", "seed", *(s.split("=", 1)[0] for s in settings)]
@@ -96,10 +113,11 @@ def train(
         check_reused(run, args, settings, seed)
         return run, 0.0
     command = [sys.executable, "-m", "esper", "train", "ppo", "--preset", "digits"]
-    command += ["--rounds", str(args.rounds), "--envs", str(args.envs), "--seed", str(seed)]
+    envs = envs_of(args, settings)
+    command += ["--rounds", str(args.rounds), "--envs", str(envs), "--seed", str(seed)]
     command += ["--runs-dir", str(args.runs_dir), "--name", run_name, "--keep-every", "1"]
     command += ["--no-live", "--telemetry", "minimal"]
-    command += [arg for setting in settings for arg in ("--set", setting)]
+    command += _set_flags(settings)
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -111,8 +129,8 @@ def search_plan(args: argparse.Namespace, settings: list[str], seed: int) -> str
     """`plan_search.py` with this run's budget (rounds x envs episodes) and reward, in its own
     process: the best fixed plan, as `plan:` text."""
     command = [sys.executable, str(Path(__file__).with_name("plan_search.py"))]
-    command += ["--budget", str(args.rounds * args.envs), "--seed", str(seed)]
-    command += [arg for setting in settings for arg in ("--set", setting)]
+    command += ["--budget", str(args.rounds * envs_of(args, settings)), "--seed", str(seed)]
+    command += _set_flags(settings)
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     found = [line for line in done.stdout.splitlines() if line.startswith("best plan: ")]
     if done.returncode != 0 or not found:
@@ -200,9 +218,10 @@ def main() -> None:
     variants = [parse_training(t) for t in args.train or DEFAULT_TRAINING]
     jobs = [(name, settings, seed) for name, settings in variants for seed in training_seeds]
     print(header("held-out learning curves on digits", runs=args.seeds))
+    envs = "/".join(dict.fromkeys(str(envs_of(args, settings)) for _, settings in variants))
     print(
         f"training: {len(jobs)} runs ({', '.join(n for n, _ in variants)} x seeds "
-        f"{training_seeds}), {args.rounds} rounds x {args.envs} envs each, {args.jobs} at a time; "
+        f"{training_seeds}), {args.rounds} rounds x {envs} envs each, {args.jobs} at a time; "
         f"policies evaluated at rounds {curve}",
         flush=True,
     )
@@ -222,10 +241,9 @@ def main() -> None:
         started = time.perf_counter()
         with ThreadPoolExecutor(args.jobs) as pool:
             found = list(pool.map(lambda job: search_plan(args, job[1], job[2]), jobs))
-        for (name, _, seed), plan in zip(jobs, found, strict=True):
-            print(
-                f"plan search for {name} seed {seed} ({args.rounds * args.envs} episodes): {plan}"
-            )
+        for (name, settings, seed), plan in zip(jobs, found, strict=True):
+            episodes = args.rounds * envs_of(args, settings)
+            print(f"plan search for {name} seed {seed} ({episodes} episodes): {plan}")
         print(f"plan search: {len(jobs)} searches in {time.perf_counter() - started:.0f} s wall")
         plans = sorted({f"plan:{plan}" for plan in found})
         for (name, _, _), plan in zip(jobs, found, strict=True):

@@ -3,6 +3,7 @@ per-seed values out of it."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from pathlib import Path
@@ -88,3 +89,13 @@ def test_a_tagged_variants_baselines_keep_apart_when_merged(learning: Any) -> No
         ("ppo:b@0", "static (b)"),
     }
     assert len(merged["episodes"]) == 6
+
+
+def test_a_variant_with_its_own_envs_trains_and_searches_with_them(learning: Any) -> None:
+    """`--train "x:n_envs=8"` must reach `esper train` as `--envs 8` (a `--set n_envs` beside
+    `--envs` is refused there) and give its plan search rounds x 8 episodes."""
+    args = argparse.Namespace(envs=4, rounds=40)
+    own = ["rent_weight=1.5", " n_envs=8", "minibatch_envs=2"]
+    assert learning.envs_of(args, own) == 8
+    assert learning.envs_of(args, ["rent_weight=1.5"]) == 4
+    assert learning._set_flags(own) == ["--set", "rent_weight=1.5", "--set", "minibatch_envs=2"]

@@ -4,9 +4,9 @@ import copy
 
 import pytest
 import torch
+from growth_helpers import germinate, walk_to
 from torch import Tensor, nn
 
-from conftest import germinate, walk_to
 from esper.kasmina import CNNHost, MorphogeneticModel
 from esper.leyline import Stage
 

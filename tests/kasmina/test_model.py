@@ -4,9 +4,16 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from growth_helpers import (
+    epoch,
+    germinate,
+    perturb_seeds,
+    trained_cnn_host,
+    transformer_host,
+    walk_to,
+)
 from torch import nn
 
-from conftest import epoch, germinate, perturb_seeds, trained_cnn_host, transformer_host, walk_to
 from esper.kasmina import MorphogeneticModel, blending, blueprint_names
 from esper.leyline import (
     BlendOp,

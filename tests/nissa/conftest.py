@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from fake_clock import FakeClock
 
 from esper.nissa import STRICT_TELEMETRY_ENV
-
-
-class FakeClock:
-    """Seconds that pass only when a test says so, for the hub's retry backoff."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

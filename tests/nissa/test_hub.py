@@ -2,8 +2,8 @@ import json
 import logging
 
 import pytest
+from fake_clock import FakeClock
 
-from conftest import FakeClock
 from esper.leyline.events import (
     Event,
     EventContext,

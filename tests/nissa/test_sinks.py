@@ -4,8 +4,8 @@ import os
 from pathlib import Path
 
 import pytest
+from fake_clock import FakeClock
 
-from conftest import FakeClock
 from esper.leyline.events import Event, EventContext, Initiator, LifecycleEvent, RewardEvent
 from esper.leyline.stages import Stage
 from esper.nissa import (
