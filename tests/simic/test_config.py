@@ -182,7 +182,8 @@ def test_presets_load_and_differ() -> None:
     assert len({c.to_json_dict()["task"] + c.device for c in configs.values()}) == 5
     lean = configs["digits_lean"]
     assert lean.rent_weight == 1.5 > configs["digits"].rent_weight
-    assert lean.with_overrides({"rent_weight": configs["digits"].rent_weight}) == configs["digits"]
+    back = {"rent_weight": configs["digits"].rent_weight, "n_envs": 4, "minibatch_envs": 1}
+    assert lean.with_overrides(back) == configs["digits"]
     gpu = configs["cifar10_gpu"]
     assert (gpu.device, gpu.amp) == ("cuda", True)
     assert gpu.rounds > configs["cifar10"].rounds and gpu.n_envs > configs["cifar10"].n_envs
