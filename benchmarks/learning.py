@@ -95,7 +95,7 @@ def check_reused(run: Path, args: argparse.Namespace, settings: list[str], seed:
             "n_envs": str(envs_of(args, settings)),
         },
     ).to_json_dict()
-    keys = ["rounds", "n_envs", "seed", *(s.split("=", 1)[0] for s in settings)]
+    keys = ["rounds", "n_envs", "seed", *(_key(s) for s in settings)]
     differ = [k for k in keys if recorded.get(k) != asked[k]]
     if differ:
         shown = ", ".join(f"{k} {recorded.get(k)!r} (asked {asked[k]!r})" for k in differ)
