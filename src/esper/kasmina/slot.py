@@ -30,8 +30,6 @@ from esper.leyline import (
 def shadow_rows(batch: int, fraction: float) -> int:
     """How many of a training batch's `batch` samples a shadow pass at `fraction` takes: at
     least one, ceil(fraction * batch) in all."""
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"shadow_fraction must be in (0, 1], got {fraction!r}")
     return max(1, math.ceil(fraction * batch))
 
 
@@ -85,7 +83,8 @@ class SeedSlot(nn.Module):
         shadow_fraction: float = 1.0,
     ) -> None:
         super().__init__()
-        shadow_rows(1, shadow_fraction)  # validates it
+        if not 0.0 < shadow_fraction <= 1.0:
+            raise ValueError(f"shadow_fraction must be in (0, 1], got {shadow_fraction!r}")
         self.slot_id, self.width, self.topology = spec.slot_id, spec.width, topology
         self.limits, self.gates = limits, gates
         self._anchor: Tensor
