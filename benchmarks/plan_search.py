@@ -53,12 +53,15 @@ def successive_halving(
     slots = env.session.model.slot_ids
     blueprints = blueprint_names(env.session.model.topology)
     alive = ["none", *default_plans(slots, blueprints)]
-    if config.param_budget is not None:  # a plan over the budget could not be carried out
+    # A plan over the (largest) budget could not be carried out; under budgets drawn per
+    # episode, one within the largest plays the steps that fit its episode's budget.
+    largest = max(config.param_budgets) if config.param_budgets else config.param_budget
+    if largest is not None:
         model = env.session.model
         alive = [
             plan
             for plan in alive
-            if plan_cost(model, PlanPolicy.parse(plan, slots, blueprints)) <= config.param_budget
+            if plan_cost(model, PlanPolicy.parse(plan, slots, blueprints)) <= largest
         ]
     if budget < len(alive):
         raise ValueError(

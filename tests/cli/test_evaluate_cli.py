@@ -220,3 +220,33 @@ def test_skip_seeds_starts_later_in_the_held_out_block(tmp_path: Path, cli: RunC
     assert code == 2
     (line,) = err.splitlines()
     assert line.startswith("esper: error: --skip-seeds -1 is outside 0..")
+
+
+def test_a_budget_beside_ppo_checkpoints_holds_for_every_controller(
+    tmp_path: Path, cli: RunCli
+) -> None:
+    """A policy trained over budgets drawn per episode plays each held-out episode under its
+    seed's budget, or every episode under the one budget asked for (and so do the baselines)."""
+    runs = tmp_path / "runs"
+    train = ["train", "ppo", "--task", "digits", "--rounds", "1", "--envs", "2", "--no-live"]
+    train += ["--episode-length", "3", "--param-budgets", "64,400", "--runs-dir", str(runs)]
+    code, _, err = cli(train)
+    assert code == 0, err
+    (run,) = runs.iterdir()
+    out = tmp_path / "results.json"
+    argv = ["evaluate", "--controllers", f"heuristic,ppo:{run}", "--seeds", "2", "--out", str(out)]
+
+    def budgets() -> set[tuple[str, int, bool]]:
+        episodes = json.loads(out.read_text())["episodes"]
+        return {
+            (e["controller"], e["outcome"]["param_budget"], e["outcome"]["params_added"] <= 64)
+            for e in episodes
+        }
+
+    code, _, err = cli(argv)
+    assert code == 0, err
+    drawn = budgets()
+    assert {b for _, b, _ in drawn} == {64, 400}  # consecutive held-out seeds cycle
+    code, _, err = cli([*argv, "--param-budget", "64"])
+    assert code == 0, err
+    assert budgets() == {("heuristic", 64, True), ("ppo", 64, True)}

@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from esper.kasmina.gates import PROFILES
-from esper.leyline import DEFAULT_LIMITS
+from esper.leyline import DEFAULT_LIMITS, LifecycleLimits
 from esper.simic.config import (
     PRESETS,
     ConfigError,
@@ -17,6 +17,7 @@ from esper.simic.config import (
     TrainingConfig,
     format_validation_error,
 )
+from esper.simic.env_pool import env_config_for
 from esper.simic.rewards import RewardConfig, RewardMode
 from esper.tolaria import TASKS
 
@@ -430,3 +431,27 @@ def test_a_parameter_budget_reaches_the_lifecycle_limits() -> None:
     assert config.lifecycle_limits().param_budget == 78
     with pytest.raises(ConfigError, match="param_budget"):
         TrainingConfig.resolve(overrides={"param_budget": "-1"})
+
+
+def test_budgets_per_episode_are_comma_separated_bounded_and_exclude_one_budget() -> None:
+    config = TrainingConfig.preset("digits").with_overrides({"param_budgets": "78, 400"})
+    limits = config.lifecycle_limits()
+    assert config.param_budgets == limits.param_budgets == (78, 400)
+    assert env_config_for(config, 0).observe_budget  # the controller sees what is left
+    assert not env_config_for(TrainingConfig(param_budget=78), 0).observe_budget
+    assert [limits.for_episode(s).param_budget for s in (10, 11, 12)] == [78, 400, 78]
+    assert limits.for_episode(11).param_budgets == ()  # an episode has one budget
+    assert error_fields(invalid(param_budgets=(78, -1))) == {"param_budgets.1"}
+    assert error_fields(invalid(param_budgets=tuple(range(17)))) == {"param_budgets"}
+    assert error_fields(invalid(param_budgets=())) == {"param_budgets"}
+    both = str(invalid(param_budget=78, param_budgets=(78, 400)))
+    assert "param_budget=78 is set too" in both
+
+
+def test_lifecycle_limits_refuse_a_negative_or_a_doubled_budget() -> None:
+    with pytest.raises(ValueError, match="param_budgets must all be >= 0"):
+        LifecycleLimits(param_budgets=(10, -1))
+    with pytest.raises(ValueError, match="not both"):
+        LifecycleLimits(param_budget=5, param_budgets=(10,))
+    plain = LifecycleLimits(param_budget=5)
+    assert plain.for_episode(3) is plain

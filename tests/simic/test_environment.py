@@ -215,3 +215,46 @@ def test_no_controller_can_grow_past_the_parameter_budget(digits: DataSplits) ->
             assert env.session.model.seed_param_count() <= budget
         if controller is plan:
             assert env.outcome().grown == ("depthwise@r0c0",)
+
+
+def test_the_episode_budget_is_drawn_from_the_seed_enforced_seen_and_recorded(
+    digits: DataSplits,
+) -> None:
+    """Budgets drawn per episode: the plan's second seed fits under 400 and not under 100, the
+    controller sees what its episode's budget leaves, and the outcome names the budget."""
+    limits = LifecycleLimits(param_budgets=(100, 400))
+    env = make_env(
+        digits,
+        episode_length=3,
+        session=SessionOptions(limits=limits),
+        illegal_action="raise",
+        observe_budget=True,
+    )
+    spec = env.feature_spec
+    assert spec.observe_budget and spec.size == make_env(digits).feature_spec.size + 1
+    feature = spec.global_size - 1  # the last global feature
+    plan = PlanPolicy([("r0c0", "depthwise"), ("r0c1", "conv_small")])  # 64, then 88
+    for seed, budget, planted in (
+        (6, 100, ["depthwise@r0c0"]),
+        (7, 400, ["conv_small@r0c1", "depthwise@r0c0"]),
+    ):
+        obs, info = env.reset(seed=seed)
+        assert obs[feature] == pytest.approx(spec.log_share(budget))
+        state, done = plan.initial_state(1), False
+        while not done:
+            step = plan.act([info["observation"]], state)
+            state = step.state
+            obs, _, done, _, info = env.step(step.actions[0])
+        left = budget - env.session.model.seed_param_count()
+        assert obs[feature] == pytest.approx(spec.log_share(left), abs=1e-6)
+        live = [f"{s.blueprint}@{s.slot_id}" for s in env.session.model.seed_slots() if s.is_live]
+        assert sorted(live) == planted
+        assert env.outcome().param_budget == budget
+
+
+def test_without_observe_budget_the_layout_is_unchanged(digits: DataSplits) -> None:
+    """A budget alone adds no feature: preset policies and their checkpoints keep their shape."""
+    limits = LifecycleLimits(param_budget=100)
+    env = make_env(digits, episode_length=2, session=SessionOptions(limits=limits))
+    assert env.feature_spec.size == make_env(digits).feature_spec.size
+    assert env.feature_spec.global_size == len(GLOBAL_FEATURES)

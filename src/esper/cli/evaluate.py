@@ -18,7 +18,7 @@ from esper.karn.console import ConsoleSink, default_console
 from esper.nissa import TelemetryHub
 from esper.simic.config import TRAINING_SEED_LIMIT, EpisodeSettings
 from esper.simic.env_pool import job_pool
-from esper.simic.environment import MorphogeneticEnv
+from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.simic.evaluation import (
     CONTROLLER_FORMS,
     EXACT_SIGN_FLIP_LIMIT,
@@ -34,6 +34,7 @@ from esper.simic.evaluation import (
     most_common_growth,
     parse_controllers,
     summarize,
+    with_budget,
     with_reward_of,
     write_results,
 )
@@ -104,7 +105,7 @@ _MAX_SEEDS = 100_000
 
 # Settings a flag may give beside ppo checkpoints: where and how this evaluation runs, not what
 # the controllers were trained for (see esper.simic.evaluation.settings); and the parameter
-# price, which then holds for every controller.
+# price and the parameter budget, which then hold for every controller.
 _OVERRIDABLE = frozenset(
     {
         "task",
@@ -115,6 +116,7 @@ _OVERRIDABLE = frozenset(
         "device",
         "threads",
         "rent_weight",
+        "param_budget",
     }
 )
 
@@ -172,15 +174,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # Plain lines per finished episode as progress, then the per-episode table on close.
     hub = TelemetryHub([ConsoleSink(console, live=False)], strict=False)
     options = replace(data_options, download=False)  # downloaded here already, if at all
+
+    def env_config_of(spec: ControllerSpec) -> EnvConfig:
+        config = with_reward_of(env_config, ppo_configs.get(spec.label), asked.get("rent_weight"))
+        return with_budget(config, asked["param_budget"]) if "param_budget" in asked else config
+
     placement = (args.backend, task.name, options, args.workers, len(specs), settings.threads)
     with job_pool(*placement, settings.device) as pool:
         result = evaluate_controllers(
             specs,
-            lambda spec: MorphogeneticEnv(
-                task,
-                data,
-                with_reward_of(env_config, ppo_configs.get(spec.label), asked.get("rent_weight")),
-            ),
+            lambda spec: MorphogeneticEnv(task, data, env_config_of(spec)),
             seeds,
             hub,
             pool,

@@ -79,6 +79,7 @@ class EpisodeOutcome:
     episode_return: float = 0.0
     grown: tuple[str, ...] = ()  # "blueprint@slot" of every seed visible at the end (alpha > 0)
     rent_weight: float | None = None  # the episode's parameter price (None: not recorded)
+    param_budget: int | None = None  # the episode's parameter budget (None: none)
 
     @property
     def growth_ratio(self) -> float:

@@ -57,11 +57,12 @@ _MAX_COUNT = 1_000_000
 _MAX_EPOCHS = 10_000
 _MAX_ENVS = 1024
 _MAX_WEIGHT = 1e6
-_MAX_PRICES = 16
+_MAX_DRAWN = 16  # prices or budgets drawn per episode
 _MAX_PARAM_BUDGET = 10**12
 
 NonNegativeFloat = Annotated[float, Field(ge=0, le=_MAX_WEIGHT)]
 PositiveFloat = Annotated[float, Field(gt=0, le=_MAX_WEIGHT)]
+ParamBudget = Annotated[int, Field(ge=0, le=_MAX_PARAM_BUDGET)]
 
 # 40 rounds x 4 envs x 25 epochs: about 5 minutes on 2 CPU cores. lr and one env per minibatch
 # give 16 Adam steps per round; at the §11 lr of 3e-4 with one minibatch the op distribution had
@@ -181,6 +182,12 @@ class EpisodeSettings(BaseModel):
         ge=0,
         le=_MAX_PARAM_BUDGET,
     )
+    param_budgets: tuple[ParamBudget, ...] | None = _described(
+        None,
+        "parameter budgets drawn per episode, comma-separated (episode seed mod count picks "
+        "one; the controller sees what its episode's budget leaves); none: param_budget for "
+        "every episode",
+    )
 
     # --- rewards (esper.simic.rewards) ---
     reward_mode: RewardMode = _described(
@@ -231,7 +238,7 @@ class EpisodeSettings(BaseModel):
             raise ValueError(f"unknown device {value!r}; expected cpu, cuda or cuda:N")
         return value
 
-    @field_validator("slots", "rent_weights", mode="before")
+    @field_validator("slots", "rent_weights", "param_budgets", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -247,8 +254,24 @@ class EpisodeSettings(BaseModel):
     @field_validator("rent_weights")
     @classmethod
     def _some_prices(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
-        if value is not None and not 1 <= len(value) <= _MAX_PRICES:
-            raise ValueError(f"give 1 to {_MAX_PRICES} prices, got {len(value)}")
+        if value is not None and not 1 <= len(value) <= _MAX_DRAWN:
+            raise ValueError(f"give 1 to {_MAX_DRAWN} prices, got {len(value)}")
+        return value
+
+    @field_validator("param_budgets")
+    @classmethod
+    def _some_budgets(
+        cls, value: tuple[int, ...] | None, info: ValidationInfo
+    ) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        if not 1 <= len(value) <= _MAX_DRAWN:
+            raise ValueError(f"give 1 to {_MAX_DRAWN} budgets, got {len(value)}")
+        if info.data.get("param_budget") is not None:
+            raise ValueError(
+                f"param_budget={info.data['param_budget']} is set too; give one budget or "
+                "budgets drawn per episode, not both"
+            )
         return value
 
     @field_validator("telemetry", mode="before")
@@ -294,6 +317,7 @@ class EpisodeSettings(BaseModel):
             min_prune_age=self.min_prune_age,
             embargo_epochs=self.embargo_epochs,
             param_budget=self.param_budget,
+            param_budgets=self.param_budgets or (),
         )
 
     def to_json_dict(self) -> dict[str, Any]:

@@ -187,6 +187,7 @@ def env_config_for(config: EpisodeSettings, env_index: int) -> EnvConfig:
             shadow_fraction=config.shadow_fraction,
         ),
         illegal_action="raise",  # our controllers sample the conditional masks: one is a bug
+        observe_budget=bool(config.param_budgets),
     )
 
 

@@ -42,6 +42,7 @@ from esper.leyline import (
     RollbackEvent,
     SlotReport,
     Stage,
+    budget_left,
 )
 from esper.simic.rewards import RewardConfig, StepState, compute_reward
 from esper.tamiyo.action_codec import decode
@@ -69,6 +70,9 @@ class EnvConfig:
     # actions) or mask heads independently (`action_masks`). "raise": an illegal action is a bug;
     # Esper's own trainer and evaluation ask for it (`env_config_for`).
     illegal_action: Literal["raise", "wait"] = "wait"
+    # Show the controller what the episode's parameter budget leaves (`FeatureSpec.observe_budget`):
+    # set for a run that draws budgets per episode; kept when an evaluation fixes one budget.
+    observe_budget: bool = False
 
     def __post_init__(self) -> None:
         if self.episode_length < 1:
@@ -109,6 +113,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             chance_loss=self.data.chance_loss,
             host_params=model.host_param_count(),
             host_param_floor=config.reward.host_param_floor,
+            observe_budget=config.observe_budget,
         )
         # What each blueprint adds on each slot: the task's host has the same widths every
         # episode, so once (the masks read it under a parameter budget).
@@ -243,12 +248,18 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         )
 
     def _masks(self, reports: Mapping[str, SlotReport]) -> ActionMasks:
-        return build_masks(self.feature_spec, reports, self.config.session.limits, self._costs)
+        return build_masks(self.feature_spec, reports, self.session.model.limits, self._costs)
 
     def _observe(self, metrics: EpochMetrics) -> Observation:
         reports = self._state.reports
         return Observation(
-            features=build_features(self.feature_spec, metrics, reports, self.reward.rent_weight),
+            features=build_features(
+                self.feature_spec,
+                metrics,
+                reports,
+                self.reward.rent_weight,
+                budget_left(reports, self.session.model.limits),
+            ),
             masks=self._masks(reports),
             metrics=metrics,
             reports=reports,
@@ -268,6 +279,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             seeds_pruned=self.pruned,
             grown=tuple(f"{s.blueprint}@{s.slot_id}" for s in visible),
             rent_weight=self.reward.rent_weight,
+            param_budget=model.limits.param_budget,
         )
 
     def _events(

@@ -64,6 +64,8 @@ _SLOT_SCALARS = (
     "is_pruning",
     "is_fossilizing",
 )
+# Appended to the global block when `FeatureSpec.observe_budget` is set.
+BUDGET_FEATURE = "log_budget_left"
 FEATURE_CLIP = 10.0  # analytic scaling keeps features O(1); this only guards against outliers
 _MAX_TEMPO = max(Tempo)
 
@@ -78,6 +80,9 @@ class FeatureSpec:
     chance_loss: float
     host_params: int
     host_param_floor: int = 200
+    # One more global feature, what the episode's parameter budget leaves (`BUDGET_FEATURE`):
+    # for a controller trained over budgets drawn per episode; off, the layout is unchanged.
+    observe_budget: bool = False
 
     @property
     def slot_block_size(self) -> int:
@@ -85,7 +90,11 @@ class FeatureSpec:
 
     @property
     def size(self) -> int:
-        return len(GLOBAL_FEATURES) + len(self.slot_ids) * self.slot_block_size
+        return self.global_size + len(self.slot_ids) * self.slot_block_size
+
+    @property
+    def global_size(self) -> int:
+        return len(GLOBAL_FEATURES) + int(self.observe_budget)
 
     @property
     def head_sizes(self) -> dict[Head, int]:
@@ -194,10 +203,14 @@ def _clip(x: float) -> float:
 
 
 def global_features(
-    spec: FeatureSpec, metrics: EpochMetrics, seed_params: int, rent_weight: float
+    spec: FeatureSpec,
+    metrics: EpochMetrics,
+    seed_params: int,
+    rent_weight: float,
+    budget_left: int | None = None,
 ) -> list[float]:
     T, chance = spec.episode_length, spec.chance_loss
-    return [
+    values = [
         metrics.epoch / T,
         metrics.val_accuracy / 100,
         metrics.train_accuracy / 100,
@@ -211,6 +224,9 @@ def global_features(
         spec.log_share(seed_params),
         _clip(math.log1p(rent_weight)),  # the episode's parameter price (it may vary)
     ]
+    if spec.observe_budget:  # no budget reads as the largest value the clip allows
+        values.append(FEATURE_CLIP if budget_left is None else _clip(spec.log_share(budget_left)))
+    return values
 
 
 def slot_features(spec: FeatureSpec, r: SlotReport) -> list[float]:
@@ -248,11 +264,14 @@ def build_features(
     metrics: EpochMetrics,
     reports: Mapping[str, SlotReport],
     rent_weight: float,
+    budget_left: int | None = None,
 ) -> np.ndarray:
     """The observation vector; `rent_weight` is the episode's parameter price (the reward's
-    rent weight), which a controller trained over several prices needs to see."""
+    rent weight), which a controller trained over several prices needs to see, `budget_left`
+    what the episode's parameter budget leaves (`budget_left`; read if `spec.observe_budget`).
+    """
     seed_params = sum(r.seed_params for r in reports.values())
-    values = global_features(spec, metrics, seed_params, rent_weight)
+    values = global_features(spec, metrics, seed_params, rent_weight, budget_left)
     for slot_id in spec.slot_ids:
         values += slot_features(spec, reports[slot_id])
     features = np.asarray(values, dtype=np.float32)

@@ -129,7 +129,7 @@ class HostSession:
             self._model = MorphogeneticModel(
                 host,
                 self.options.slots,
-                self.options.limits,
+                self.options.limits.for_episode(seed),  # its budget may be drawn
                 self.options.gates,
                 shadow_fraction=self.shadow_fraction,
             ).to(self.device)

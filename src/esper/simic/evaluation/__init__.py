@@ -36,6 +36,7 @@ from esper.simic.evaluation.running import EvaluationResult, evaluate_controller
 from esper.simic.evaluation.settings import (
     evaluation_data_options,
     evaluation_env_config,
+    with_budget,
     with_reward_of,
 )
 from esper.simic.evaluation.statistics import (
@@ -87,6 +88,7 @@ __all__ = [
     "results_dict",
     "sign_flip_p_value",
     "summarize",
+    "with_budget",
     "with_reward_of",
     "write_results",
 ]

@@ -13,7 +13,9 @@ Rewards may differ between checkpoints (they change what a controller wanted, no
 an episode): see `with_reward_of`. One reward setting may be overridden for all: the parameter
 price (`rent_weight`), to evaluate every controller at one price (a controller trained over
 several prices sees it in its observation; one trained at one price sees a price it never saw,
-centred by its normalizer, and is scored at it).
+centred by its normalizer, and is scored at it). And one lifecycle setting: the parameter
+budget (`param_budget`, `with_budget`), to evaluate every controller under one budget (a controller
+trained over budgets drawn per episode sees what it leaves; the masks hold every one to it).
 """
 
 from __future__ import annotations
@@ -96,6 +98,13 @@ def with_reward_of(
     if price is not None:
         config = replace(config, reward=replace(config.reward, rent_weight=price, rent_weights=()))
     return config
+
+
+def with_budget(config: EnvConfig, budget: int | None) -> EnvConfig:
+    """`config` with every episode played under one parameter budget (None: none) instead of
+    the trained one(s); a controller trained over several budgets still sees what it leaves."""
+    limits = replace(config.session.limits, param_budget=budget, param_budgets=())
+    return replace(config, session=replace(config.session, limits=limits))
 
 
 def _on_device(config: EnvConfig, device: str) -> EnvConfig:

@@ -1,0 +1,177 @@
+"""Where must a controller beat any fixed plan? One controller over several parameter budgets.
+
+On digits every episode wants about the same network at a given price and budget
+(docs/results.md): a fixed plan found by search is hard to beat there. Under a parameter budget
+the best plan changes with the budget: at 78 parameters it is one depthwise seed, at 400 a
+conv_heavy and a conv_small. This script trains PPO with the budget drawn per episode
+(`--param-budgets`: the masks hold every controller to its episode's budget, the policy sees what
+the budget leaves), and compares it, at every budget on the same held-out seeds
+(`esper evaluate --param-budget B`), with:
+- the plan successive halving finds with PPO's episode budget under the same drawn budgets
+  (`plan_search.py`: one fixed plan for every episode; a step over an episode's budget is
+  skipped, so a plan cannot be right at both ends);
+- per budget, the plan that search finds when every one of its episodes has that budget (an
+  oracle that knows the budget, and spends PPO's episode budget on each budget);
+- static, the heuristic (it plants what fits) and each run's untrained policy (round 0).
+
+It prints, per budget and controller, the mean episode return (the objective PPO and the search
+optimize), test accuracy and parameters added, then per training seed the paired differences of
+return and of test accuracy, PPO minus each reference, at each budget and over all budgets (95%
+BCa intervals over the held-out seeds). Trainings, searches and evaluations run --jobs at a time,
+each in its own process on one thread.
+
+Usage: python benchmarks/budgets.py [--budgets 78,400] [--rounds 40] [--envs 8]
+                                    [--training-seeds 0,1,2] [--seeds 10] [--jobs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import torch
+
+from esper.simic.evaluation import paired_bootstrap_ci
+from learning import (
+    add_run_arguments,
+    episode_values,
+    evaluate,
+    search_plan,
+    seeds_and_curve,
+    train,
+)
+from machine import header
+from prices import shown
+
+# The digits preset's reward (rent 0.5) with 8 envs a round, as the lean runs (docs/results.md).
+SETTINGS = ("n_envs=8", "minibatch_envs=2")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budgets", default="78,400", help="parameter budgets, comma-separated")
+    add_run_arguments(parser, "0,20,40", "budgets-")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another training setting (default: n_envs=8, minibatch_envs=2)",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # as every process it starts (the header reports it)
+    budgets = [int(b) for b in args.budgets.split(",")]
+    training_seeds, curve = seeds_and_curve(args)
+    extra = args.set or list(SETTINGS)
+    drawn = [f"param_budgets={','.join(str(b) for b in budgets)}", *extra]
+    print(header("one controller over several parameter budgets, digits", runs=args.seeds))
+    print(
+        f"budgets {budgets} (drawn per episode: seed mod {len(budgets)}); settings {extra}; "
+        f"training seeds {training_seeds}, {args.rounds} rounds; policies at rounds {curve}",
+        flush=True,
+    )
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        trainings = [pool.submit(train, args, "budgets", drawn, s) for s in training_seeds]
+        searches = [pool.submit(search_plan, args, drawn, s) for s in training_seeds]
+        # The oracle: one search per budget, every episode at that budget (search seed 0).
+        oracles = [
+            pool.submit(search_plan, args, [f"param_budget={b}", *extra], training_seeds[0])
+            for b in budgets
+        ]
+        trained = [t.result() for t in trainings]
+        found = [s.result() for s in searches]
+        oracle = dict(zip(budgets, (o.result() for o in oracles), strict=True))
+    print(f"training + plan searches: {time.perf_counter() - started:.0f} s wall")
+    for seed, (run, seconds), plan in zip(training_seeds, trained, found, strict=True):
+        print(f"  seed {seed}: PPO {seconds:.0f} s ({run}); plan search: {plan}")
+    for budget, plan in oracle.items():
+        print(f"  search at budget {budget} only: {plan}")
+    plans = sorted({f"plan:{plan}" for plan in [*found, *oracle.values()]})
+    policies = [f"ppo:{run}@{r}" for run, _ in trained for r in curve]
+    controllers = ["static", "heuristic", *plans, *policies]
+    labels = [
+        "static",
+        "heuristic",
+        *plans,
+        *(f"ppo:{run.name}@{r}" for run, _ in trained for r in curve),
+    ]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        evaluated = list(
+            pool.map(
+                lambda b: evaluate(
+                    controllers,
+                    args.seeds,
+                    args.runs_dir / f"eval-{b}.json",
+                    "--param-budget",
+                    str(b),
+                    "--skip-seeds",
+                    str(args.skip_seeds),
+                ),
+                budgets,
+            )
+        )
+    print(
+        f"evaluation: {len(controllers)} controllers x {len(budgets)} budgets x {args.seeds} "
+        f"seeds in {time.perf_counter() - started:.0f} s wall"
+    )
+    results = dict(zip(budgets, evaluated, strict=True))
+
+    for budget in budgets:
+        print(f"\nbudget {budget}: controller | return | test acc % | params added")
+        for label in labels:
+            values = [
+                statistics.mean(episode_values(results[budget], label, key))
+                for key in ("episode_return", "test_accuracy", "params_added")
+            ]
+            print(f"  {label:60s} {values[0]:7.2f} {values[1]:6.2f} {values[2]:7.0f}")
+
+    print("\npaired differences, PPO (last round) - reference; mean [95% BCa] over held-out seeds")
+    for seed, (run, _), plan in zip(training_seeds, trained, found, strict=True):
+        final = f"ppo:{run.name}@{args.rounds}"
+        references: list[tuple[str, dict[int, str]]] = [
+            ("plan search", {b: f"plan:{plan}" for b in budgets}),
+            ("search per budget", {b: f"plan:{oracle[b]}" for b in budgets}),
+            ("heuristic", dict.fromkeys(budgets, "heuristic")),
+            ("its round 0", dict.fromkeys(budgets, f"ppo:{run.name}@0")),
+        ]
+        for name, reference in references:
+            for key, unit in (("episode_return", "return"), ("test_accuracy", "test acc pp")):
+                print(
+                    f"  seed {seed}, PPO - {name}, {unit}: "
+                    + differences(results, budgets, final, reference, key)
+                )
+    print(f"results: {args.runs_dir}/eval-<budget>.json")
+
+
+def differences(
+    results: dict[int, dict[str, Any]],
+    budgets: list[int],
+    final: str,
+    reference: dict[int, str],
+    key: str,
+) -> str:
+    """`final` - `reference[budget]` on `key`, paired over the held-out seeds: pooled over the
+    budgets, then at each."""
+    pooled_final: list[float] = []
+    pooled_reference: list[float] = []
+    parts = []
+    for budget in budgets:
+        a = episode_values(results[budget], final, key)
+        b = episode_values(results[budget], reference[budget], key)
+        pooled_final += a
+        pooled_reference += b
+        parts.append(f"{budget}: {shown(paired_bootstrap_ci(a, b))}")
+    return f"all {shown(paired_bootstrap_ci(pooled_final, pooled_reference))} | " + " | ".join(
+        parts
+    )
+
+
+if __name__ == "__main__":
+    main()
