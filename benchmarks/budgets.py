@@ -27,7 +27,7 @@ Usage: python benchmarks/budgets.py [--budgets 78,400] [--rounds 40] [--envs 8]
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -38,7 +38,8 @@ from esper.simic.evaluation import paired_bootstrap_ci
 from learning import (
     add_run_arguments,
     episode_values,
-    evaluate,
+    evaluate_each,
+    print_means,
     search_plan,
     seeds_and_curve,
     train,
@@ -74,18 +75,31 @@ def main() -> None:
         flush=True,
     )
 
+    # With --reuse-runs the searches are read back from the runs directory (they are
+    # deterministic: the same settings and seed find the same plan).
+    cache = args.runs_dir / "searches.json"
+    known: dict[str, str] = (
+        json.loads(cache.read_text()) if args.reuse_runs and cache.exists() else {}
+    )
+
+    def searched(settings: list[str], seed: int) -> str:
+        key = f"{';'.join(settings)} seed {seed} rounds {args.rounds}"
+        if key not in known:
+            known[key] = search_plan(args, settings, seed)
+        return known[key]
+
     started = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as pool:
         trainings = [pool.submit(train, args, "budgets", drawn, s) for s in training_seeds]
-        searches = [pool.submit(search_plan, args, drawn, s) for s in training_seeds]
+        searches = [pool.submit(searched, drawn, s) for s in training_seeds]
         # The oracle: one search per budget, every episode at that budget (search seed 0).
         oracles = [
-            pool.submit(search_plan, args, [f"param_budget={b}", *extra], training_seeds[0])
-            for b in budgets
+            pool.submit(searched, [f"param_budget={b}", *extra], training_seeds[0]) for b in budgets
         ]
         trained = [t.result() for t in trainings]
         found = [s.result() for s in searches]
         oracle = dict(zip(budgets, (o.result() for o in oracles), strict=True))
+    cache.write_text(json.dumps(known, indent=1))
     print(f"training + plan searches: {time.perf_counter() - started:.0f} s wall")
     for seed, (run, seconds), plan in zip(training_seeds, trained, found, strict=True):
         print(f"  seed {seed}: PPO {seconds:.0f} s ({run}); plan search: {plan}")
@@ -101,36 +115,8 @@ def main() -> None:
         *(f"ppo:{run.name}@{r}" for run, _ in trained for r in curve),
     ]
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(args.jobs) as pool:
-        evaluated = list(
-            pool.map(
-                lambda b: evaluate(
-                    controllers,
-                    args.seeds,
-                    args.runs_dir / f"eval-{b}.json",
-                    "--param-budget",
-                    str(b),
-                    "--skip-seeds",
-                    str(args.skip_seeds),
-                ),
-                budgets,
-            )
-        )
-    print(
-        f"evaluation: {len(controllers)} controllers x {len(budgets)} budgets x {args.seeds} "
-        f"seeds in {time.perf_counter() - started:.0f} s wall"
-    )
-    results = dict(zip(budgets, evaluated, strict=True))
-
-    for budget in budgets:
-        print(f"\nbudget {budget}: controller | return | test acc % | params added")
-        for label in labels:
-            values = [
-                statistics.mean(episode_values(results[budget], label, key))
-                for key in ("episode_return", "test_accuracy", "params_added")
-            ]
-            print(f"  {label:60s} {values[0]:7.2f} {values[1]:6.2f} {values[2]:7.0f}")
+    results = evaluate_each(args, controllers, "--param-budget", budgets, "budget")
+    print_means(results, labels, "budget")
 
     print("\npaired differences, PPO (last round) - reference; mean [95% BCa] over held-out seeds")
     for seed, (run, _), plan in zip(training_seeds, trained, found, strict=True):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -423,6 +424,46 @@ def evaluate(
     runs = {Path(c[len("ppo:") :].rsplit("@", 1)[0]) for c in controllers if c.startswith("ppo:")}
     single = next(iter(runs)).name if len(runs) == 1 else None
     return relabeled(results, single, tag)
+
+
+def evaluate_each(
+    args: argparse.Namespace, controllers: list[str], flag: str, values: list[Any], what: str
+) -> dict[Any, dict[str, Any]]:
+    """`evaluate` once per value of one `esper evaluate` flag (`--rent-weight`, `--param-budget`),
+    --jobs at a time, on the --skip-seeds block: value -> its results."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        evaluated = list(
+            pool.map(
+                lambda v: evaluate(
+                    controllers,
+                    args.seeds,
+                    args.runs_dir / f"eval-{v}.json",
+                    flag,
+                    str(v),
+                    "--skip-seeds",
+                    str(args.skip_seeds),
+                ),
+                values,
+            )
+        )
+    print(
+        f"evaluation: {len(controllers)} controllers x {len(values)} {what}s x {args.seeds} "
+        f"seeds in {time.perf_counter() - started:.0f} s wall"
+    )
+    return dict(zip(values, evaluated, strict=True))
+
+
+def print_means(results: dict[Any, dict[str, Any]], labels: list[str], what: str) -> None:
+    """Per value of `what` and controller: mean return, test accuracy and parameters added."""
+    for value, result in results.items():
+        print(f"\n{what} {value}: controller | return | test acc % | params added")
+        for label in labels:
+            means = [
+                statistics.mean(episode_values(result, label, key))
+                for key in ("episode_return", "test_accuracy", "params_added")
+            ]
+            print(f"  {label:60s} {means[0]:7.2f} {means[1]:6.2f} {means[2]:7.0f}")
 
 
 def relabeled(results: dict[str, Any], run: str | None, tag: str) -> dict[str, Any]:

@@ -23,7 +23,6 @@ Usage: python benchmarks/prices.py [--prices 0.5,1.5,4.5] [--rounds 40] [--train
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,7 +32,8 @@ from esper.simic.evaluation import paired_bootstrap_ci
 from learning import (
     add_run_arguments,
     episode_values,
-    evaluate,
+    evaluate_each,
+    print_means,
     search_plan,
     seeds_and_curve,
     train,
@@ -96,38 +96,8 @@ def main() -> None:
     names = [f"ppo:{run.name}@{r}" for run, _ in trained for r in curve]  # as evaluate labels them
     labels = ["static", "heuristic", *plans, *names]
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(args.jobs) as pool:
-        evaluated = list(
-            pool.map(
-                lambda p: evaluate(
-                    controllers,
-                    args.seeds,
-                    args.runs_dir / f"eval-{p}.json",
-                    "--rent-weight",
-                    str(p),
-                    "--skip-seeds",
-                    str(args.skip_seeds),
-                ),
-                prices,
-            )
-        )
-    print(
-        f"evaluation: {len(controllers)} controllers x {len(prices)} prices x {args.seeds} "
-        f"seeds in {time.perf_counter() - started:.0f} s wall"
-    )
-    results = dict(zip(prices, evaluated, strict=True))
-
-    for price in prices:
-        print(f"\nprice {price}: controller | return | test acc % | params added")
-        for label in labels:
-            returns = episode_values(results[price], label, "episode_return")
-            accuracy = episode_values(results[price], label, "test_accuracy")
-            added = episode_values(results[price], label, "params_added")
-            print(
-                f"  {label:60s} {statistics.mean(returns):7.2f} {statistics.mean(accuracy):6.2f}"
-                f" {statistics.mean(added):7.0f}"
-            )
+    results = evaluate_each(args, controllers, "--rent-weight", prices, "price")
+    print_means(results, labels, "price")
 
     print("\npaired return differences (per training seed; mean [95% BCa] over held-out seeds)")
     for seed, (run, _), plan in zip(training_seeds, trained, found, strict=True):
