@@ -30,14 +30,12 @@ import argparse
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import torch
 
-from esper.simic.evaluation import paired_bootstrap_ci
 from learning import (
     add_run_arguments,
-    episode_values,
+    differences_by_value,
     evaluate_each,
     print_means,
     search_plan,
@@ -45,7 +43,6 @@ from learning import (
     train,
 )
 from machine import header
-from prices import shown
 
 # The digits preset's reward (rent 0.5) with 8 envs a round, as the lean runs (docs/results.md).
 SETTINGS = ("n_envs=8", "minibatch_envs=2")
@@ -129,34 +126,9 @@ def main() -> None:
         ]
         for name, reference in references:
             for key, unit in (("episode_return", "return"), ("test_accuracy", "test acc pp")):
-                print(
-                    f"  seed {seed}, PPO - {name}, {unit}: "
-                    + differences(results, budgets, final, reference, key)
-                )
+                shown = differences_by_value(results, final, reference, key)
+                print(f"  seed {seed}, PPO - {name}, {unit}: {shown}")
     print(f"results: {args.runs_dir}/eval-<budget>.json")
-
-
-def differences(
-    results: dict[int, dict[str, Any]],
-    budgets: list[int],
-    final: str,
-    reference: dict[int, str],
-    key: str,
-) -> str:
-    """`final` - `reference[budget]` on `key`, paired over the held-out seeds: pooled over the
-    budgets, then at each."""
-    pooled_final: list[float] = []
-    pooled_reference: list[float] = []
-    parts = []
-    for budget in budgets:
-        a = episode_values(results[budget], final, key)
-        b = episode_values(results[budget], reference[budget], key)
-        pooled_final += a
-        pooled_reference += b
-        parts.append(f"{budget}: {shown(paired_bootstrap_ci(a, b))}")
-    return f"all {shown(paired_bootstrap_ci(pooled_final, pooled_reference))} | " + " | ".join(
-        parts
-    )
 
 
 if __name__ == "__main__":

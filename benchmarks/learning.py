@@ -466,6 +466,29 @@ def print_means(results: dict[Any, dict[str, Any]], labels: list[str], what: str
             print(f"  {label:60s} {means[0]:7.2f} {means[1]:6.2f} {means[2]:7.0f}")
 
 
+def shown(difference: tuple[float, float, float]) -> str:
+    mean, lo, hi = difference
+    return f"{mean:+6.2f} [{lo:+6.2f}, {hi:+6.2f}]"
+
+
+def differences_by_value(
+    results: dict[Any, dict[str, Any]], final: str, reference: dict[Any, str], key: str
+) -> str:
+    """`final` - `reference[value]` on the outcome field `key`, paired over the held-out seeds
+    (`evaluate_each`'s results): pooled over every value, then at each."""
+    pooled_final: list[float] = []
+    pooled_reference: list[float] = []
+    parts = []
+    for value, result in results.items():
+        a = episode_values(result, final, key)
+        b = episode_values(result, reference[value], key)
+        pooled_final += a
+        pooled_reference += b
+        parts.append(f"{value}: {shown(paired_bootstrap_ci(a, b))}")
+    pooled = shown(paired_bootstrap_ci(pooled_final, pooled_reference))
+    return f"all {pooled} | " + " | ".join(parts)
+
+
 def relabeled(results: dict[str, Any], run: str | None, tag: str) -> dict[str, Any]:
     """`results` with ppo@ROUND labelled ppo:RUN@ROUND (where one run was evaluated) and every
     label that is not a ppo policy's followed by `tag`."""

@@ -28,10 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from esper.simic.evaluation import paired_bootstrap_ci
 from learning import (
     add_run_arguments,
-    episode_values,
+    differences_by_value,
     evaluate_each,
     print_means,
     search_plan,
@@ -39,11 +38,6 @@ from learning import (
     train,
 )
 from machine import header
-
-
-def shown(difference: tuple[float, float, float]) -> str:
-    mean, lo, hi = difference
-    return f"{mean:+6.2f} [{lo:+6.2f}, {hi:+6.2f}]"
 
 
 def main() -> None:
@@ -103,17 +97,9 @@ def main() -> None:
     for seed, (run, _), plan in zip(training_seeds, trained, found, strict=True):
         final, untrained = f"ppo:{run.name}@{args.rounds}", f"ppo:{run.name}@0"
         for reference, name in ((f"plan:{plan}", "plan search"), (untrained, "its round 0")):
-            every_final: list[float] = []
-            every_reference: list[float] = []
-            parts = []
-            for price in prices:
-                a = episode_values(results[price], final, "episode_return")
-                b = episode_values(results[price], reference, "episode_return")
-                every_final += a
-                every_reference += b
-                parts.append(f"{price}: {shown(paired_bootstrap_ci(a, b))}")
-            pooled = shown(paired_bootstrap_ci(every_final, every_reference))
-            print(f"  seed {seed}, PPO - {name}: all prices {pooled} | " + " | ".join(parts))
+            by_price = dict.fromkeys(prices, reference)
+            shown = differences_by_value(results, final, by_price, "episode_return")
+            print(f"  seed {seed}, PPO - {name}: {shown}")
     print(f"results: {args.runs_dir}/eval-<price>.json")
 
 

@@ -251,23 +251,20 @@ class EpisodeSettings(BaseModel):
         # Canonical (row-major) order: it fixes the slot head's indices.
         return tuple(sort_slot_ids(value))
 
-    @field_validator("rent_weights")
+    @field_validator("rent_weights", "param_budgets")
     @classmethod
-    def _some_prices(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    def _some_drawn(cls, value: tuple[Any, ...] | None, info: ValidationInfo) -> Any:
+        what = "prices" if info.field_name == "rent_weights" else "budgets"
         if value is not None and not 1 <= len(value) <= _MAX_DRAWN:
-            raise ValueError(f"give 1 to {_MAX_DRAWN} prices, got {len(value)}")
+            raise ValueError(f"give 1 to {_MAX_DRAWN} {what}, got {len(value)}")
         return value
 
     @field_validator("param_budgets")
     @classmethod
-    def _some_budgets(
+    def _one_kind_of_budget(
         cls, value: tuple[int, ...] | None, info: ValidationInfo
     ) -> tuple[int, ...] | None:
-        if value is None:
-            return None
-        if not 1 <= len(value) <= _MAX_DRAWN:
-            raise ValueError(f"give 1 to {_MAX_DRAWN} budgets, got {len(value)}")
-        if info.data.get("param_budget") is not None:
+        if value is not None and info.data.get("param_budget") is not None:
             raise ValueError(
                 f"param_budget={info.data['param_budget']} is set too; give one budget or "
                 "budgets drawn per episode, not both"
