@@ -22,7 +22,11 @@ from esper.cli.main import main
 from esper.nissa import CHECKPOINTS_DIR, CONFIG_FILE, EVENTS_FILE, locked_run_dir, read_events
 from esper.simic.checkpoint import LATEST, read_checkpoint
 
-ARGS = ["train", "ppo", "--task", "digits", "--envs", "2", "--episode-length", "4", "--seed", "3"]
+# The learning rate anneals over 3 of the 4 rounds, so an exact resume must restore its schedule.
+ARGS = [
+    *("train", "ppo", "--task", "digits", "--envs", "2", "--episode-length", "4", "--seed", "3"),
+    *("--set", "lr_final=1e-4", "--set", "lr_anneal_rounds=3"),
+]
 HEALTH_FIELDS = (
     "policy_loss",
     "value_loss",
@@ -147,6 +151,8 @@ def test_run_directory_has_config_events_and_checkpoint(runs: Runs) -> None:
             assert field in payload, field
         assert set(payload["entropy"]) >= {"op", "slot"}
         assert payload["initial_log_prob_error"] <= 1e-5
+    learning_rates = [update["payload"]["learning_rate"] for update in updates]
+    assert learning_rates == pytest.approx([1e-3, 7e-4, 4e-4, 1e-4])  # the digits lr, 1e-3
     assert events[-1]["type"] == "run_end"
     assert events[-1]["payload"]["status"] == "completed"
 

@@ -114,6 +114,14 @@ def test_entropy_coefficient_anneals_down() -> None:
     TrainingConfig(entropy_coef=0.02, entropy_coef_final=0.02)
 
 
+def test_learning_rate_anneals_down_or_stays() -> None:
+    error = invalid(lr=1e-4, lr_final=3e-4)
+    assert error_fields(error) == {"lr_final"}
+    assert "lr_final (0.0003) must be <= lr (0.0001)" in str(error)
+    assert TrainingConfig().lr_final is None
+    TrainingConfig(lr=1e-4, lr_final=1e-4)
+
+
 def test_seed_groups_divide_the_envs_and_group_advantages_need_a_group() -> None:
     error = invalid(n_envs=4, envs_per_seed=3)
     assert error_fields(error) == {"envs_per_seed"}

@@ -9,6 +9,7 @@
 - the KL early stop ends the update, and the KL it compared is the one reported;
 - explained variance is that of the critic that produced the advantages;
 - a head weighs in the entropy bonus as often as the policy uses it (issue 9);
+- the learning rate anneals linearly to `lr_final` over `lr_anneal_rounds`, then holds;
 - with action_space="simple" the rollout masks are the simple ones, and what it takes is in them.
 """
 
@@ -315,6 +316,24 @@ def test_a_head_weighs_in_the_entropy_bonus_as_often_as_it_is_used() -> None:
     assert weight(Head.OP) == pytest.approx(1.0, rel=1e-5)
     assert weight(Head.BLUEPRINT) == pytest.approx(weight(Head.OP) / steps, rel=1e-5)
     assert weight(Head.SLOT) == 0.0  # never used: no weight at all
+
+
+def test_the_learning_rate_anneals_linearly_then_holds(digits: DataSplits) -> None:
+    config = TrainingConfig(n_envs=1, episode_length=2, lr=1e-3, lr_final=2e-4, lr_anneal_rounds=4)
+    trainer = VectorizedTrainer(config, build_pool(config, digits))
+    rates = []
+    for round_index in (0, 1, 4, 9):
+        trainer.round = round_index
+        rates.append(trainer.learning_rate())
+    assert rates == pytest.approx([1e-3, 8e-4, 2e-4, 2e-4])
+    trainer.round = 2
+    trainer.run_round()  # the update steps with the round's rate
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(6e-4)
+
+
+def test_without_a_final_rate_the_learning_rate_is_constant(played: Played) -> None:
+    assert played.trainer.learning_rate() == CONFIG.lr
+    assert played.trainer.optimizer.param_groups[0]["lr"] == CONFIG.lr
 
 
 def test_a_simple_rollout_masks_and_takes_only_simple_actions(digits: DataSplits) -> None:

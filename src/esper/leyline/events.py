@@ -174,6 +174,7 @@ class PPOUpdateEvent:
     epochs_run: int
     initial_log_prob_error: float
     entropy_coef: float
+    learning_rate: float
 
 
 @dataclass(frozen=True)

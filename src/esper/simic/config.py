@@ -484,7 +484,17 @@ class TrainingConfig(EpisodeSettings, Placement):
     gae_lambda: float = _described(0.98, "GAE lambda", ge=0, le=1)
     clip: float = _described(0.2, "surrogate ratio clip", gt=0, le=10)
     value_clip: PositiveFloat = _described(10.0, "value-loss clip, on normalized returns")
-    lr: float = _described(3e-4, "Adam learning rate", gt=0, le=1)
+    lr: float = _described(3e-4, "Adam learning rate at the first round", gt=0, le=1)
+    lr_final: float | None = _described(
+        None,
+        "Adam learning rate after lr_anneal_rounds, annealed linearly (none: lr throughout)",
+        gt=0,
+        le=1,
+    )
+    # Its own horizon, like the entropy's, so that a resumed run keeps the same schedule.
+    lr_anneal_rounds: int = _described(
+        40, "rounds over which the learning rate anneals to lr_final", ge=1, le=_MAX_COUNT
+    )
     adam_eps: float = _described(1e-5, "Adam epsilon", gt=0, le=1)
     max_grad_norm: PositiveFloat = _described(1.0, "global gradient-norm clip")
     target_kl: float | None = _described(
@@ -553,6 +563,16 @@ class TrainingConfig(EpisodeSettings, Placement):
             raise ValueError(
                 f"entropy_coef_final ({value}) must be <= entropy_coef ({start}): "
                 "the coefficient anneals down"
+            )
+        return value
+
+    @field_validator("lr_final")
+    @classmethod
+    def _lr_anneals_down(cls, value: float | None, info: ValidationInfo) -> float | None:
+        start = info.data.get("lr")
+        if value is not None and start is not None and value > start:
+            raise ValueError(
+                f"lr_final ({value}) must be <= lr ({start}): the learning rate anneals down"
             )
         return value
 

@@ -77,6 +77,13 @@ class VectorizedTrainer:
         progress = self.round / c.entropy_anneal_rounds
         return c.entropy_coef + (c.entropy_coef_final - c.entropy_coef) * min(1.0, progress)
 
+    def learning_rate(self) -> float:
+        c = self.config
+        if c.lr_final is None:
+            return c.lr
+        progress = min(1.0, self.round / c.lr_anneal_rounds)
+        return c.lr + (c.lr_final - c.lr) * progress
+
     def run_round(self) -> RoundSummary:
         timing: defaultdict[str, float] = defaultdict(float)
         buffer, returns_sum, outcomes, ops = self.collect(timing)
@@ -94,6 +101,8 @@ class VectorizedTrainer:
                 buffer.rewards, buffer.dones, self.config.gamma, self.config.envs_per_seed
             )
         self.return_normalizer.update(returns.reshape(-1, 1).numpy())
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
         update = ppo_update(
             self.network,
             self.optimizer,
@@ -247,6 +256,7 @@ class VectorizedTrainer:
                 u.epochs_run,
                 u.initial_log_prob_error,
                 self.entropy_coef(),
+                self.learning_rate(),
             ),
             context,
             epoch,
