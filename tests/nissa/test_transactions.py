@@ -142,3 +142,37 @@ def test_the_lock_of_a_killed_holder_is_released(tmp_path: Path) -> None:
     holder.wait()
     with locked_run_dir(tmp_path):
         pass
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forked workers need os.fork")
+def test_a_forked_worker_does_not_keep_a_killed_holders_lock(tmp_path: Path) -> None:
+    """A worker forked while the lock is held (the process backend forks its workers on CPU)
+    must not hold the lock on: when the trainer is killed, a resume may start at once, even
+    while a worker still finishes its step."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import multiprocessing, sys, time\n"
+            "from pathlib import Path\n"
+            "from esper.nissa import locked_run_dir\n"
+            "with locked_run_dir(Path(sys.argv[1])):\n"
+            "    worker = multiprocessing.get_context('fork').Process(target=time.sleep, args=(60,))\n"
+            "    worker.start()\n"
+            "    print(worker.pid, flush=True)\n"
+            "    time.sleep(60)\n",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    worker = int(holder.stdout.readline())
+    try:
+        holder.kill()
+        holder.wait()
+        os.kill(worker, 0)  # the worker outlives its parent
+        with locked_run_dir(tmp_path):
+            pass
+    finally:
+        os.kill(worker, 9)

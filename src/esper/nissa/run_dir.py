@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing.util
 import os
 import re
 import socket
@@ -32,7 +33,8 @@ def locked_run_dir(run_dir: Path) -> Iterator[None]:
 
     The lock is an advisory `flock` on the file, so the operating system releases it when the
     holder dies, even by SIGKILL: a crashed run never leaves a stale lock. The file stays; it
-    names the last holder (process, host, start time). On systems without `fcntl` (Windows)
+    names the last holder (process, host, start time). Workers forked by `multiprocessing`
+    close their copy of the descriptor, so they never hold the lock. On systems without `fcntl` (Windows)
     nothing is locked.
 
     Raises:
@@ -57,10 +59,18 @@ def locked_run_dir(run_dir: Path) -> Iterator[None]:
         started = datetime.now().isoformat(timespec="seconds")
         file.write(f"process {os.getpid()} on {socket.gethostname()} since {started}\n")
         file.flush()
+        # A forked child (a process-backend worker) shares the locked file description: it
+        # closes its copy at once, or it would hold the lock after this process died.
+        multiprocessing.util.register_after_fork(file, _close_in_child)
         try:
             yield
         finally:
             fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+
+
+def _close_in_child(file: TextIO) -> None:
+    if not file.closed:  # the descriptor only: the parent's buffer is not flushed here
+        os.close(file.fileno())
 
 
 def _holder(file: TextIO) -> str:
