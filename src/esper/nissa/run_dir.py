@@ -34,8 +34,8 @@ def locked_run_dir(run_dir: Path) -> Iterator[None]:
     The lock is an advisory `flock` on the file, so the operating system releases it when the
     holder dies, even by SIGKILL: a crashed run never leaves a stale lock. The file stays; it
     names the last holder (process, host, start time). Workers forked by `multiprocessing`
-    close their copy of the descriptor, so they never hold the lock. On systems without `fcntl` (Windows)
-    nothing is locked.
+    close their copy of the descriptor, so they never hold the lock. On systems without
+    `fcntl` (Windows) nothing is locked.
 
     Raises:
         RunDirLockedError: another process holds the lock.
