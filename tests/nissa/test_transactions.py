@@ -157,7 +157,8 @@ def test_a_forked_worker_does_not_keep_a_killed_holders_lock(tmp_path: Path) -> 
             "from pathlib import Path\n"
             "from esper.nissa import locked_run_dir\n"
             "with locked_run_dir(Path(sys.argv[1])):\n"
-            "    worker = multiprocessing.get_context('fork').Process(target=time.sleep, args=(60,))\n"
+            "    fork = multiprocessing.get_context('fork')\n"
+            "    worker = fork.Process(target=time.sleep, args=(60,))\n"
             "    worker.start()\n"
             "    print(worker.pid, flush=True)\n"
             "    time.sleep(60)\n",
