@@ -74,15 +74,16 @@ class VectorizedTrainer:
 
     def entropy_coef(self) -> float:
         c = self.config
-        progress = self.round / c.entropy_anneal_rounds
-        return c.entropy_coef + (c.entropy_coef_final - c.entropy_coef) * min(1.0, progress)
+        return self._annealed(c.entropy_coef, c.entropy_coef_final, c.entropy_anneal_rounds)
 
     def learning_rate(self) -> float:
         c = self.config
-        if c.lr_final is None:
-            return c.lr
-        progress = min(1.0, self.round / c.lr_anneal_rounds)
-        return c.lr + (c.lr_final - c.lr) * progress
+        final = c.lr if c.lr_final is None else c.lr_final
+        return self._annealed(c.lr, final, c.lr_anneal_rounds)
+
+    def _annealed(self, start: float, final: float, rounds: int) -> float:
+        """Linear from `start` at round 0 to `final` at round `rounds`, then `final`."""
+        return start + (final - start) * min(1.0, self.round / rounds)
 
     def run_round(self) -> RoundSummary:
         timing: defaultdict[str, float] = defaultdict(float)
