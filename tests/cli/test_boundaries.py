@@ -211,15 +211,17 @@ def test_a_diverged_policy_stops_the_run_before_it_is_checkpointed(
 @pytest.mark.parametrize(
     "command", [["evaluate", "--controllers", "static"], ["train", "heuristic"]]
 )
-@pytest.mark.parametrize("flag", ["--amp", "--compile"])
+@pytest.mark.parametrize(
+    ("flags", "named"), [(["--amp", "fp16"], "amp fp16"), (["--compile"], "compile")]
+)
 def test_unbuilt_settings_are_refused_by_every_command(
-    cli: RunCli, tmp_path: Path, command: list[str], flag: str
+    cli: RunCli, tmp_path: Path, command: list[str], flags: list[str], named: str
 ) -> None:
     """evaluate accepted --amp and --compile and silently ignored them."""
     runs = ["--runs-dir", str(tmp_path / "runs")] if command[0] == "train" else []
-    code, _, err = cli([*command, flag, *runs])
+    code, _, err = cli([*command, *flags, *runs])
     assert code == 2
-    one_error_line(err, "not available yet", flag.removeprefix("--"))
+    one_error_line(err, "not available yet", named)
     assert not (tmp_path / "runs").exists()
 
 

@@ -10,7 +10,8 @@ from esper.cli.main import main
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
-        (["--preset", "cifar10_gpu"], "amp"),
+        (["--task", "digits", "--amp", "fp16"], "amp fp16"),
+        (["--task", "digits", "--compile"], "compile"),
     ],
 )
 def test_unbuilt_settings_are_refused_before_a_run_directory_exists(

@@ -114,6 +114,13 @@ def test_entropy_coefficient_anneals_down() -> None:
     TrainingConfig(entropy_coef=0.02, entropy_coef_final=0.02)
 
 
+def test_amp_names_a_precision_and_reads_the_old_booleans() -> None:
+    assert TrainingConfig().amp == "off"
+    assert TrainingConfig(amp=True).amp == "auto" and TrainingConfig(amp=False).amp == "off"
+    assert TrainingConfig(amp="bf16").amp == "bf16"
+    assert error_fields(invalid(amp="fp8")) == {"amp"}
+
+
 def test_learning_rate_anneals_down_or_stays() -> None:
     error = invalid(lr=1e-4, lr_final=3e-4)
     assert error_fields(error) == {"lr_final"}
@@ -194,7 +201,7 @@ def test_presets_load_and_differ() -> None:
     back = {"rent_weight": configs["digits"].rent_weight, "n_envs": 4, "minibatch_envs": 1}
     assert lean.with_overrides(back) == configs["digits"]
     gpu = configs["cifar10_gpu"]
-    assert (gpu.device, gpu.amp) == ("cuda", True)
+    assert (gpu.device, gpu.amp) == ("cuda", "auto")
     assert gpu.rounds > configs["cifar10"].rounds and gpu.n_envs > configs["cifar10"].n_envs
     assert configs["digits"].task == "digits" and configs["digits"].lr == 1e-3
 

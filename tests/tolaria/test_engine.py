@@ -10,6 +10,7 @@ from torch import Tensor
 from esper.kasmina import CNNHost, MorphogeneticModel, TransformerHost
 from esper.leyline import FactoredAction, Op, Stage, Tempo
 from esper.tolaria import OptimizerSettings, SeedOptimizer, evaluate, train_epoch
+from esper.tolaria.engine import autocast_dtype
 
 SETTINGS = OptimizerSettings(host_lr=0.1, seed_lr=0.1, momentum=0.9, weight_decay=5e-4)
 
@@ -159,3 +160,44 @@ def test_evaluate_on_a_language_model_has_one_column_per_token() -> None:
     assert stats.correct.shape == (2, 5 * 8)
     assert stats.losses[0] == pytest.approx(float(expected), rel=1e-5)
     assert stats.losses[0] == pytest.approx(stats.losses[1], rel=1e-6)
+
+
+# -- autocast (issue 12 item 2): bf16 on the CPU ---------------------------------------------
+
+
+def test_autocast_dtype_names_the_precision_and_auto_is_bf16_on_the_cpu() -> None:
+    cpu = torch.device("cpu")
+    assert autocast_dtype("off", cpu) is None
+    assert autocast_dtype("bf16", cpu) == autocast_dtype("auto", cpu) == torch.bfloat16
+    assert autocast_dtype("fp16", cpu) == torch.float16
+
+
+def test_bf16_training_runs_in_bf16_keeps_fp32_weights_and_tracks_fp32() -> None:
+    """The forwards run in bf16 (a hook sees bf16 activations), the weights and the gradients
+    stay fp32, the loss and metrics are fp32 and close to the fp32 epoch's, a training seed's
+    shadow pass gets its gradient too."""
+    stats = {}
+    for amp in (None, torch.bfloat16):
+        model = tiny_model()
+        germinate(model, "r0c1")
+        walk_to(model, "r0c1", Stage.TRAINING)  # invisible: trained by its shadow pass
+        seen: list[torch.dtype] = []
+        conv = next(m for m in model.host.modules() if isinstance(m, torch.nn.Conv2d))
+        conv.register_forward_hook(lambda _m, _i, out, seen=seen: seen.append(out.dtype))
+        stats[amp] = train_epoch(model, SeedOptimizer(model, SETTINGS), uneven_batches(), amp)
+        assert set(seen) == {torch.float32 if amp is None else torch.bfloat16}
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        assert stats[amp].gradient_ratios["r0c1"] > 0
+        evaluated = evaluate(model, uneven_batches(), [{}, {"r0c1": 1.0}], amp)
+        assert all(isinstance(v, float) for v in evaluated.losses)
+    assert stats[torch.bfloat16].loss == pytest.approx(stats[None].loss, rel=0.05)
+    assert stats[torch.bfloat16].loss != stats[None].loss  # it did compute in bf16
+
+
+def test_bf16_evaluation_is_close_to_fp32() -> None:
+    model = tiny_model()
+    fp32 = evaluate(model, uneven_batches())
+    bf16 = evaluate(model, uneven_batches(), amp=torch.bfloat16)
+    assert bf16.loss == pytest.approx(fp32.loss, rel=0.02)
+    assert bf16.loss != fp32.loss
+    assert abs(bf16.accuracy - fp32.accuracy) <= 100 / 11  # at most one of 11 samples flips

@@ -96,7 +96,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # own (docs/results.md, "The lean preset with 8 envs a round").
     "digits_lean": {**_DIGITS, "rent_weight": 1.5, "n_envs": 8, "minibatch_envs": 2},
     "cifar10": {"task": "cifar10"},
-    "cifar10_gpu": {"task": "cifar10", "device": "cuda", "amp": True, "rounds": 100, "n_envs": 8},
+    "cifar10_gpu": {"task": "cifar10", "device": "cuda", "amp": "auto", "rounds": 100, "n_envs": 8},
     "stories": {"task": "stories"},
     "tinystories": {"task": "tinystories"},
 }
@@ -153,7 +153,11 @@ class EpisodeSettings(BaseModel):
         ge=1,
         le=1024,
     )
-    amp: bool = _described(False, "mixed-precision host training (GPU)")
+    amp: Literal["off", "auto", "bf16", "fp16"] = _described(
+        "off",
+        "autocast host training and evaluation: bf16, fp16, auto (bf16 where the device has it, "
+        "else fp16) or off; losses and metrics stay fp32",
+    )
     compile: bool = _described(False, "torch.compile the hosts")
     shadow_fraction: float | None = _described(
         None,
@@ -236,6 +240,14 @@ class EpisodeSettings(BaseModel):
     def _device_syntax(cls, value: str) -> str:
         if _DEVICE.fullmatch(value) is None:
             raise ValueError(f"unknown device {value!r}; expected cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_from_bool(cls, value: Any) -> Any:
+        """Configs written before the precisions had names said true or false."""
+        if isinstance(value, bool):
+            return "auto" if value else "off"
         return value
 
     @field_validator("slots", "rent_weights", "param_budgets", mode="before")

@@ -185,6 +185,7 @@ def env_config_for(config: EpisodeSettings, env_index: int) -> EnvConfig:
             gates=gate_profile(config.gates),
             device=config.device,
             shadow_fraction=config.shadow_fraction,
+            amp=config.amp,
         ),
         illegal_action="raise",  # our controllers sample the conditional masks: one is a bug
         observe_budget=bool(config.param_budgets),

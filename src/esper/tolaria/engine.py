@@ -51,6 +51,21 @@ def _flat(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     return logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
 
 
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The dtype `amp` ("off", "auto", "bf16", "fp16") autocasts to on `device`; None: off.
+    "auto" is bf16 on the CPU and on GPUs that have it, else fp16."""
+    if amp == "off":
+        return None
+    if amp == "auto":
+        cuda = device.type == "cuda" and torch.cuda.is_available()
+        return torch.float16 if cuda and not torch.cuda.is_bf16_supported() else torch.bfloat16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
 def _norm(params: Iterable[torch.nn.Parameter]) -> Tensor:
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
@@ -67,12 +82,16 @@ def _gradient_norms(model: MorphogeneticModel) -> dict[str, Tensor]:
     return norms
 
 
-def _shadow_backward(model: MorphogeneticModel, y: Tensor) -> None:
+def _shadow_backward(
+    model: MorphogeneticModel, y: Tensor, device: torch.device, amp: torch.dtype | None
+) -> None:
     """Gradients for seeds still invisible to the host, from their shadow passes: the loss with
     that seed blended in, differentiated with respect to that seed's parameters only. A shadow
     pass may take only the batch's first samples (`shadow_fraction`): its targets are those."""
-    for slot, output in model.shadow_outputs():
-        logits, targets = _flat(output, y[: output.shape[0]])
+    with _autocast(device, amp):  # the shadow forwards run here, as the main one did
+        outputs = model.shadow_outputs()
+    for slot, output in outputs:
+        logits, targets = _flat(output.float(), y[: output.shape[0]])
         params = slot.seed_parameters()
         grads = torch.autograd.grad(F.cross_entropy(logits, targets), params)
         for p, g in zip(params, grads, strict=True):
@@ -80,9 +99,13 @@ def _shadow_backward(model: MorphogeneticModel, y: Tensor) -> None:
 
 
 def train_epoch(
-    model: MorphogeneticModel, optimizer: SeedOptimizer, batches: Iterable[tuple[Tensor, Tensor]]
+    model: MorphogeneticModel,
+    optimizer: SeedOptimizer,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    amp: torch.dtype | None = None,
 ) -> TrainStats:
-    """One pass of SGD over `batches` with cross-entropy."""
+    """One pass of SGD over `batches` with cross-entropy; forwards autocast to `amp` (bf16: no
+    gradient scaling needed), the loss and the metrics in fp32, the weights stay fp32."""
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
@@ -90,11 +113,13 @@ def train_epoch(
     samples = 0
     norms: dict[str, Tensor] = {}
     for x, y in batches:
-        logits, targets = _flat(model(x), y)
+        with _autocast(device, amp):
+            output = model(x)
+        logits, targets = _flat(output.float(), y)
         loss = F.cross_entropy(logits, targets)
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
-        _shadow_backward(model, y)
+        _shadow_backward(model, y, device, amp)
         if not norms:
             norms = _gradient_norms(model)
         optimizer.step()
@@ -118,14 +143,18 @@ def evaluate(
     model: MorphogeneticModel,
     batches: Iterable[tuple[Tensor, Tensor]],
     configs: Sequence[Mapping[str, float]] = ({},),
+    amp: torch.dtype | None = None,
 ) -> EvalStats:
-    """Evaluate K alpha configurations in one fused pass per batch (see `fused_forward`)."""
+    """Evaluate K alpha configurations in one fused pass per batch (see `fused_forward`), the
+    forward autocast to `amp`, losses and counts in fp32."""
     model.eval()
+    device = next(model.parameters()).device
     k = len(configs)
     loss_sums: Tensor | None = None
     correct_parts: list[Tensor] = []
     for x, y in batches:
-        logits = model.fused_forward(x, configs)  # (K, B, ...)
+        with _autocast(device, amp):
+            logits = model.fused_forward(x, configs).float()  # (K, B, ...)
         flat = logits.reshape(k, -1, logits.shape[-1])  # (K, N, C)
         targets = y.reshape(-1)
         per_config = (

@@ -25,7 +25,7 @@ from esper.leyline import (
 )
 from esper.tolaria import counterfactual
 from esper.tolaria.data import DataSplits, Split, TensorLoader
-from esper.tolaria.engine import EvalStats, TrainStats, evaluate, train_epoch
+from esper.tolaria.engine import EvalStats, TrainStats, autocast_dtype, evaluate, train_epoch
 from esper.tolaria.governor import Governor, GovernorConfig
 from esper.tolaria.seed_optimizer import OptimizerSettings, SeedOptimizer
 from esper.tolaria.tasks import Task
@@ -45,6 +45,9 @@ class SessionOptions:
     # of each training batch, the share an invisible seed's shadow pass takes; None: the task's
     # (`Task.shadow_fraction`)
     shadow_fraction: float | None = None
+    # autocast for host training and evaluation: "off", "auto", "bf16" or "fp16"
+    # (`engine.autocast_dtype`)
+    amp: str = "off"
 
 
 def memory_format(task: Task, data: DataSplits, options: SessionOptions) -> torch.memory_format:
@@ -77,6 +80,7 @@ class HostSession:
         self.task, self.data, self.options = task, data, options
         self.device = torch.device(options.device)
         self.memory_format = memory_format(task, data, options)
+        self.amp = autocast_dtype(options.amp, self.device)
         self.shadow_fraction = (
             task.shadow_fraction if options.shadow_fraction is None else options.shadow_fraction
         )
@@ -145,7 +149,7 @@ class HostSession:
         )
         self.governor = Governor(self.data.chance_loss, self.options.governor)
         self.governor.snapshot(self._model)
-        return evaluate(self._model, self.val_loader)
+        return evaluate(self._model, self.val_loader, amp=self.amp)
 
     def apply(self, action: FactoredAction) -> list[LifecycleEvent]:
         """Execute the controller's action (raises IllegalActionError if it is illegal)."""
@@ -168,7 +172,7 @@ class HostSession:
         model = self.model
         started = time.perf_counter()
         with self._private_rng():  # dropout, where a host has it
-            train = train_epoch(model, self.optimizer, self.train_loader)
+            train = train_epoch(model, self.optimizer, self.train_loader, self.amp)
         trained = time.perf_counter()
         model.end_epoch()
         for slot_id, ratio in train.gradient_ratios.items():
@@ -185,7 +189,7 @@ class HostSession:
             self.optimizer.sync()
             self.optimizer.reset_state()
         found = counterfactual.probes(model) if self.options.measure_counterfactual else []
-        val = evaluate(model, self.val_loader, [{}, *(p.config for p in found)])
+        val = evaluate(model, self.val_loader, [{}, *(p.config for p in found)], self.amp)
         measured = counterfactual.contributions(found, val)
         counterfactual.record(model, measured)
         evaluated = time.perf_counter()
@@ -217,4 +221,4 @@ class HostSession:
 
     def test_accuracy(self) -> float:
         """Accuracy on the test split (episode outcomes only; never a decision or a reward)."""
-        return evaluate(self.model, self.test_loader).accuracy
+        return evaluate(self.model, self.test_loader, amp=self.amp).accuracy

@@ -1,0 +1,38 @@
+"""`--amp`: bf16 autocast runs end to end on the CPU (issue 12 item 2, acceptance 1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from esper.cli.main import main
+from esper.nissa import CONFIG_FILE
+from esper.simic.config import TrainingConfig
+from esper.simic.env_pool import env_config_for
+from esper.tolaria import HostSession, get_task
+from esper.tolaria.data import load_digits
+
+TINY = ["--task", "digits", "--episode-length", "3", "--no-live"]
+
+
+def test_the_setting_reaches_every_session_as_its_autocast_dtype() -> None:
+    options = env_config_for(TrainingConfig(amp="bf16"), 0).session
+    assert options.amp == "bf16"
+    assert HostSession(get_task("digits"), load_digits(), options).amp == torch.bfloat16
+    default = env_config_for(TrainingConfig(), 0).session
+    assert HostSession(get_task("digits"), load_digits(), default).amp is None
+
+
+def test_ppo_and_the_heuristic_train_with_bf16_and_evaluate_reads_it(tmp_path: Path) -> None:
+    ppo = ["train", "ppo", *TINY, "--amp", "bf16", "--rounds", "1", "--envs", "2"]
+    assert main([*ppo, "--runs-dir", str(tmp_path / "ppo")]) == 0
+    (run_dir,) = (tmp_path / "ppo").iterdir()
+    assert json.loads((run_dir / CONFIG_FILE).read_text())["amp"] == "bf16"
+    heuristic = ["train", "heuristic", *TINY, "--amp", "bf16", "--envs", "1"]
+    assert main([*heuristic, "--runs-dir", str(tmp_path / "heuristic")]) == 0
+    out = tmp_path / "evaluation.json"
+    evaluate = ["evaluate", "--task", "digits", "--episode-length", "3", "--amp", "bf16"]
+    assert main([*evaluate, "--controllers", "static", "--seeds", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["controllers"][0]["episodes"] == 1
