@@ -1,4 +1,4 @@
-"""`--amp`: bf16 autocast runs end to end on the CPU (issue 12 item 2, acceptance 1)."""
+"""`--amp`: bf16 and fp16 autocast run end to end on the CPU (issue 12 item 2, acceptance 1)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,16 @@ def test_the_setting_reaches_every_session_as_its_autocast_dtype() -> None:
     assert HostSession(get_task("digits"), load_digits(), default).amp is None
 
 
+def test_fp16_sessions_get_a_gradient_scaler_per_episode() -> None:
+    options = env_config_for(TrainingConfig(amp="fp16"), 0).session
+    session = HostSession(get_task("digits"), load_digits(), options)
+    assert session.amp == torch.float16 and session.scaler is None
+    session.reset(0)
+    first = session.scaler
+    session.reset(1)
+    assert first is not None and session.scaler is not None and session.scaler is not first
+
+
 def test_ppo_and_the_heuristic_train_with_bf16_and_evaluate_reads_it(tmp_path: Path) -> None:
     ppo = ["train", "ppo", *TINY, "--amp", "bf16", "--rounds", "1", "--envs", "2"]
     assert main([*ppo, "--runs-dir", str(tmp_path / "ppo")]) == 0
@@ -36,3 +46,8 @@ def test_ppo_and_the_heuristic_train_with_bf16_and_evaluate_reads_it(tmp_path: P
     evaluate = ["evaluate", "--task", "digits", "--episode-length", "3", "--amp", "bf16"]
     assert main([*evaluate, "--controllers", "static", "--seeds", "1", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["controllers"][0]["episodes"] == 1
+
+
+def test_ppo_trains_with_fp16(tmp_path: Path) -> None:
+    ppo = ["train", "ppo", *TINY, "--amp", "fp16", "--rounds", "1", "--envs", "2"]
+    assert main([*ppo, "--runs-dir", str(tmp_path)]) == 0

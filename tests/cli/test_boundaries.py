@@ -211,9 +211,7 @@ def test_a_diverged_policy_stops_the_run_before_it_is_checkpointed(
 @pytest.mark.parametrize(
     "command", [["evaluate", "--controllers", "static"], ["train", "heuristic"]]
 )
-@pytest.mark.parametrize(
-    ("flags", "named"), [(["--amp", "fp16"], "amp fp16"), (["--compile"], "compile")]
-)
+@pytest.mark.parametrize(("flags", "named"), [(["--compile"], "compile")])
 def test_unbuilt_settings_are_refused_by_every_command(
     cli: RunCli, tmp_path: Path, command: list[str], flags: list[str], named: str
 ) -> None:

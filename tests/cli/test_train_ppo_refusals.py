@@ -10,7 +10,6 @@ from esper.cli.main import main
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
-        (["--task", "digits", "--amp", "fp16"], "amp fp16"),
         (["--task", "digits", "--compile"], "compile"),
     ],
 )

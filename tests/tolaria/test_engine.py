@@ -201,3 +201,25 @@ def test_bf16_evaluation_is_close_to_fp32() -> None:
     assert bf16.loss == pytest.approx(fp32.loss, rel=0.02)
     assert bf16.loss != fp32.loss
     assert abs(bf16.accuracy - fp32.accuracy) <= 100 / 11  # at most one of 11 samples flips
+
+
+def test_fp16_training_scales_its_losses_and_tracks_fp32() -> None:
+    """fp16 forwards with a GradScaler: fp32 weights, a seed's shadow gradient and its ratio
+    read unscaled (the same ratio as fp32 to fp16 precision), a loss close to fp32's."""
+    with pytest.raises(ValueError, match="GradScaler"):
+        model = tiny_model()
+        train_epoch(model, SeedOptimizer(model, SETTINGS), uneven_batches(), torch.float16)
+    stats = {}
+    for amp in (None, torch.float16):
+        model = tiny_model()
+        germinate(model, "r0c1")
+        walk_to(model, "r0c1", Stage.TRAINING)
+        scaler = torch.amp.GradScaler("cpu") if amp is not None else None
+        optimizer = SeedOptimizer(model, SETTINGS)
+        stats[amp] = train_epoch(model, optimizer, uneven_batches(), amp, scaler)
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        if scaler is not None:
+            assert scaler.get_scale() > 1  # the losses were scaled
+    assert stats[torch.float16].loss == pytest.approx(stats[None].loss, rel=0.05)
+    ratio = stats[torch.float16].gradient_ratios["r0c1"]
+    assert ratio == pytest.approx(stats[None].gradient_ratios["r0c1"], rel=0.05)

@@ -29,7 +29,6 @@ from esper.nissa import (
 from esper.simic.config import EpisodeSettings
 from esper.tolaria import DataOptions, Task, get_task
 from esper.tolaria.data import DataSplits
-from esper.tolaria.engine import autocast_dtype
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _MAX_NAME = 100  # file systems allow 255 bytes; the timestamp prefix and suffixes need room
@@ -74,12 +73,7 @@ def check_device(device: str) -> None:
 
 def refuse_unbuilt(settings: EpisodeSettings, extra: dict[str, bool] | None = None) -> None:
     """Settings the config accepts but this version cannot honour yet: refuse, never ignore."""
-    fp16 = autocast_dtype(settings.amp, torch.device(settings.device)) == torch.float16
-    unbuilt = {
-        "amp fp16 (its gradient scaler; bf16 works)": fp16,
-        "compile": settings.compile,
-        **(extra or {}),
-    }
+    unbuilt = {"compile": settings.compile, **(extra or {})}
     named = [name for name, is_set in unbuilt.items() if is_set]
     if named:
         raise ValueError(f"not available yet: {', '.join(named)} (remove them from the config)")

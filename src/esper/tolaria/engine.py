@@ -5,6 +5,7 @@ tasks); metrics stay on the device until the end of the pass, so there is one sy
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -83,7 +84,11 @@ def _gradient_norms(model: MorphogeneticModel) -> dict[str, Tensor]:
 
 
 def _shadow_backward(
-    model: MorphogeneticModel, y: Tensor, device: torch.device, amp: torch.dtype | None
+    model: MorphogeneticModel,
+    y: Tensor,
+    device: torch.device,
+    amp: torch.dtype | None,
+    scaler: torch.amp.GradScaler | None,
 ) -> None:
     """Gradients for seeds still invisible to the host, from their shadow passes: the loss with
     that seed blended in, differentiated with respect to that seed's parameters only. A shadow
@@ -93,7 +98,8 @@ def _shadow_backward(
     for slot, output in outputs:
         logits, targets = _flat(output.float(), y[: output.shape[0]])
         params = slot.seed_parameters()
-        grads = torch.autograd.grad(F.cross_entropy(logits, targets), params)
+        loss = F.cross_entropy(logits, targets)
+        grads = torch.autograd.grad(loss if scaler is None else scaler.scale(loss), params)
         for p, g in zip(params, grads, strict=True):
             p.grad = g if p.grad is None else p.grad + g
 
@@ -103,9 +109,14 @@ def train_epoch(
     optimizer: SeedOptimizer,
     batches: Iterable[tuple[Tensor, Tensor]],
     amp: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> TrainStats:
-    """One pass of SGD over `batches` with cross-entropy; forwards autocast to `amp` (bf16: no
-    gradient scaling needed), the loss and the metrics in fp32, the weights stay fp32."""
+    """One pass of SGD over `batches` with cross-entropy; forwards autocast to `amp`, the loss
+    and the metrics in fp32, the weights stay fp32. fp16 needs `scaler` (bf16 does not): the
+    losses are scaled, the gradients unscaled before their norms are read and the step, and a
+    step whose gradients overflowed is skipped (`torch.amp.GradScaler`)."""
+    if amp == torch.float16 and scaler is None:
+        raise ValueError("fp16 training needs a GradScaler")
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
@@ -118,18 +129,21 @@ def train_epoch(
         logits, targets = _flat(output.float(), y)
         loss = F.cross_entropy(logits, targets)
         optimizer.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
-        _shadow_backward(model, y, device, amp)
+        (loss if scaler is None else scaler.scale(loss)).backward()  # type: ignore[no-untyped-call]
+        _shadow_backward(model, y, device, amp, scaler)
+        if scaler is not None:
+            scaler.unscale_(optimizer.optimizer)
         if not norms:
             norms = _gradient_norms(model)
-        optimizer.step()
+        optimizer.step(scaler)
         loss_sum += loss.detach() * targets.numel()
         correct += (logits.detach().argmax(-1) == targets).sum()
         samples += targets.numel()
     if samples == 0:
         raise ValueError("train_epoch got no batches")
     host_norm = float(norms.pop("host"))
-    ratios = {sid: float(n) / host_norm if host_norm > 0 else 0.0 for sid, n in norms.items()}
+    usable = math.isfinite(host_norm) and host_norm > 0  # an fp16 overflow reads as no signal
+    ratios = {sid: float(n) / host_norm if usable else 0.0 for sid, n in norms.items()}
     return TrainStats(
         loss=float(loss_sum) / samples,
         accuracy=100.0 * float(correct) / samples,

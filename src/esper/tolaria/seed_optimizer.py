@@ -89,5 +89,10 @@ class SeedOptimizer:
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
 
-    def step(self) -> None:
-        self.optimizer.step()
+    def step(self, scaler: torch.amp.GradScaler | None = None) -> None:
+        """One SGD step; through `scaler` (fp16), which skips it when gradients overflowed."""
+        if scaler is None:
+            self.optimizer.step()
+            return
+        scaler.step(self.optimizer)
+        scaler.update()

@@ -81,6 +81,7 @@ class HostSession:
         self.device = torch.device(options.device)
         self.memory_format = memory_format(task, data, options)
         self.amp = autocast_dtype(options.amp, self.device)
+        self.scaler: torch.amp.GradScaler | None = None  # fp16 only, one per episode (reset)
         self.shadow_fraction = (
             task.shadow_fraction if options.shadow_fraction is None else options.shadow_fraction
         )
@@ -144,6 +145,9 @@ class HostSession:
                 self.task.host_lr, self.task.seed_lr, self.task.momentum, self.task.weight_decay
             ),
         )
+        # fp16: each episode (each env) scales its own losses, from the scaler's initial scale
+        if self.amp == torch.float16:
+            self.scaler = torch.amp.GradScaler(self.device.type)
         self.train_loader = self._loader(
             self.data.train, self.task.batch_size, shuffle=True, seed=seed, augment=True
         )
@@ -172,7 +176,7 @@ class HostSession:
         model = self.model
         started = time.perf_counter()
         with self._private_rng():  # dropout, where a host has it
-            train = train_epoch(model, self.optimizer, self.train_loader, self.amp)
+            train = train_epoch(model, self.optimizer, self.train_loader, self.amp, self.scaler)
         trained = time.perf_counter()
         model.end_epoch()
         for slot_id, ratio in train.gradient_ratios.items():
