@@ -156,10 +156,15 @@ def test_a_forked_worker_does_not_keep_a_killed_holders_lock(tmp_path: Path) -> 
             "import multiprocessing, sys, time\n"
             "from pathlib import Path\n"
             "from esper.nissa import locked_run_dir\n"
+            "def work(started):\n"
+            "    started.set()\n"
+            "    time.sleep(60)\n"
             "with locked_run_dir(Path(sys.argv[1])):\n"
             "    fork = multiprocessing.get_context('fork')\n"
-            "    worker = fork.Process(target=time.sleep, args=(60,))\n"
+            "    started = fork.Event()\n"
+            "    worker = fork.Process(target=work, args=(started,))\n"
             "    worker.start()\n"
+            "    started.wait()  # past its start-up, where the copy is closed\n"
             "    print(worker.pid, flush=True)\n"
             "    time.sleep(60)\n",
             str(tmp_path),

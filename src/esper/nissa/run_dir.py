@@ -60,7 +60,9 @@ def locked_run_dir(run_dir: Path) -> Iterator[None]:
         file.write(f"process {os.getpid()} on {socket.gethostname()} since {started}\n")
         file.flush()
         # A forked child (a process-backend worker) shares the locked file description: it
-        # closes its copy at once, or it would hold the lock after this process died.
+        # closes its copy as it starts (before its target runs), or it would hold the lock
+        # after this process died. Only a child killed with its parent mid-start-up can still
+        # hold it, until it exits.
         multiprocessing.util.register_after_fork(file, _close_in_child)
         try:
             yield
