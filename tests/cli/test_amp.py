@@ -51,3 +51,15 @@ def test_ppo_and_the_heuristic_train_with_bf16_and_evaluate_reads_it(tmp_path: P
 def test_ppo_trains_with_fp16(tmp_path: Path) -> None:
     ppo = ["train", "ppo", *TINY, "--amp", "fp16", "--rounds", "1", "--envs", "2"]
     assert main([*ppo, "--runs-dir", str(tmp_path)]) == 0
+
+
+def test_evaluation_decides_the_precision_for_every_checkpoint(tmp_path: Path) -> None:
+    """Like the device: checkpoints trained with and without bf16 play together, in the
+    evaluation's precision (off unless --amp is given beside them)."""
+    for amp in ("bf16", "off"):
+        ppo = ["train", "ppo", *TINY, "--amp", amp, "--rounds", "1", "--envs", "1"]
+        assert main([*ppo, "--runs-dir", str(tmp_path), "--name", amp]) == 0
+    controllers = f"ppo:{tmp_path / 'bf16'},ppo:{tmp_path / 'off'}"
+    evaluate = ["evaluate", "--controllers", controllers, "--seeds", "1"]
+    assert main(evaluate) == 0
+    assert main([*evaluate, "--amp", "bf16"]) == 0

@@ -115,6 +115,7 @@ _OVERRIDABLE = frozenset(
         "download",
         "device",
         "threads",
+        "amp",
         "rent_weight",
         "param_budget",
     }
@@ -144,6 +145,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         asked.get("episode_length"),
         settings.device,
         baseline=settings,
+        amp=settings.amp,
     )
     # Beside ppo checkpoints only what was asked overrides theirs; alone, the settings decide.
     wanted = asked if ppo_configs else settings.model_dump()
