@@ -16,6 +16,7 @@ from esper.leyline.events import (
     LifecycleEvent,
     RewardEvent,
     RollbackEvent,
+    RoundEvent,
     RunEndEvent,
     RunStartEvent,
 )
@@ -284,3 +285,25 @@ def test_a_ppo_run_header_counts_rounds_and_the_round_line_is_explained() -> Non
     assert "train ppo on digits, 5 rounds x 4 envs (20 episodes)" in text
     for column in ("ret =", "W G A S F P", "H =", "kl =", "clip =", "EV ="):
         assert column in ROUND_LINE_LEGEND
+
+
+def test_the_round_line_shows_where_the_time_went() -> None:
+    console = Console(record=True, width=200)
+    sink = ConsoleSink(console, live=False)
+    timing = {
+        "reset": 0.2,
+        "action": 0.1,
+        "host_training": 5.0,
+        "shadow_passes": 1.0,
+        "evaluation": 2.0,
+        "policy_forward": 0.5,
+        "ppo_update": 1.0,
+        "telemetry": 0.2,
+    }
+    ops = {"WAIT": 3, "GERMINATE": 1}
+    record = RoundEvent(60.0, 80.0, 79.5, 120.0, ops, timing)
+    sink.write(Event.wrap(record, context(), epoch=0))
+    line = console.export_text().strip().splitlines()[-1]
+    assert line.endswith("10.0s tr50 sh10 ev20 pol5 ppo10%"), line
+    for short in ("(tr)", "(sh)", "(ev)", "(pol)", "(ppo)"):
+        assert short in ROUND_LINE_LEGEND

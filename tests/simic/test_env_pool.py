@@ -9,16 +9,18 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 from same_training import assert_same_training, trained
 
-from esper.leyline import FactoredAction
+from esper.leyline import FactoredAction, Op, Tempo
 from esper.nissa import MemorySink, TelemetryHub
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import (
     EnvPool,
     LocalEnvPool,
     StepResult,
+    VmapEnvPool,
     build_pool,
     env_config_for,
     lockstep,
@@ -27,7 +29,7 @@ from esper.simic.environment import MorphogeneticEnv
 from esper.simic.trainer import VectorizedTrainer
 from esper.tamiyo.features import Observation
 from esper.tolaria import get_task
-from esper.tolaria.data import DataSplits
+from esper.tolaria.data import DataSplits, Split
 
 CONFIG = TrainingConfig.preset("digits").with_overrides(
     {"n_envs": 3, "episode_length": 4, "rounds": 2, "seed": 9}
@@ -118,3 +120,59 @@ def test_the_local_pool_plays_submitted_steps_in_order_and_refuses_mixups(
         pool.reset([1, 2])
     assert [pool.next_result()[0] for _ in range(2)] == [1, 0]
     assert [r.epoch for r in pool.step([FactoredAction.wait()] * 2)] == [2, 2]
+
+
+def _tiny(digits: DataSplits) -> DataSplits:
+    """128 training images: two batches an epoch, so float rounding cannot grow far."""
+    train = Split(digits.train.inputs[:128], digits.train.targets[:128])
+    return DataSplits(
+        train, digits.val, digits.test, digits.kind, digits.num_classes, digits.input_shape
+    )
+
+
+def test_the_vmap_pool_plays_the_local_pools_episodes(digits: DataSplits) -> None:
+    """Scripted actions on 3 envs (two alike, one apart): the same rewards, observations and
+    outcomes as stepping the envs in turn, to float tolerance (vmapped convolutions sum in
+    another order)."""
+    data, task = _tiny(digits), get_task("digits")
+    configs = [env_config_for(CONFIG, i) for i in range(3)]
+    pools = [
+        kind(lambda i: MorphogeneticEnv(task, data, configs[i]), 3)
+        for kind in (LocalEnvPool, VmapEnvPool)
+    ]
+    germinate = FactoredAction.germinate("r0c1", "conv_light", tempo=Tempo.FAST)
+    advance = FactoredAction(Op.ADVANCE, slot="r0c1")
+    wait = FactoredAction.wait()
+    script = [[germinate, germinate, wait], [wait] * 3, [advance, advance, wait], [wait] * 3]
+    played = []
+    for pool in pools:
+        pool.reset([4, 5, 6])
+        played.append([pool.step(actions) for actions in script])
+    for local, vmapped in zip(*played, strict=True):
+        for a, b in zip(local, vmapped, strict=True):
+            assert b.reward == pytest.approx(a.reward, abs=1e-3)
+            assert np.allclose(a.observation.features, b.observation.features, atol=1e-3)
+            assert (a.terminated, a.epoch, a.timing.keys()) == (
+                b.terminated,
+                b.epoch,
+                b.timing.keys(),
+            )
+            assert (a.outcome is None) == (b.outcome is None)
+    assert played[1][-1][0].outcome.grown == ("conv_light@r0c1",)
+
+
+def test_the_vmap_pool_hands_back_steps_in_submission_order(digits: DataSplits) -> None:
+    task = get_task("digits")
+    configs = [env_config_for(CONFIG, i) for i in range(3)]
+    pool = VmapEnvPool(lambda i: MorphogeneticEnv(task, _tiny(digits), configs[i]), 3)
+    pool.reset([1, 2, 3])
+    with pytest.raises(ValueError, match="without a step in flight"):
+        pool.next_result()
+    for env in (2, 0, 1):
+        pool.submit(env, FactoredAction.wait())
+    with pytest.raises(ValueError, match="env 0 already has a step in flight"):
+        pool.submit(0, FactoredAction.wait())
+    first = pool.next_result()[0]
+    pool.submit(first, FactoredAction.wait())  # the next batch starts while this one drains
+    assert [pool.next_result()[0] for _ in range(3)] == [0, 1, 2]
+    assert [r.epoch for r in pool.step([FactoredAction.wait()] * 3)] == [2, 2, 3]

@@ -388,15 +388,30 @@ ROUND_LINE_LEGEND = (
     "(WAIT, GERMINATE, ADVANCE, SET_ALPHA_TARGET, FOSSILIZE, PRUNE); H = normalized entropy of "
     "the op head (1 = uniform); kl = approximate KL of the update (the one early stopping "
     "reads); clip = fraction of clipped ratios; EV = explained variance of the critic; last: "
-    "the round's wall time and the PPO update's share of it"
+    "the round's time summed over its phases and the share (%) of host training (tr), the "
+    "invisible seeds' shadow passes (sh), validation with counterfactuals (ev), the policy's "
+    "forwards (pol) and the PPO update (ppo); env phases are summed over envs, on a GPU timed "
+    "with CUDA events"
 )
+
+# The phases of a round's `timing_s` the line shows, and their short names.
+_PHASES = {
+    "host_training": "tr",
+    "shadow_passes": "sh",
+    "evaluation": "ev",
+    "policy_forward": "pol",
+    "ppo_update": "ppo",
+}
 
 
 def _round_line(record: dict[str, Any], update: dict[str, Any] | None) -> Text:
     p = record["payload"]
     ops = " ".join(f"{_OP_LETTERS.get(k, k)}{v}" for k, v in p["op_counts"].items())
     total = sum(p["timing_s"].values()) or 1.0
-    ppo_share = 100 * p["timing_s"].get("ppo_update", 0.0) / total
+    shares = " ".join(
+        f"{short}{100 * p['timing_s'].get(phase, 0.0) / total:.0f}"
+        for phase, short in _PHASES.items()
+    )
     health = "-"
     if update is not None:
         health = (
@@ -408,7 +423,7 @@ def _round_line(record: dict[str, Any], update: dict[str, Any] | None) -> Text:
         f"round {record['round']:4d} | ret {p['mean_return']:+7.2f} | "
         f"val {p['mean_val_accuracy']:4.1f} test {p['mean_test_accuracy']:4.1f}% | "
         f"+{p['mean_params_added']:.0f} params | {ops} | {health} | "
-        f"{total:.1f}s, ppo {ppo_share:.0f}%"
+        f"{total:.1f}s {shares}%"
     )
     return Text(line)
 

@@ -418,10 +418,11 @@ class Placement(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    backend: Literal["local", "process", "ray"] = _described(
+    backend: Literal["local", "vmap", "process", "ray"] = _described(
         "local",
-        "where envs run: local (this process, in turn), process (worker processes) or ray "
-        "(Ray actors, the ray extra); the same episodes everywhere",
+        "where envs run: local (this process, in turn), vmap (this process, the hosts of envs "
+        "of one structure trained as one vmapped step), process (worker processes) or ray (Ray "
+        "actors, the ray extra); the same episodes everywhere (vmap: to float tolerance)",
     )
     workers: int | None = _described(
         None,

@@ -26,6 +26,7 @@ from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.tamiyo.features import FeatureSpec, Observation
 from esper.tolaria import DataOptions, SessionOptions, get_task
 from esper.tolaria.data import DataSplits
+from esper.tolaria.grouped import Trained, train_epochs
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,13 @@ class InFlight:
             raise ValueError("next_result without a step in flight")
 
 
-def step_result(env: MorphogeneticEnv, action: FactoredAction) -> StepResult:
-    """Step one env and keep only what crosses a pool boundary."""
-    (_, reward, terminated, truncated, info), timing = env.timed_step(action)
+def step_result(env: MorphogeneticEnv, step: FactoredAction | Trained) -> StepResult:
+    """Step one env (or finish the step it `act`ed on, whose host training `step` is) and keep
+    only what crosses a pool boundary."""
+    if isinstance(step, FactoredAction):
+        (_, reward, terminated, truncated, info), timing = env.timed_step(step)
+    else:
+        (_, reward, terminated, truncated, info), timing = env.finish_step(step)
     return StepResult(
         observation=info["observation"],
         reward=float(reward),
@@ -173,6 +178,37 @@ class LocalEnvPool:
         self.envs.clear()
 
 
+class VmapEnvPool(LocalEnvPool):
+    """Envs in this process whose hosts train together: every step submitted when a result is
+    asked for runs as one batch, each env's action and boundary, then one epoch for all of them
+    with the envs of one model structure vmapped into a single forward/backward
+    (`esper.tolaria.grouped`), then each env's validation and reward. The results are handed
+    back in submission order, so a controller acting for each env as its step returns submits
+    the whole next batch before the next training runs."""
+
+    def __init__(self, make_env: Callable[[int], MorphogeneticEnv], n_envs: int) -> None:
+        super().__init__(make_env, n_envs)
+        self._done: deque[tuple[int, StepResult]] = deque()
+
+    def next_result(self) -> tuple[int, StepResult]:
+        self._in_flight.check_some()
+        if not self._done:
+            self._play_queued()
+        env, result = self._done.popleft()
+        self._in_flight.envs.discard(env)
+        return env, result
+
+    def _play_queued(self) -> None:
+        batch = list(self._queue)
+        self._queue.clear()
+        envs = [self.envs[env] for env, _ in batch]
+        for env, (_, action) in zip(envs, batch, strict=True):
+            env.act(action)
+        trained = train_epochs([env.session for env in envs])
+        for env, (index, _), epoch in zip(envs, batch, trained, strict=True):
+            self._done.append((index, step_result(env, epoch)))
+
+
 def env_config_for(config: EpisodeSettings, env_index: int) -> EnvConfig:
     """The env settings a run config implies for env `env_index` (its reward mode may differ
     from the others' for A/B inside one policy group)."""
@@ -197,8 +233,9 @@ def build_pool(config: TrainingConfig | HeuristicRunConfig, data: DataSplits) ->
     local backend; worker processes load the task's data themselves, once each."""
     task = get_task(config.task)
     configs = [env_config_for(config, i) for i in range(config.n_envs)]
-    if config.backend == "local":
-        return LocalEnvPool(lambda i: MorphogeneticEnv(task, data, configs[i]), config.n_envs)
+    if config.backend in ("local", "vmap"):
+        pool = LocalEnvPool if config.backend == "local" else VmapEnvPool
+        return pool(lambda i: MorphogeneticEnv(task, data, configs[i]), config.n_envs)
     from esper.simic.workers import ProcessEnvPool, default_workers
 
     options = DataOptions(config.data_dir, config.train_subset, download=False)

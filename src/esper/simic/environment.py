@@ -58,6 +58,7 @@ from esper.tamiyo.features import (
 from esper.tamiyo.tracker import SignalTracker
 from esper.tolaria import DataOptions, EpochResult, HostSession, SessionOptions, Task
 from esper.tolaria.data import DataSplits
+from esper.tolaria.grouped import Trained
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         self.episode_seed = 0
         self.pruned = 0  # seeds pruned this episode
         self.reward = config.reward.for_episode(0)  # this episode's rewards (its price)
+        self._acted: tuple[FactoredAction, list[LifecycleEvent], bool, float] | None = None
 
     # -- gymnasium API -------------------------------------------------------------------------
 
@@ -139,6 +141,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         self.reward = self.config.reward.for_episode(self.episode_seed)
         self.tracker.reset()
         self.epoch = 0
+        self._acted = None
         self.pruned = 0
         # Before any training the train-split figures are not measured; validation stands in.
         metrics = self.tracker.update(0, val.loss, val.accuracy, val.loss, val.accuracy)
@@ -150,14 +153,31 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.timed_step(action)[0]
 
     def timed_step(self, action: np.ndarray | FactoredAction) -> tuple[GymStep, dict[str, float]]:
-        """`step`, and the seconds it spent per phase (action, host_training, evaluation)."""
+        """`step`, and the seconds it spent per phase: action, host_training, shadow_passes and
+        evaluation (`EpochResult.timing`)."""
+        self.act(action)
+        return self.finish_step()
+
+    def act(self, action: np.ndarray | FactoredAction) -> None:
+        """The first half of a step: the action and the epoch boundary, up to host training.
+        `finish_step` completes it (`timed_step` is the two in a row; a vmapped pool trains
+        several envs' hosts between them)."""
         if self._state.epoch >= self.config.episode_length:
             raise RuntimeError("episode is over: call reset() first")
+        if self._acted is not None:
+            raise RuntimeError("act() twice: finish_step() first")
         chosen = action if isinstance(action, FactoredAction) else decode(self.feature_spec, action)
         started = time.perf_counter()
         chosen, events, is_illegal = self._execute(chosen)
-        acted = time.perf_counter()
-        result = self.session.train_and_evaluate()
+        self._acted = (chosen, events, is_illegal, time.perf_counter() - started)
+
+    def finish_step(self, trained: Trained | None = None) -> tuple[GymStep, dict[str, float]]:
+        """The rest of the step `act` began: this epoch's host training (or the one `trained`
+        ran for this env's session), validation, the reward and the observation."""
+        if self._acted is None:
+            raise RuntimeError("finish_step() without act()")
+        (chosen, events, is_illegal, action_s), self._acted = self._acted, None
+        result = self.session.train_and_evaluate(trained)
         events += result.events
         self.epoch += 1
         metrics = self._track(result)
@@ -175,9 +195,8 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         self.pruned += sum(e.to_stage == Stage.PRUNED for e in events)
         obs = self._observe(metrics)
         timing = {
-            "action": acted - started,
-            "host_training": result.train_s,
-            "evaluation": result.evaluate_s,
+            "action": action_s,
+            **result.timing,
         }
         info: dict[str, Any] = {
             "illegal_action": is_illegal,

@@ -19,6 +19,7 @@ from torch import Tensor
 from esper.kasmina import MorphogeneticModel
 from esper.leyline import Stage
 from esper.tolaria.seed_optimizer import SeedOptimizer
+from esper.tolaria.timing import PhaseClock
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class EvalStats:
         return self.accuracies[0]
 
 
-def _flat(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+def flat_logits(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     """(B, C) or (B, T, V) logits with (B,) or (B, T) targets -> (N, C), (N,)."""
     return logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
 
@@ -66,7 +67,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[Any]:
+def autocast_to(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[Any]:
     """Autocast to `dtype`; off, no context at all (a disabled autocast costs ~2 us a batch)."""
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype)
 
@@ -96,10 +97,10 @@ def _shadow_backward(
     """Gradients for seeds still invisible to the host, from their shadow passes: the loss with
     that seed blended in, differentiated with respect to that seed's parameters only. A shadow
     pass may take only the batch's first samples (`shadow_fraction`): its targets are those."""
-    with _autocast(y.device, amp):  # the shadow forwards run here, as the main one did
+    with autocast_to(y.device, amp):  # the shadow forwards run here, as the main one did
         outputs = model.shadow_outputs()
     for slot, output in outputs:
-        logits, targets = _flat(output.float(), y[: output.shape[0]])
+        logits, targets = flat_logits(output.float(), y[: output.shape[0]])
         params = slot.seed_parameters()
         loss = F.cross_entropy(logits, targets)
         grads = torch.autograd.grad(loss if scaler is None else scaler.scale(loss), params)
@@ -113,11 +114,13 @@ def train_epoch(
     batches: Iterable[tuple[Tensor, Tensor]],
     amp: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
+    clock: PhaseClock | None = None,
 ) -> TrainStats:
     """One pass of SGD over `batches` with cross-entropy; forwards autocast to `amp`, the loss
     and the metrics in fp32, the weights stay fp32. fp16 needs `scaler` (bf16 does not): the
     losses are scaled, the gradients unscaled before their norms are read and the step, and a
-    step whose gradients overflowed is skipped (`torch.amp.GradScaler`)."""
+    step whose gradients overflowed is skipped (`torch.amp.GradScaler`). `clock` times the
+    shadow passes as the phase "shadow_passes"."""
     if amp == torch.float16 and scaler is None:
         raise ValueError("fp16 training needs a GradScaler")
     model.train()
@@ -126,14 +129,17 @@ def train_epoch(
     correct = torch.zeros((), device=device, dtype=torch.int64)
     samples = 0
     norms: dict[str, Tensor] = {}
+    shadowing = any(slot.is_shadow_training for slot in model.seed_slots())  # fixed for the epoch
     for x, y in batches:
-        with _autocast(device, amp):
+        with autocast_to(device, amp):
             output = model(x)
-        logits, targets = _flat(output.float(), y)
+        logits, targets = flat_logits(output.float(), y)
         loss = F.cross_entropy(logits, targets)
         optimizer.zero_grad()
         (loss if scaler is None else scaler.scale(loss)).backward()  # type: ignore[no-untyped-call]
-        _shadow_backward(model, y, amp, scaler)
+        if shadowing:
+            with contextlib.nullcontext() if clock is None else clock.phase("shadow_passes"):
+                _shadow_backward(model, y, amp, scaler)
         if scaler is not None:
             scaler.unscale_(optimizer.optimizer)
         if not norms:
@@ -170,7 +176,7 @@ def evaluate(
     loss_sums: Tensor | None = None
     correct_parts: list[Tensor] = []
     for x, y in batches:
-        with _autocast(device, amp):
+        with autocast_to(device, amp):
             logits = model.fused_forward(x, configs).float()  # (K, B, ...)
         flat = logits.reshape(k, -1, logits.shape[-1])  # (K, N, C)
         targets = y.reshape(-1)

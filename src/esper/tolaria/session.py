@@ -8,7 +8,6 @@ Per step: `apply(action)` -> `boundary()` -> `train_and_evaluate()`.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,8 +26,10 @@ from esper.tolaria import counterfactual
 from esper.tolaria.data import DataSplits, Split, TensorLoader
 from esper.tolaria.engine import EvalStats, TrainStats, autocast_dtype, evaluate, train_epoch
 from esper.tolaria.governor import Governor, GovernorConfig
+from esper.tolaria.grouped import Trained, training_phases
 from esper.tolaria.seed_optimizer import OptimizerSettings, SeedOptimizer
 from esper.tolaria.tasks import Task
+from esper.tolaria.timing import PhaseClock
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,9 @@ class EpochResult:
     contributions: tuple[counterfactual.Contribution, ...]
     rollback_reason: str | None
     events: tuple[LifecycleEvent, ...]  # governor prunes, if any
-    train_s: float  # wall time of training (metrics are read back, so the device has synced)
-    evaluate_s: float  # wall time of the validation pass with counterfactuals
+    # seconds per phase (`PhaseClock`, disjoint): host_training, shadow_passes (the invisible
+    # seeds' share of training) and evaluation (the validation pass with counterfactuals)
+    timing: dict[str, float]
 
 
 class HostSession:
@@ -171,13 +173,23 @@ class HostSession:
         self.optimizer.sync()
         return events
 
-    def train_and_evaluate(self) -> EpochResult:
-        """One epoch of training, the governor's check, then validation with counterfactuals."""
+    def train(self) -> Trained:
+        """One epoch of host training: its statistics and the seconds of its phases,
+        "host_training" and within it "shadow_passes" (disjoint: the first excludes the second;
+        timed on the device, `PhaseClock`)."""
+        clock = PhaseClock(self.device)
+        with self._private_rng(), clock.phase("epoch"):  # dropout, where a host has it
+            train = train_epoch(
+                self.model, self.optimizer, self.train_loader, self.amp, self.scaler, clock
+            )
+        return train, training_phases(clock)
+
+    def train_and_evaluate(self, trained: Trained | None = None) -> EpochResult:
+        """One epoch of training (or the epoch `trained` ran for this session, e.g. in a vmapped
+        group: `esper.tolaria.grouped`), the governor's check, then validation with
+        counterfactuals."""
         model = self.model
-        started = time.perf_counter()
-        with self._private_rng():  # dropout, where a host has it
-            train = train_epoch(model, self.optimizer, self.train_loader, self.amp, self.scaler)
-        trained = time.perf_counter()
+        train, timing = self.train() if trained is None else trained
         model.end_epoch()
         for slot_id, ratio in train.gradient_ratios.items():
             # A seed gone NaN has NaN gradients: no signal it could learn from. Recorded as 0
@@ -192,19 +204,14 @@ class HostSession:
             events = self.governor.rollback(model, reason)
             self.optimizer.sync()
             self.optimizer.reset_state()
-        found = counterfactual.probes(model) if self.options.measure_counterfactual else []
-        val = evaluate(model, self.val_loader, [{}, *(p.config for p in found)], self.amp)
-        measured = counterfactual.contributions(found, val)
-        counterfactual.record(model, measured)
-        evaluated = time.perf_counter()
+        clock = PhaseClock(self.device)
+        with clock.phase("evaluation"):
+            found = counterfactual.probes(model) if self.options.measure_counterfactual else []
+            val = evaluate(model, self.val_loader, [{}, *(p.config for p in found)], self.amp)
+            measured = counterfactual.contributions(found, val)
+            counterfactual.record(model, measured)
         return EpochResult(
-            train,
-            val,
-            tuple(measured),
-            reason,
-            tuple(events),
-            trained - started,
-            evaluated - trained,
+            train, val, tuple(measured), reason, tuple(events), {**timing, **clock.seconds()}
         )
 
     def _in_memory_format(self) -> None:
