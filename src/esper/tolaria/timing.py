@@ -37,7 +37,7 @@ class PhaseClock:
             finally:
                 self._seconds[name] += time.perf_counter() - started
             return
-        start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+        start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))  # type: ignore[no-untyped-call]
         start.record(torch.cuda.current_stream(self.device))
         try:
             yield
