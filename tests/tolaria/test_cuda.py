@@ -1,18 +1,22 @@
 """The CUDA half of the GPU path (issue 12): run where a GPU is present, skipped elsewhere.
 
-- device-side augmentation equals the CPU augmentation for the same generator state;
+- device-side augmentation equals the CPU augmentation for the same generator state, and a
+  loader on the GPU (uint8 images normalized there, a pass's planned augmentation drawn once and
+  applied there) yields the CPU loader's batches for the same seed;
 - bf16 autocast on the GPU keeps fp32 weights and tracks the fp32 epoch;
 - `amp auto` picks bf16 where the GPU has it, else fp16.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 import torch
 
 from esper.kasmina import CNNHost, MorphogeneticModel
 from esper.tolaria import OptimizerSettings, SeedOptimizer, evaluate, train_epoch
-from esper.tolaria.data import random_crop_flip
+from esper.tolaria.data import CropFlip, PixelNormalization, Split, TensorLoader, random_crop_flip
 from esper.tolaria.engine import autocast_dtype
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -37,6 +41,37 @@ def test_augmentation_on_the_gpu_equals_the_cpus_for_the_same_generator() -> Non
     on_gpu = random_crop_flip(x.cuda(), torch.Generator().manual_seed(5), padding=4)
     assert on_gpu.device.type == "cuda"
     assert torch.equal(on_gpu.cpu(), on_cpu)
+
+
+class DrawsOn:
+    """A planned CropFlip that records where each batch's draws are when applied."""
+
+    def __init__(self) -> None:
+        self.crop_flip = CropFlip(padding=4)
+        self.devices: list[torch.device] = []
+
+    def draw(self, batch_sizes: Sequence[int], generator: torch.Generator) -> torch.Tensor:
+        return self.crop_flip.draw(batch_sizes, generator)
+
+    def apply(self, x: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        self.devices.append(draws.device)
+        return self.crop_flip.apply(x, draws)
+
+
+def test_a_gpu_loader_normalizes_and_augments_there_as_the_cpu_loader_does() -> None:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (300, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    norm = PixelNormalization(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
+    split = Split(images, torch.arange(300), norm)
+    on_cpu = TensorLoader(split, 128, shuffle=True, seed=3, augment=CropFlip(padding=4))
+    recording = DrawsOn()
+    on_gpu = TensorLoader(split, 128, shuffle=True, seed=3, augment=recording).to("cuda")
+    for _ in range(2):
+        for (x, y), (x_cpu, y_cpu) in zip(on_gpu, on_cpu, strict=True):
+            assert x.device.type == y.device.type == "cuda"
+            assert torch.equal(x.cpu(), x_cpu)
+            assert torch.equal(y.cpu(), y_cpu)
+    assert [d.type for d in recording.devices] == ["cuda"] * 6
 
 
 def test_amp_auto_picks_bf16_where_the_gpu_has_it() -> None:

@@ -15,7 +15,7 @@ from esper.tolaria.data import (
     load_stories,
     load_tinystories,
 )
-from esper.tolaria.data.tensor_loader import Augment
+from esper.tolaria.data.tensor_loader import Augment, PlannedAugment
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Task:
     episode_length: int  # host epochs per episode
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    augment: Augment | None = None
+    augment: Augment | PlannedAugment | None = None
     reads: frozenset[str] = frozenset()  # the DataOptions fields `load` honours
     channels_last: bool = False  # image host trained in channels_last on the CPU (faster there)
     shadow_fraction: float = 1.0  # of each training batch, the share a shadow pass takes

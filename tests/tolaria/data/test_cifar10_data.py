@@ -6,13 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from esper.tolaria.data import CIFAR10_MEAN, CIFAR10_STD, DataError, load_cifar10
+from esper.tolaria.data import (
+    CIFAR10_MEAN,
+    CIFAR10_NORMALIZATION,
+    CIFAR10_STD,
+    DataError,
+    load_cifar10,
+)
 
 
 def image_ids(inputs: torch.Tensor) -> list[int]:
-    """Undo the normalization of the first two bytes to recover each image's index."""
-    first = inputs[:, 0, 0, :2] * CIFAR10_STD[0] + CIFAR10_MEAN[0]
-    raw = torch.round(first * 255).long()
+    """Each image's index, which the fake folder writes into its first two bytes."""
+    raw = inputs[:, 0, 0, :2].long()
     return (raw[:, 0] * 256 + raw[:, 1]).tolist()
 
 
@@ -23,18 +28,24 @@ def test_reads_the_standard_folder_from_its_parent_or_itself(cifar_root: Path) -
     assert (len(from_parent.train), len(from_parent.val), len(from_parent.test)) == (90, 10, 20)
     assert from_parent.input_shape == (3, 32, 32)
     assert from_parent.num_classes == 10
-    assert from_parent.train.inputs.dtype == torch.float32
     assert from_parent.train.targets.dtype == torch.int64
 
 
-def test_pixels_are_normalized_with_the_cifar_channel_statistics(cifar_root: Path) -> None:
+def test_images_stay_uint8_and_normalize_bitwise_as_the_float_split_did(cifar_root: Path) -> None:
     data = load_cifar10(cifar_root, val_size=10)
     with (cifar_root / "cifar-10-batches-py" / "test_batch").open("rb") as file:
         raw = pickle.load(file, encoding="bytes")[b"data"].reshape(-1, 3, 32, 32)
+    assert data.test.inputs.dtype == torch.uint8
+    assert torch.equal(data.test.inputs, torch.from_numpy(raw))
+    assert data.test.normalization == CIFAR10_NORMALIZATION
+    # the float32 split the loader built before images stayed uint8, in its op order
     mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
-    expected = (torch.from_numpy(raw).float() / 255 - mean) / std
-    assert torch.allclose(data.test.inputs, expected, atol=1e-6)
+    expected = (torch.from_numpy(raw).float() / 255.0 - mean) / std
+    normalized = data.test.normalized()
+    assert normalized.inputs.dtype == torch.float32
+    assert torch.equal(normalized.inputs, expected)
+    assert torch.equal(normalized.targets, data.test.targets)
     assert data.test.targets.tolist() == [i % 10 for i in range(1000, 1020)]
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from esper.tolaria.data import DataError, DataSplits, Split, stratified_order
+from esper.tolaria.data import DataError, DataSplits, PixelNormalization, Split, stratified_order
 
 
 def test_stratified_order_is_a_seeded_permutation() -> None:
@@ -57,3 +57,31 @@ def test_inconsistent_splits_are_rejected(overrides: dict[str, object], message:
 def test_split_needs_one_target_per_input() -> None:
     with pytest.raises(DataError, match="same number of samples"):
         Split(torch.zeros(4, 3), torch.zeros(5))
+
+
+NORM = PixelNormalization(mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.25))
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (torch.zeros(4, 3, 2, 2), "uint8 images"),
+        (torch.zeros(4, 3, dtype=torch.uint8), "uint8 images"),
+        (torch.zeros(4, 1, 2, 2, dtype=torch.uint8), "1 channels, the normalization 3"),
+    ],
+)
+def test_a_normalization_needs_uint8_images_with_its_channels(
+    inputs: torch.Tensor, message: str
+) -> None:
+    with pytest.raises(DataError, match=message):
+        Split(inputs, torch.zeros(4, dtype=torch.int64), NORM)
+
+
+def test_a_normalized_split_gives_its_float_inputs_and_keeps_its_normalization_when_moved() -> None:
+    images = torch.randint(0, 256, (4, 3, 2, 2), dtype=torch.uint8)
+    split = Split(images, torch.arange(4), NORM)
+    assert torch.equal(split.normalized().inputs, NORM(images))
+    assert split.normalized().normalization is None
+    assert split.to("cpu").normalization == NORM
+    plain = Split(torch.zeros(4, 1), torch.arange(4))
+    assert plain.normalized() is plain

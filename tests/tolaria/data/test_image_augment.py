@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from esper.tolaria.data import cifar_augment, crop_flip, random_crop_flip
+from esper.tolaria.data import CropFlip, PlannedAugment, cifar_augment, crop_flip, random_crop_flip
 
 
 def crop_flip_reference(
@@ -57,6 +57,33 @@ def test_without_padding_only_flips_happen() -> None:
 def test_cifar_augment_keeps_the_image_shape() -> None:
     x = torch.randn(4, 3, 32, 32)
     assert cifar_augment(x, torch.Generator().manual_seed(0)).shape == (4, 3, 32, 32)
+    assert isinstance(cifar_augment, PlannedAugment)
+    assert cifar_augment == CropFlip(padding=4)
+
+
+def test_a_pass_drawn_up_front_equals_drawing_batch_by_batch() -> None:
+    """The plan's draws, sliced per batch, give `random_crop_flip`'s images bitwise and leave
+    the generator where it left it (so the next pass is the same too)."""
+    x = torch.randn(13, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    sizes = [5, 5, 3]
+    planned_generator, per_batch_generator = (torch.Generator().manual_seed(7) for _ in "ab")
+    plan = CropFlip(padding=2)
+    draws = plan.draw(sizes, planned_generator)
+    assert draws.shape == (13, 3)
+    assert draws.dtype == torch.int64
+    start = 0
+    for size in sizes:
+        batch = x[start : start + size]
+        expected = random_crop_flip(batch, per_batch_generator, padding=2)
+        assert torch.equal(plan.apply(batch, draws[start : start + size]), expected)
+        start += size
+    assert torch.equal(planned_generator.get_state(), per_batch_generator.get_state())
+
+
+def test_the_draws_are_offsets_in_range_and_flips() -> None:
+    draws = CropFlip(padding=3).draw([400], torch.Generator().manual_seed(0))
+    assert draws[:, :2].min() == 0 and draws[:, :2].max() == 6
+    assert set(draws[:, 2].tolist()) == {0, 1}
 
 
 @pytest.mark.parametrize(
@@ -65,3 +92,10 @@ def test_cifar_augment_keeps_the_image_shape() -> None:
 def test_bad_input_is_named(shape: tuple[int, ...], padding: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         random_crop_flip(torch.zeros(shape), torch.Generator(), padding=padding)
+
+
+def test_planned_augmentation_names_bad_input() -> None:
+    with pytest.raises(ValueError, match="padding"):
+        CropFlip(padding=True)
+    with pytest.raises(ValueError, match="B, C, H, W"):
+        CropFlip().apply(torch.zeros(3, 8, 8), torch.zeros(3, 3, dtype=torch.int64))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
+
+from esper.tolaria.data.normalization import PixelNormalization
 
 TASK_KINDS = ("classification", "language")
 
@@ -17,10 +19,15 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Split:
-    """One split held in memory: `inputs` (N, *input_shape) and `targets` (N,) or (N, T)."""
+    """One split held in memory: `inputs` (N, *input_shape) and `targets` (N,) or (N, T).
+
+    With a `normalization`, `inputs` are uint8 images (N, C, H, W) that the loader normalizes
+    batch by batch on their device; `normalized()` gives the float split they stand for.
+    """
 
     inputs: Tensor
     targets: Tensor
+    normalization: PixelNormalization | None = None
 
     def __post_init__(self) -> None:
         if self.inputs.shape[0] != self.targets.shape[0]:
@@ -28,9 +35,32 @@ class Split:
                 f"inputs and targets must have the same number of samples, got "
                 f"inputs {tuple(self.inputs.shape)} and targets {tuple(self.targets.shape)}"
             )
+        norm = self.normalization
+        if norm is None:
+            return
+        if self.inputs.dtype != torch.uint8 or self.inputs.dim() < 3:
+            raise DataError(
+                f"a normalization needs uint8 images (N, C, ...), got {self.inputs.dtype} inputs "
+                f"{tuple(self.inputs.shape)}"
+            )
+        if self.inputs.shape[1] != norm.channels:
+            raise DataError(
+                f"inputs have {self.inputs.shape[1]} channels, the normalization {norm.channels}"
+            )
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
+
+    def to(self, device: torch.device | str) -> Split:
+        """The split with its tensors on `device` (the normalization is device-free)."""
+        return replace(self, inputs=self.inputs.to(device), targets=self.targets.to(device))
+
+    def normalized(self) -> Split:
+        """The split with the inputs the model sees: stored images normalized to float32 (four
+        times their memory), or this split itself when it has no normalization."""
+        if self.normalization is None:
+            return self
+        return Split(self.normalization(self.inputs), self.targets)
 
 
 @dataclass(frozen=True)
