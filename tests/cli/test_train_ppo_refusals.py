@@ -10,7 +10,7 @@ from esper.cli.main import main
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
-        (["--task", "digits", "--compile"], "compile"),
+        (["--task", "digits", "--ab", "shaped,simplified"], "ab"),
     ],
 )
 def test_unbuilt_settings_are_refused_before_a_run_directory_exists(

@@ -116,6 +116,8 @@ _OVERRIDABLE = frozenset(
         "device",
         "threads",
         "amp",
+        "compile",
+        "compile_backend",
         "rent_weight",
         "param_budget",
     }
@@ -146,6 +148,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         settings.device,
         baseline=settings,
         amp=settings.amp,
+        compile=settings.compile_backend if settings.compile else None,
     )
     # Beside ppo checkpoints only what was asked overrides theirs; alone, the settings decide.
     wanted = asked if ppo_configs else settings.model_dump()

@@ -73,7 +73,7 @@ def check_device(device: str) -> None:
 
 def refuse_unbuilt(settings: EpisodeSettings, extra: dict[str, bool] | None = None) -> None:
     """Settings the config accepts but this version cannot honour yet: refuse, never ignore."""
-    unbuilt = {"compile": settings.compile, **(extra or {})}
+    unbuilt = dict(extra or {})
     named = [name for name, is_set in unbuilt.items() if is_set]
     if named:
         raise ValueError(f"not available yet: {', '.join(named)} (remove them from the config)")

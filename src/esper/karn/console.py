@@ -425,6 +425,8 @@ def _round_line(record: dict[str, Any], update: dict[str, Any] | None) -> Text:
         f"+{p['mean_params_added']:.0f} params | {ops} | {health} | "
         f"{total:.1f}s {shares}%"
     )
+    if p.get("compiled_graphs"):
+        line += f" | {p['compiled_graphs']} graphs compiled"
     return Text(line)
 
 

@@ -189,6 +189,7 @@ class RoundEvent:
     mean_params_added: float
     op_counts: dict[str, int]  # how often each op was chosen this round
     timing_s: dict[str, float]  # phase -> seconds
+    compiled_graphs: int = 0  # torch.compile graphs compiled this round (0: compile off)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from esper.leyline import LifecycleLimits, sort_slot_ids
@@ -158,7 +159,16 @@ class EpisodeSettings(BaseModel):
         "autocast host training and evaluation: bf16, fp16, auto (bf16 where the device has it, "
         "else fp16) or off; losses and metrics stay fp32",
     )
-    compile: bool = _described(False, "torch.compile the hosts")
+    compile: bool = _described(
+        False,
+        "torch.compile the hosts' training and evaluation forwards (recompiled as seeds change; "
+        "the graphs compiled are counted in the round events)",
+    )
+    compile_backend: Literal["inductor", "aot_eager", "eager"] = _described(
+        "inductor",
+        "the torch.compile backend with compile: inductor (generated kernels), aot_eager or "
+        "eager (tracing only: for debugging)",
+    )
     shadow_fraction: float | None = _described(
         None,
         "share of each training batch an invisible seed's shadow pass takes, in (0, 1]: less is "
@@ -447,6 +457,15 @@ class Placement(BaseModel):
     worker_gpus: float = _described(
         0.0, "GPUs each Ray actor asks for (fractions share a GPU)", ge=0, le=64
     )
+
+    @model_validator(mode="after")
+    def _vmap_runs_eager(self) -> Placement:
+        if self.backend == "vmap" and getattr(self, "compile", False):
+            raise ValueError(
+                "compile and backend vmap do not go together (vmapped groups run eager); use "
+                "backend local or process with compile"
+            )
+        return self
 
 
 class HeuristicRunConfig(EpisodeSettings, Placement):

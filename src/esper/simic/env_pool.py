@@ -40,6 +40,7 @@ class StepResult:
     timing: dict[str, float]  # phase -> seconds spent in the env
     epoch: int  # the host epoch this step trained (1 = the episode's first)
     events: tuple[Any, ...]  # telemetry payload records (`MorphogeneticEnv` info["events"])
+    compiled_graphs: int = 0  # torch.compile graphs this step compiled
 
 
 class EnvPool(Protocol):
@@ -130,6 +131,7 @@ def step_result(env: MorphogeneticEnv, step: FactoredAction | Trained) -> StepRe
         timing=timing,
         epoch=env.epoch,
         events=info["events"],
+        compiled_graphs=info["compiled_graphs"],
     )
 
 
@@ -222,6 +224,7 @@ def env_config_for(config: EpisodeSettings, env_index: int) -> EnvConfig:
             device=config.device,
             shadow_fraction=config.shadow_fraction,
             amp=config.amp,
+            compile=config.compile_backend if config.compile else None,
         ),
         illegal_action="raise",  # our controllers sample the conditional masks: one is a bug
         observe_budget=bool(config.param_budgets),

@@ -129,6 +129,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         self.pruned = 0  # seeds pruned this episode
         self.reward = config.reward.for_episode(0)  # this episode's rewards (its price)
         self._acted: tuple[FactoredAction, list[LifecycleEvent], bool, float] | None = None
+        self._graphs_seen = 0  # the session's compiled graphs already reported by a step
 
     # -- gymnasium API -------------------------------------------------------------------------
 
@@ -205,7 +206,9 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             "reward_terms": reward.terms,
             "action": chosen,
             "events": self._events(events, result, metrics, chosen, reward.terms, reward.total),
+            "compiled_graphs": self.session.compiled_graphs - self._graphs_seen,
         }
+        self._graphs_seen = self.session.compiled_graphs
         if terminated:
             info["outcome"] = self.outcome()
         return (obs.features, reward.total, terminated, False, info), timing

@@ -40,6 +40,7 @@ class RoundSummary:
     op_counts: dict[str, int]
     update: UpdateMetrics
     timing_s: dict[str, float]
+    compiled_graphs: int = 0  # torch.compile graphs the envs compiled this round
 
 
 class VectorizedTrainer:
@@ -87,7 +88,7 @@ class VectorizedTrainer:
 
     def run_round(self) -> RoundSummary:
         timing: defaultdict[str, float] = defaultdict(float)
-        buffer, returns_sum, outcomes, ops = self.collect(timing)
+        buffer, returns_sum, outcomes, ops, compiled = self.collect(timing)
         started = time.perf_counter()
         advantages, returns = gae(
             buffer.rewards,
@@ -123,6 +124,7 @@ class VectorizedTrainer:
             dict(ops),
             update,
             dict(timing),
+            compiled,
         )
         started = time.perf_counter()
         self._emit(summary)
@@ -145,7 +147,7 @@ class VectorizedTrainer:
 
     def collect(
         self, timing: defaultdict[str, float]
-    ) -> tuple[RolloutBuffer, list[float], list[EpisodeOutcome], Counter[str]]:
+    ) -> tuple[RolloutBuffer, list[float], list[EpisodeOutcome], Counter[str], int]:
         """Play one episode in every env; store exactly what the policy saw and did.
 
         Each env is acted for as soon as its step comes back (`EnvPool.next_result`), so no
@@ -153,6 +155,8 @@ class VectorizedTrainer:
         env's own LSTM state and sampling generator (drawn from `sample_generator` at the
         round's start), so what an env is given does not depend on the order steps finish in:
         every backend plays the same episodes. Telemetry goes out in (step, env) order.
+        Returns the buffer, each env's return, the outcomes, the ops chosen and the number of
+        graphs the envs compiled (with `compile`).
         """
         pool, spec = self.pool, self.pool.feature_spec
         n, steps = pool.n_envs, self.config.resolved_episode_length()
@@ -170,6 +174,7 @@ class VectorizedTrainer:
         returns = [0.0] * n
         outcomes: list[EpisodeOutcome | None] = [None] * n
         ops: Counter[str] = Counter()
+        compiled = 0
         telemetry = _InOrder(n, self._emit_step)
 
         def act(env: int, observation: Observation) -> None:
@@ -212,6 +217,7 @@ class VectorizedTrainer:
             returns[env] += result.reward
             for phase, seconds in result.timing.items():
                 timing[phase] += seconds
+            compiled += result.compiled_graphs
             if result.outcome is not None:
                 outcomes[env] = result.outcome
             telemetry.add(env, result)
@@ -219,7 +225,7 @@ class VectorizedTrainer:
         assert buffer is not None and all(o is not None for o in outcomes)
         if not bool(buffer.dones[-1].all()):
             raise RuntimeError("every env must terminate on the episode's last step")
-        return buffer, returns, [o for o in outcomes if o is not None], ops
+        return buffer, returns, [o for o in outcomes if o is not None], ops, compiled
 
     def _denormalize(self, values: torch.Tensor) -> torch.Tensor:
         mean, std = float(self.return_normalizer.mean[0]), float(self.return_normalizer.std[0])
@@ -271,6 +277,7 @@ class VectorizedTrainer:
                 mean_params_added=float(np.mean([o.params_added for o in outcomes])),
                 op_counts={op.name: summary.op_counts.get(op.name, 0) for op in Op},
                 timing_s=summary.timing_s,
+                compiled_graphs=summary.compiled_graphs,
             ),
             context,
             epoch,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -115,12 +115,14 @@ def train_epoch(
     amp: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
     clock: PhaseClock | None = None,
+    forward: Callable[[MorphogeneticModel, Tensor], Tensor] | None = None,
 ) -> TrainStats:
     """One pass of SGD over `batches` with cross-entropy; forwards autocast to `amp`, the loss
     and the metrics in fp32, the weights stay fp32. fp16 needs `scaler` (bf16 does not): the
     losses are scaled, the gradients unscaled before their norms are read and the step, and a
     step whose gradients overflowed is skipped (`torch.amp.GradScaler`). `clock` times the
-    shadow passes as the phase "shadow_passes"."""
+    shadow passes as the phase "shadow_passes"; `forward(model, x)` replaces `model(x)` (a
+    compiled one: `esper.tolaria.compiling`)."""
     if amp == torch.float16 and scaler is None:
         raise ValueError("fp16 training needs a GradScaler")
     model.train()
@@ -132,7 +134,7 @@ def train_epoch(
     shadowing = any(slot.is_shadow_training for slot in model.seed_slots())  # fixed for the epoch
     for x, y in batches:
         with autocast_to(device, amp):
-            output = model(x)
+            output = model(x) if forward is None else forward(model, x)
         logits, targets = flat_logits(output.float(), y)
         loss = F.cross_entropy(logits, targets)
         optimizer.zero_grad()
@@ -167,9 +169,11 @@ def evaluate(
     batches: Iterable[tuple[Tensor, Tensor]],
     configs: Sequence[Mapping[str, float]] = ({},),
     amp: torch.dtype | None = None,
+    fused_forward: Callable[..., Tensor] | None = None,
 ) -> EvalStats:
     """Evaluate K alpha configurations in one fused pass per batch (see `fused_forward`), the
-    forward autocast to `amp`, losses and counts in fp32."""
+    forward autocast to `amp`, losses and counts in fp32. `fused_forward(model, x, configs)`
+    replaces `model.fused_forward(x, configs)` (a compiled one)."""
     model.eval()
     device = next(model.parameters()).device
     k = len(configs)
@@ -177,7 +181,12 @@ def evaluate(
     correct_parts: list[Tensor] = []
     for x, y in batches:
         with autocast_to(device, amp):
-            logits = model.fused_forward(x, configs).float()  # (K, B, ...)
+            fused = (
+                model.fused_forward(x, configs)
+                if fused_forward is None
+                else fused_forward(model, x, configs)
+            )
+            logits = fused.float()  # (K, B, ...)
         flat = logits.reshape(k, -1, logits.shape[-1])  # (K, N, C)
         targets = y.reshape(-1)
         per_config = (

@@ -8,7 +8,7 @@ Per step: `apply(action)` -> `boundary()` -> `train_and_evaluate()`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -23,6 +23,7 @@ from esper.leyline import (
     Op,
 )
 from esper.tolaria import counterfactual
+from esper.tolaria.compiling import COMPILES, compiled_forwards
 from esper.tolaria.data import DataSplits, Split, TensorLoader
 from esper.tolaria.engine import EvalStats, TrainStats, autocast_dtype, evaluate, train_epoch
 from esper.tolaria.governor import Governor, GovernorConfig
@@ -49,6 +50,9 @@ class SessionOptions:
     # autocast for host training and evaluation: "off", "auto", "bf16" or "fp16"
     # (`engine.autocast_dtype`)
     amp: str = "off"
+    # torch.compile backend for the training and evaluation forwards (None: eager;
+    # `esper.tolaria.compiling`)
+    compile: str | None = None
 
 
 def memory_format(task: Task, data: DataSplits, options: SessionOptions) -> torch.memory_format:
@@ -84,6 +88,8 @@ class HostSession:
         self.memory_format = memory_format(task, data, options)
         self.amp = autocast_dtype(options.amp, self.device)
         self.scaler: torch.amp.GradScaler | None = None  # fp16 only, one per episode (reset)
+        self.forwards = None if options.compile is None else compiled_forwards(options.compile)
+        self.compiled_graphs = 0  # graphs compiled for this session's calls, all episodes
         self.shadow_fraction = (
             task.shadow_fraction if options.shadow_fraction is None else options.shadow_fraction
         )
@@ -155,7 +161,18 @@ class HostSession:
         )
         self.governor = Governor(self.data.chance_loss, self.options.governor)
         self.governor.snapshot(self._model)
-        return evaluate(self._model, self.val_loader, amp=self.amp)
+        return self._evaluate(self.val_loader)
+
+    def _evaluate(
+        self, loader: TensorLoader, configs: Sequence[Mapping[str, float]] = ({},)
+    ) -> EvalStats:
+        if self.forwards is None:
+            return evaluate(self.model, loader, configs, self.amp)
+        graphs = COMPILES.graphs
+        try:
+            return evaluate(self.model, loader, configs, self.amp, self.forwards[1])
+        finally:
+            self.compiled_graphs += COMPILES.graphs - graphs
 
     def apply(self, action: FactoredAction) -> list[LifecycleEvent]:
         """Execute the controller's action (raises IllegalActionError if it is illegal)."""
@@ -178,10 +195,18 @@ class HostSession:
         "host_training" and within it "shadow_passes" (disjoint: the first excludes the second;
         timed on the device, `PhaseClock`)."""
         clock = PhaseClock(self.device)
+        graphs = COMPILES.graphs
         with self._private_rng(), clock.phase("epoch"):  # dropout, where a host has it
             train = train_epoch(
-                self.model, self.optimizer, self.train_loader, self.amp, self.scaler, clock
+                self.model,
+                self.optimizer,
+                self.train_loader,
+                self.amp,
+                self.scaler,
+                clock,
+                None if self.forwards is None else self.forwards[0],
             )
+        self.compiled_graphs += COMPILES.graphs - graphs
         return train, training_phases(clock)
 
     def train_and_evaluate(self, trained: Trained | None = None) -> EpochResult:
@@ -207,7 +232,8 @@ class HostSession:
         clock = PhaseClock(self.device)
         with clock.phase("evaluation"):
             found = counterfactual.probes(model) if self.options.measure_counterfactual else []
-            val = evaluate(model, self.val_loader, [{}, *(p.config for p in found)], self.amp)
+            configs = [{}, *(p.config for p in found)]
+            val = self._evaluate(self.val_loader, configs)
             measured = counterfactual.contributions(found, val)
             counterfactual.record(model, measured)
         return EpochResult(
@@ -232,4 +258,4 @@ class HostSession:
 
     def test_accuracy(self) -> float:
         """Accuracy on the test split (episode outcomes only; never a decision or a reward)."""
-        return evaluate(self.model, self.test_loader, amp=self.amp).accuracy
+        return self._evaluate(self.test_loader).accuracy

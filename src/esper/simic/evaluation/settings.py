@@ -8,7 +8,8 @@ What the command line may override, and why:
   in it is the same), `download` because fetching missing files is this machine's business, and
   `train_subset` to evaluate on purpose on another training split. A data option that is not
   overridden comes from the checkpoints, which must then agree on it.
-- device and precision (`amp`): where and how we evaluate, never where or how it trained.
+- device, precision (`amp`) and compilation: where and how we evaluate, never where or how it
+  trained.
 Rewards may differ between checkpoints (they change what a controller wanted, not what happens in
 an episode): see `with_reward_of`. One reward setting may be overridden for all: the parameter
 price (`rent_weight`), to evaluate every controller at one price (a controller trained over
@@ -41,6 +42,7 @@ def evaluation_env_config(
     device: str = "cpu",
     baseline: EpisodeSettings | None = None,
     amp: str = "off",
+    compile: str | None = None,
 ) -> EnvConfig:
     """The env every controller is evaluated in: the setting the ppo checkpoints were trained in
     (episode length, slots, lifecycle, and the first one's rewards), else a default training
@@ -51,6 +53,8 @@ def evaluation_env_config(
         episode_length: overrides the episode length (None: the training config's).
         device: where the hosts train during evaluation.
         amp: their autocast precision during evaluation (`SessionOptions.amp`).
+        compile: the torch.compile backend for their forwards, None: eager
+            (`SessionOptions.compile`).
         baseline: the episode settings when no ppo controller brings its own (default: the
             settings of a default training config for `task`).
 
@@ -65,12 +69,12 @@ def evaluation_env_config(
                 f"checkpoint trained on {task!r}"
             )
     settings = {
-        label: _placed(env_config_for(config, 0), device, amp)
+        label: _placed(env_config_for(config, 0), device, amp, compile)
         for label, config in ppo_configs.items()
     }
     if not settings:
         requested = baseline if baseline is not None else TrainingConfig(task=task)
-        settings = {"default": _placed(env_config_for(requested, 0), device, amp)}
+        settings = {"default": _placed(env_config_for(requested, 0), device, amp, compile)}
     (first_label, first), *others = settings.items()
     for label, other in others:
         differing = [
@@ -109,8 +113,9 @@ def with_budget(config: EnvConfig, budget: int | None) -> EnvConfig:
     return replace(config, session=replace(config.session, limits=limits))
 
 
-def _placed(config: EnvConfig, device: str, amp: str) -> EnvConfig:
-    return replace(config, session=replace(config.session, device=device, amp=amp))
+def _placed(config: EnvConfig, device: str, amp: str, compile: str | None) -> EnvConfig:
+    session = replace(config.session, device=device, amp=amp, compile=compile)
+    return replace(config, session=session)
 
 
 def evaluation_data_options(
