@@ -157,7 +157,8 @@ def train_group(
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     lrs = {n: lr_of.get(id(p)) for n, p in named[0].items()}
     settings = sessions[0].optimizer.settings
-    params = {n: torch.stack([m[n].detach() for m in named]) for n in names}
+    # Stacks in the default memory format: vmap cannot clone in channels_last (GroupNorm does).
+    params = {n: torch.stack([m[n].detach() for m in named]).contiguous() for n in names}
     velocity = {
         n: torch.stack(
             [
@@ -210,7 +211,7 @@ def train_group(
     norms: dict[str, Tensor] = {}
     try:
         for batches in zip(*(s.train_loader for s in sessions), strict=True):
-            x = torch.stack([b[0] for b in batches])
+            x = torch.stack([b[0] for b in batches]).contiguous()
             y = torch.stack([b[1] for b in batches])
             grads, (loss, correct, inputs) = main_step(params, x, y)
             if shadows:
