@@ -68,5 +68,5 @@ def test_graphs_are_counted_and_a_seen_structure_is_not_compiled_again(tiny: Dat
 
 
 def test_an_unknown_backend_is_named() -> None:
-    with pytest.raises(ValueError, match="unknown compile backend 'fast'.*inductor"):
+    with pytest.raises(ValueError, match=r"unknown compile backend 'fast'.*inductor"):
         compiled_forwards("fast")

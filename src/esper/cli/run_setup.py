@@ -87,6 +87,8 @@ def check_data_dir(settings: EpisodeSettings) -> None:
 def load_data(settings: EpisodeSettings) -> tuple[Task, DataSplits]:
     """The task and its data splits, after the device and data folder were checked."""
     check_device(settings.device)
+    for device in getattr(settings, "devices", None) or ():  # a run's placement (process)
+        check_device(device)
     check_data_dir(settings)
     task = get_task(settings.task)
     options = DataOptions(settings.data_dir, settings.train_subset, settings.download)

@@ -441,6 +441,13 @@ class Placement(BaseModel):
         ge=1,
         le=_MAX_ENVS,
     )
+    devices: tuple[str, ...] | None = _described(
+        None,
+        "devices to spread the envs over, comma-separated (cuda:0,cuda:1): worker k trains its "
+        "envs on the k-th mod their count; backend process only (none: every env on device)",
+        min_length=1,
+        max_length=64,
+    )
     worker_deadline_s: float = _described(
         900.0,
         "seconds a worker may take for one env step before it is replaced (process and ray)",
@@ -457,6 +464,36 @@ class Placement(BaseModel):
     worker_gpus: float = _described(
         0.0, "GPUs each Ray actor asks for (fractions share a GPU)", ge=0, le=64
     )
+
+    @field_validator("devices", mode="before")
+    @classmethod
+    def _comma_separated_devices(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(","))
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _cuda_devices(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        bad = [d for d in value if re.fullmatch(r"cuda:(0|[1-9][0-9]*)", d) is None]
+        if bad:
+            raise ValueError(f"devices must be cuda:N, got {', '.join(map(repr, bad))}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"devices are named twice in {','.join(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _devices_need_workers(self) -> Placement:
+        if self.devices is not None and self.backend != "process":
+            raise ValueError(
+                f"devices spreads envs over worker processes: it needs backend process, not "
+                f"{self.backend}"
+            )
+        if self.devices is not None and getattr(self, "device", "cuda").split(":")[0] != "cuda":
+            raise ValueError("devices are GPUs: set device cuda with them")
+        return self
 
     @model_validator(mode="after")
     def _vmap_runs_eager(self) -> Placement:

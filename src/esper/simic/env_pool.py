@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from esper.kasmina import gate_profile
@@ -231,6 +231,19 @@ def env_config_for(config: EpisodeSettings, env_index: int) -> EnvConfig:
     )
 
 
+def spread_over(
+    configs: Sequence[EnvConfig], devices: Sequence[str], workers: int
+) -> list[EnvConfig]:
+    """The env configs with env i on the device of its worker (i mod W, `worker_specs`): worker
+    k's envs train on devices[k mod D], so every worker uses one device and the devices share
+    the workers evenly."""
+    w = min(workers, len(configs))
+    return [
+        replace(c, session=replace(c.session, device=devices[(i % w) % len(devices)]))
+        for i, c in enumerate(configs)
+    ]
+
+
 def build_pool(config: TrainingConfig | HeuristicRunConfig, data: DataSplits) -> EnvPool:
     """The env pool `config.backend` names, one env per `config.n_envs`. `data` serves the
     local backend; worker processes load the task's data themselves, once each."""
@@ -243,11 +256,14 @@ def build_pool(config: TrainingConfig | HeuristicRunConfig, data: DataSplits) ->
 
     options = DataOptions(config.data_dir, config.train_subset, download=False)
     if config.backend == "process":
+        workers = config.workers or default_workers(config.n_envs)
+        if config.devices is not None:
+            configs = spread_over(configs, config.devices, workers)
         return ProcessEnvPool(
             config.task,
             options,
             configs,
-            config.workers or default_workers(config.n_envs),
+            workers,
             threads=config.threads,
             deadline_s=config.worker_deadline_s,
             device=config.device,
