@@ -12,17 +12,20 @@ this runs), read by the cifar10 task's own loader, with the cifar10 host:
   common case of an episode). Envs stepped in turn in one process (`local`), vmapped in one
   process (`vmap`: one forward/backward per group of envs of one structure; `--plan mixed`
   plants three blueprints, so three groups) and in worker processes sharing the device
-  (`process`), for N in `--sizes`; with AMP off and bf16; and `local` with torch.compile on.
+  (`process`), for N in `--sizes`; with AMP off and bf16; and `local` with torch.compile on
+(inductor, and aot_eager: traced graphs run on aten's kernels).
 
 Every case warms up first (two steps: the seed is planted, then passes G1 into TRAINING; with
 compile, the graphs compile then) and times `--steps` further steps. Reported: the median
-[min, max] seconds of a step (all N envs), env-steps/s = N / step, and the ratio of one env's
-step to the plain epoch at the same precision. A case whose estimate (its backend's last
+[min, max] seconds of a step (all N envs), env-steps/s = N / step, that rate over the same
+backend's at N = 1 and over `local`'s at the same N, and the ratio of one env's step to the
+plain epoch at the same precision. A case whose estimate (its backend's last
 measured step, scaled by N) would exceed what is left of `--budget-s` is skipped and says so;
 the budget keeps a run under 8 minutes.
 
 Usage: python benchmarks/gpu.py [--device cuda] [--images 6000] [--sizes 1,4,16,64]
            [--backends local,vmap,process] [--amp off,bf16] [--compile-sizes 1] [--steps 3]
+           [--compile-backends inductor,aot_eager]
            [--plan same|mixed] [--budget-s 420] [--workers N]
 """
 
@@ -147,7 +150,9 @@ def main() -> None:
     parser.add_argument("--backends", default="local,vmap,process")
     parser.add_argument("--amp", default="off,bf16", help="precisions, comma-separated")
     parser.add_argument("--compile-sizes", default="1", help="N to time local+compile at")
-    parser.add_argument("--compile-backend", default="inductor")
+    parser.add_argument(
+        "--compile-backends", default="inductor,aot_eager", help="torch.compile backends to time"
+    )
     parser.add_argument("--steps", type=int, default=3, help="timed steps per case")
     parser.add_argument("--plan", choices=("same", "mixed"), default="same")
     parser.add_argument("--budget-s", type=float, default=420.0)
@@ -183,17 +188,21 @@ def main() -> None:
             plain[amp] = statistics.median(times)
             print(f"plain loop, amp {amp:<4} | epoch {spread(times)} s", flush=True)
 
-        cases = [(b, n, amp, False) for amp in precisions for b in backends for n in sizes]
-        cases += [("local", n, "off", True) for n in compile_sizes]
-        per_env: dict[tuple[str, str, bool], float] = {}  # last step / N, per backend setting
+        compilers = [c for c in args.compile_backends.split(",") if c]
+        cases: list[tuple[str, int, str, str | None]] = [
+            (b, n, amp, None) for amp in precisions for b in backends for n in sizes
+        ]
+        cases += [("local", n, "off", c) for c in compilers for n in compile_sizes]
+        per_env: dict[tuple[str, str, str | None], float] = {}  # last step / N, per backend setting
+        rates: dict[tuple[str, int, str, str | None], float] = {}  # env-steps/s per case
         print(
-            f"{'backend':<8} {'N':>3} {'amp':<4} {'compile':<7} | step s (median [min, max]) "
-            f"| env-steps/s | 1 env's step / plain epoch"
+            f"{'backend':<8} {'N':>3} {'amp':<4} {'compile':<9} | step s (median [min, max]) "
+            f"| env-steps/s | x its N=1 | x local | 1 env's step / plain epoch"
         )
         for backend, n, amp, compiled in cases:
             key = (backend, amp, compiled)
-            estimate = per_env.get(key, per_env.get(("local", amp, False), 0.0)) * n
-            label = f"{backend:<8} {n:>3} {amp:<4} {'on' if compiled else 'off':<7}"
+            estimate = per_env.get(key, per_env.get(("local", amp, None), 0.0)) * n
+            label = f"{backend:<8} {n:>3} {amp:<4} {compiled or 'off':<9}"
             if estimate * (args.steps + 1) > left():
                 print(
                     f"{label} | skipped: ~{estimate * (args.steps + 1):.0f} s, {left():.0f} s left"
@@ -207,8 +216,8 @@ def main() -> None:
                     "backend": backend,
                     "workers": args.workers if args.workers else None,
                     "amp": amp,
-                    "compile": compiled,
-                    "compile_backend": args.compile_backend,
+                    "compile": compiled is not None,
+                    "compile_backend": compiled or "inductor",
                     "episode_length": args.steps + 3,
                 }
             )
@@ -219,11 +228,19 @@ def main() -> None:
                 case.close()
             step = statistics.median(times)
             per_env[key] = step / n
+            rate = rates[(backend, n, amp, compiled)] = n / step
+            one = rates.get((backend, 1, amp, compiled))
+            local = rates.get(("local", n, amp, None))
+            scaling = f"{rate / one:9.2f}" if one else f"{'-':>9}"
+            versus = f"{rate / local:7.2f}" if local else f"{'-':>7}"
             ratio = f"{step / plain[amp]:.2f}x" if n == 1 and amp in plain else "-"
             extra = f" | warm-up {case.warm_up_s:.1f} s" if compiled else ""
             if compiled:
                 extra += f", {case.compiled} graphs compiled while timed"
-            print(f"{label} | {spread(times)} | {n / step:11.2f} | {ratio}{extra}", flush=True)
+            print(
+                f"{label} | {spread(times)} | {rate:11.2f} | {scaling} | {versus} | {ratio}{extra}",
+                flush=True,
+            )
     print(f"total {time.perf_counter() - started:.0f} s")
 
 
