@@ -197,6 +197,25 @@ def test_fused_forward_equals_separate_forwards_transformer() -> None:
             assert (fused[k] - _separate_forward(model, idx, config)).abs().max() <= 1e-5
 
 
+def test_a_fused_pass_makes_its_alpha_columns_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each batch of a fused pass built its alpha column from a Python list: a host-to-device
+    copy per batch and slot, which on a GPU waits for the stream (issue 12: no sync inside an
+    epoch). Batches of one shape now reuse the column; the results are unchanged."""
+    model = MorphogeneticModel(trained_cnn_host())
+    _grow_three_seeds(model, ["conv_light", "attention", "bottleneck"])
+    model.eval()
+    configs = _configs(model)
+    x = torch.randn(16, 1, 8, 8)
+    with torch.no_grad():
+        first = model.fused_forward(x, configs)
+        made = []
+        real = torch.tensor
+        monkeypatch.setattr(torch, "tensor", lambda *a, **k: made.append(a) or real(*a, **k))
+        again = [model.fused_forward(x, configs) for _ in range(3)]
+    assert made == []  # every column came from the first pass
+    assert all(torch.equal(first, a) for a in again)
+
+
 def test_fused_forward_refuses_train_mode_and_unknown_slots() -> None:
     model = MorphogeneticModel(trained_cnn_host())
     with pytest.raises(RuntimeError, match="eval"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +26,9 @@ from esper.leyline import (
     Stage,
     Tempo,
 )
+
+
+_ALPHA_COLUMNS_KEPT = 16  # a pass needs one or two (its batches and a smaller last one)
 
 
 def shadow_rows(batch: int, fraction: float) -> int:
@@ -104,6 +108,8 @@ class SeedSlot(nn.Module):
         self.measured = SeedMeasurements()
         self.shadow_input: Tensor | None = None
         self.shadow_fraction = shadow_fraction  # of each training batch the shadow pass takes
+        # fused-pass alpha columns by (alphas, rows, dtype, device, dims): `_alpha_column`
+        self._alpha_columns: dict[tuple[Any, ...], Tensor] = {}
 
     @property
     def alpha(self) -> float:
@@ -212,8 +218,7 @@ class SeedSlot(nn.Module):
         shown = [i for i, a in enumerate(config_alphas) if a != 0]
         if not shown:
             return h
-        alpha = torch.tensor([config_alphas[i] for i in shown], dtype=h.dtype, device=h.device)
-        alpha = alpha.repeat_interleave(h.shape[0] // k).view(-1, *([1] * (h.dim() - 1)))
+        alpha = self._alpha_column(tuple(config_alphas[i] for i in shown), h.shape[0] // k, h)
         if len(shown) == k:
             return self._blend(h, alpha)
         blocks = list(h.chunk(k))  # K x (B, ...)
@@ -221,6 +226,26 @@ class SeedSlot(nn.Module):
         for i, block in zip(shown, blended.chunk(len(shown)), strict=True):
             blocks[i] = block
         return torch.cat(blocks)
+
+    def _alpha_column(self, alphas: tuple[float, ...], rows: int, like: Tensor) -> Tensor:
+        """Each of `alphas` repeated `rows` times, shaped to broadcast against `like`'s batch.
+
+        Made once per alphas and batch shape and kept: building it copies from the host, and on
+        a GPU a copy from pageable memory waits for the stream, so one per batch would sync the
+        evaluation pass at every batch. (Traced by torch.compile, it is made in the graph.)
+        """
+        if torch.compiler.is_compiling():
+            column = torch.tensor(alphas, dtype=like.dtype, device=like.device)
+            return column.repeat_interleave(rows).view(-1, *([1] * (like.dim() - 1)))
+        key = (alphas, rows, like.dtype, like.device, like.dim())
+        column = self._alpha_columns.get(key)
+        if column is None:
+            if len(self._alpha_columns) >= _ALPHA_COLUMNS_KEPT:
+                self._alpha_columns.clear()
+            column = torch.tensor(alphas, dtype=like.dtype, device=like.device)
+            column = column.repeat_interleave(rows).view(-1, *([1] * (like.dim() - 1)))
+            self._alpha_columns[key] = column
+        return column
 
     def _blend(self, h: Tensor, alpha: Tensor | float) -> Tensor:
         assert self.seed is not None and self.blend_op is not None
