@@ -27,7 +27,6 @@ from esper.leyline import (
     Tempo,
 )
 
-
 _ALPHA_COLUMNS_KEPT = 16  # a pass needs one or two (its batches and a smaller last one)
 
 
@@ -238,14 +237,14 @@ class SeedSlot(nn.Module):
             column = torch.tensor(alphas, dtype=like.dtype, device=like.device)
             return column.repeat_interleave(rows).view(-1, *([1] * (like.dim() - 1)))
         key = (alphas, rows, like.dtype, like.device, like.dim())
-        column = self._alpha_columns.get(key)
-        if column is None:
+        kept = self._alpha_columns.get(key)
+        if kept is None:
             if len(self._alpha_columns) >= _ALPHA_COLUMNS_KEPT:
                 self._alpha_columns.clear()
             column = torch.tensor(alphas, dtype=like.dtype, device=like.device)
-            column = column.repeat_interleave(rows).view(-1, *([1] * (like.dim() - 1)))
-            self._alpha_columns[key] = column
-        return column
+            kept = column.repeat_interleave(rows).view(-1, *([1] * (like.dim() - 1)))
+            self._alpha_columns[key] = kept
+        return kept
 
     def _blend(self, h: Tensor, alpha: Tensor | float) -> Tensor:
         assert self.seed is not None and self.blend_op is not None
