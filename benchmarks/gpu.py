@@ -189,10 +189,12 @@ def main() -> None:
             print(f"plain loop, amp {amp:<4} | epoch {spread(times)} s", flush=True)
 
         compilers = [c for c in args.compile_backends.split(",") if c]
-        cases: list[tuple[str, int, str, str | None]] = [
-            (b, n, amp, None) for amp in precisions for b in backends for n in sizes
-        ]
-        cases += [("local", n, "off", c) for c in compilers for n in compile_sizes]
+        # Breadth first, cheapest N first, so a budget that runs out leaves the largest N out,
+        # not a whole precision or backend.
+        cases: list[tuple[str, int, str, str | None]] = []
+        for n in sizes:
+            cases += [(b, n, amp, None) for amp in precisions for b in backends]
+            cases += [("local", n, "off", c) for c in compilers if n in compile_sizes]
         per_env: dict[tuple[str, str, str | None], float] = {}  # last step / N, per backend setting
         rates: dict[tuple[str, int, str, str | None], float] = {}  # env-steps/s per case
         print(
