@@ -9,27 +9,17 @@ import contextlib
 
 import pytest
 import torch
+from lifecycle_script import LIFECYCLE, tiny_digits
 
-from esper.leyline import BlendOp, Curve, FactoredAction, IllegalActionError, Op, Tempo
+from esper.leyline import FactoredAction, IllegalActionError
 from esper.tolaria import HostSession, SessionOptions, get_task
 from esper.tolaria.compiling import COMPILES, compiled_forwards, structure
-from esper.tolaria.data import DataSplits, Split, load_digits
-
-PLAN = {
-    0: FactoredAction.germinate("r0c0", "conv_light", tempo=Tempo.FAST),
-    1: FactoredAction.germinate("r0c1", "conv_light", blend=BlendOp.GATE, tempo=Tempo.FAST),
-    3: FactoredAction(Op.ADVANCE, slot="r0c0"),
-    4: FactoredAction(Op.ADVANCE, slot="r0c1"),
-    7: FactoredAction(Op.FOSSILIZE, slot="r0c0"),
-    8: FactoredAction(Op.PRUNE, slot="r0c1", tempo=Tempo.FAST, curve=Curve.LINEAR),
-}
+from esper.tolaria.data import DataSplits
 
 
 @pytest.fixture(scope="module")
 def tiny() -> DataSplits:
-    data = load_digits()
-    train = Split(data.train.inputs[:128], data.train.targets[:128])
-    return DataSplits(train, data.val, data.test, data.kind, data.num_classes, data.input_shape)
+    return tiny_digits()
 
 
 def test_compiled_sessions_track_eager_ones_through_the_lifecycle(tiny: DataSplits) -> None:
@@ -44,7 +34,7 @@ def test_compiled_sessions_track_eager_ones_through_the_lifecycle(tiny: DataSpli
     for epoch in range(11):
         for session in (eager, compiled):
             with contextlib.suppress(IllegalActionError):
-                session.apply(PLAN.get(epoch, FactoredAction.wait()))
+                session.apply(LIFECYCLE.get(epoch, FactoredAction.wait()))
             session.boundary()
         a, b = eager.train_and_evaluate(), compiled.train_and_evaluate()
         stages.add(structure(compiled.model))

@@ -6,24 +6,18 @@ import copy
 
 import pytest
 import torch
+from lifecycle_script import tiny_digits
 
 from esper.leyline import FactoredAction, Tempo
 from esper.tolaria import HostSession, SessionOptions, get_task
-from esper.tolaria.data import DataSplits, Split, load_digits
 from esper.tolaria.grouped import structure_key, train_epochs
 from esper.tolaria.timing import PhaseClock
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-def _tiny() -> DataSplits:
-    data = load_digits()
-    train = Split(data.train.inputs[:128], data.train.targets[:128])
-    return DataSplits(train, data.val, data.test, data.kind, data.num_classes, data.input_shape)
-
-
 def test_a_group_on_the_gpu_equals_separate_models_on_the_gpu() -> None:
-    data, options = _tiny(), SessionOptions(device="cuda")
+    data, options = tiny_digits(), SessionOptions(device="cuda")
     sessions = [HostSession(get_task("digits"), data, options) for _ in range(3)]
     for seed, session in enumerate(sessions):
         session.reset(seed)

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 
 import pytest
 import torch
+from lifecycle_script import LIFECYCLE, tiny_digits
 
 from esper.kasmina import CNNHost
-from esper.leyline import BlendOp, Curve, FactoredAction, IllegalActionError, Op, Stage, Tempo
+from esper.leyline import FactoredAction, IllegalActionError, Op, Stage, Tempo
 from esper.tolaria import HostSession, SessionOptions, TrainStats, get_task
-from esper.tolaria.data import DataSplits, Split, load_digits
+from esper.tolaria.data import DataSplits, load_digits
 from esper.tolaria.grouped import structure_key, train_epochs, train_group
 from esper.tolaria.tasks import Task
 
@@ -28,10 +29,7 @@ TOLERANCE = 1e-5
 
 @pytest.fixture(scope="module")
 def tiny() -> DataSplits:
-    """digits with 128 training images: an epoch is two batches of 64."""
-    data = load_digits()
-    train = Split(data.train.inputs[:128], data.train.targets[:128])
-    return DataSplits(train, data.val, data.test, data.kind, data.num_classes, data.input_shape)
+    return tiny_digits()
 
 
 def _sessions(
@@ -83,22 +81,12 @@ def _compare_epoch(sessions: list[HostSession]) -> int:
     return groups
 
 
-PLAN = {  # epoch -> action: every stage a seed passes, in both blend kinds that add modules
-    0: FactoredAction.germinate("r0c0", "conv_light", tempo=Tempo.FAST),
-    1: FactoredAction.germinate("r0c1", "conv_light", blend=BlendOp.GATE, tempo=Tempo.FAST),
-    3: FactoredAction(Op.ADVANCE, slot="r0c0"),
-    4: FactoredAction(Op.ADVANCE, slot="r0c1"),
-    7: FactoredAction(Op.FOSSILIZE, slot="r0c0"),
-    8: FactoredAction(Op.PRUNE, slot="r0c1", tempo=Tempo.FAST, curve=Curve.LINEAR),
-}
-
-
 def test_a_group_equals_separate_models_through_the_whole_lifecycle(tiny: DataSplits) -> None:
     sessions = _sessions(tiny, [0, 1, 2])
     seen: set[Stage] = set()
     for epoch in range(12):
         for session in sessions:
-            _act(session, PLAN.get(epoch, FactoredAction.wait()))
+            _act(session, LIFECYCLE.get(epoch, FactoredAction.wait()))
         for slot in sessions[0].model.seed_slots():
             seen.add(slot.stage)
         assert _compare_epoch(sessions) == 1  # the same plan keeps the three in one group
