@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,ray
+EXTRAS ?= dev,ray,tensorboard
 LOCK ?= requirements.lock
 LATEST_VENV ?= .venv-latest
 

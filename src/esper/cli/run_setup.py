@@ -4,6 +4,7 @@ run that fails while it is being set up leaves no directory behind."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
 import time
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 
 from esper.karn.console import ConsoleSink
+from esper.karn.tensorboard import TENSORBOARD_DIR, TensorBoardSink, summary_writer_class
 from esper.leyline import EventContext, RunEndEvent, RunStartEvent
 from esper.nissa import (
     CHECKPOINTS_DIR,
@@ -107,6 +109,11 @@ def add_run_dir_flags(group: Any, command: str) -> None:
         help=f"run directory RUNS_DIR/NAME (default: RUNS_DIR/<date>-<time>-{command}-<task>)",
     )
     group.add_argument("--no-live", action="store_true", help="plain lines, no live display")
+    group.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard scalars under RUN_DIR/tensorboard/ (the tensorboard extra)",
+    )
 
 
 @dataclass
@@ -152,21 +159,38 @@ def new_run_dir(runs_dir: Path, name: str | None, default_name: str) -> Iterator
         raise
 
 
+def check_tensorboard(args: argparse.Namespace) -> None:
+    """With --tensorboard, the package must be there before a run directory is made."""
+    if getattr(args, "tensorboard", False):
+        summary_writer_class()
+
+
+def tensorboard_sink(
+    args: argparse.Namespace, run_dir: Path, resume_round: int | None = None
+) -> TensorBoardSink | None:
+    if not getattr(args, "tensorboard", False):
+        return None
+    return TensorBoardSink(run_dir / TENSORBOARD_DIR, resume_round)
+
+
 def open_telemetry(
     run_dir: Path,
     level: TelemetryLevel,
     is_live: bool,
     log_lifecycle: bool = True,
     events: JsonlSink | None = None,
+    tensorboard: TensorBoardSink | None = None,
 ) -> TelemetryHub:
-    """events.jsonl in the run directory (`events`, else a plain `JsonlSink`) plus the console
-    (live only on a terminal). In a run telemetry never stops training: a bad event is dropped
-    and counted, a failing sink retried (tests set ESPER_TELEMETRY_STRICT=1, so there the same
-    bug raises)."""
+    """events.jsonl in the run directory (`events`, else a plain `JsonlSink`), the console
+    (live only on a terminal), and TensorBoard's files where asked (`tensorboard`). In a run
+    telemetry never stops training: a bad event is dropped and counted, a failing sink retried
+    (tests set ESPER_TELEMETRY_STRICT=1, so there the same bug raises)."""
     sinks: list[Sink] = [
         events if events is not None else JsonlSink(run_dir / EVENTS_FILE),
         ConsoleSink(live=None if is_live else False, log_lifecycle=log_lifecycle),
     ]
+    if tensorboard is not None:
+        sinks.append(tensorboard)
     return TelemetryHub(sinks, level=level, strict=False)
 
 

@@ -15,11 +15,13 @@ from rich.console import Console
 from esper.cli.arguments import apply_threads
 from esper.cli.run_setup import (
     add_run_dir_flags,
+    check_tensorboard,
     load_data,
     new_run_dir,
     open_telemetry,
     recorded_run,
     refuse_unbuilt,
+    tensorboard_sink,
 )
 from esper.cli.settings import add_settings_flags, add_source_flags, resolve_settings
 from esper.leyline import EventContext, RunStartEvent
@@ -52,10 +54,16 @@ def run_heuristic(args: argparse.Namespace) -> int:
     config = resolve_settings(args, HeuristicRunConfig)
     refuse_unbuilt(config)
     apply_threads(config.threads)
+    check_tensorboard(args)
     task, data = load_data(config)  # checked before a run directory exists
     with new_run_dir(args.runs_dir, args.name, f"heuristic-{config.task}") as run:
         write_config(run.path, config.to_json_dict())
-        hub = open_telemetry(run.path, parse_level(config.telemetry), is_live=not args.no_live)
+        hub = open_telemetry(
+            run.path,
+            parse_level(config.telemetry),
+            is_live=not args.no_live,
+            tensorboard=tensorboard_sink(args, run.path),
+        )
         try:
             context = EventContext(run=run.path.name, group="heuristic")
             pool = build_pool(config, data)

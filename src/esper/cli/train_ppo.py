@@ -21,11 +21,13 @@ from esper.cli.arguments import apply_threads
 from esper.cli.run_setup import (
     NewRunDir,
     add_run_dir_flags,
+    check_tensorboard,
     load_data,
     new_run_dir,
     open_telemetry,
     recorded_run,
     refuse_unbuilt,
+    tensorboard_sink,
 )
 from esper.cli.settings import (
     add_settings_flags,
@@ -168,6 +170,7 @@ def check_round(summary: RoundSummary, trainer: VectorizedTrainer) -> None:
 
 
 def run_ppo(args: argparse.Namespace) -> int:
+    check_tensorboard(args)
     if args.resume is not None:
         run_dir: Path = args.resume
         if not run_dir.is_dir():
@@ -232,6 +235,9 @@ def _run_rounds(
         is_live=not args.no_live,
         log_lifecycle=False,
         events=log,
+        tensorboard=tensorboard_sink(
+            args, run_dir, trainer.round if args.resume is not None else None
+        ),
     )
     trainer.hub = hub
     is_new = trainer.round == 0 and not (run_dir / CHECKPOINTS_DIR / LATEST).exists()
