@@ -113,8 +113,9 @@ def comparable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if event["type"] in PROCESS_RECORDS:
             continue
         event = {k: v for k, v in event.items() if k not in ("time", "run")}
-        if event["type"] == "round":
-            event["payload"] = {k: v for k, v in event["payload"].items() if k != "timing_s"}
+        if event["type"] in ("round", "episode"):  # their wall times
+            dropped = ("timing_s", "wall_time_s")
+            event["payload"] = {k: v for k, v in event["payload"].items() if k not in dropped}
         kept.append(event)
     return kept
 

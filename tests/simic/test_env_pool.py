@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from same_training import assert_same_training, trained
+from same_training import assert_same_training, trained, without_wall_times
 
 from esper.leyline import FactoredAction, Op, Tempo
 from esper.nissa import MemorySink, TelemetryHub
@@ -77,11 +77,7 @@ def scrambled_training(digits: DataSplits, seed: int) -> tuple[Any, list[int]]:
     pool = Scrambled(build_pool(CONFIG, digits), seed)
     trainer = VectorizedTrainer(CONFIG, pool, TelemetryHub([sink]))
     outcomes = [trainer.run_round().outcomes for _ in range(CONFIG.rounds)]
-    events = [
-        {k: v for k, v in e.to_dict().items() if k != "time"}
-        for e in sink.events
-        if e.type != "round"
-    ]
+    events = [without_wall_times(e.to_dict()) for e in sink.events if e.type != "round"]
     return (trainer.network.state_dict(), outcomes, events), pool.order
 
 

@@ -189,6 +189,7 @@ class ConsoleSink:
         self._rows: dict[int, _EnvRow] = {}
         self._episodes: list[dict[str, Any]] = []  # `episode` payloads, in arrival order
         self._rounds: list[dict[str, Any]] = []  # `round` payloads (PPO runs)
+        self._rounds_planned = 0  # a PPO run's rounds (run_start); 0: a run of episodes
         self._last_update: dict[str, Any] | None = None  # the latest `ppo_update` payload
         self._progress = Progress(
             TextColumn("{task.description}"),
@@ -233,6 +234,7 @@ class ConsoleSink:
     def _on_run_start(self, record: dict[str, Any]) -> None:
         payload = record["payload"]
         rounds, episodes, envs = payload.get("rounds", 0), payload["episodes"], payload["envs"]
+        self._rounds_planned = rounds
         # A PPO run advances its progress once per round, a heuristic run once per episode.
         self._progress.reset(self._task, total=rounds or episodes)
         self._progress.update(self._task, description="rounds" if rounds else "episodes")
@@ -258,6 +260,8 @@ class ConsoleSink:
         row.episode_reward += payload["reward"]
 
     def _on_episode(self, record: dict[str, Any]) -> None:
+        if self._rounds_planned:  # a PPO round's episodes: its round line sums them up
+            return
         payload = record["payload"]
         self._episodes.append(payload)
         self._progress.advance(self._task)

@@ -7,7 +7,7 @@ so TensorBoard overlays the arms of a run, and several runs pointed at together.
   explained variance, gradient norm, entropy per head, the entropy coefficient and learning rate);
 - per episode, in the subfolder `episodes` (step = the episode's index in the run: round x envs
   + env for PPO, the episode number for a heuristic run): `episode/*` (return, final validation
-  accuracy, parameters added, and test accuracy where the run reports one per episode).
+  and test accuracy, parameters added), from the run's `episode` events.
 
 A resumed run starts its writers with `purge_step` at the round it resumes from, so scalars a
 killed round wrote before its checkpoint are hidden, as its events are cut from events.jsonl.
@@ -15,7 +15,6 @@ killed round wrote before its checkpoint are hidden, as its events are cut from 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,6 @@ from esper.leyline.events import Event
 
 TENSORBOARD_DIR = "tensorboard"
 _EPISODES = "episodes"
-
-
-def _task_episode_length(run_start: dict[str, Any]) -> int | None:
-    from esper.tolaria.tasks import TASKS
-
-    task = TASKS.get(run_start["task"])
-    return task.episode_length if task is not None else None
 
 
 class TensorBoardMissing(ValueError):
@@ -61,11 +53,7 @@ class TensorBoardSink:
         self.root = Path(root)
         self.resume_round = resume_round
         self._writers: dict[tuple[str, str], Any] = {}
-        self._n_envs = 1
-        self._episode_length: int | None = None
-        # per (arm, round, env) of a PPO run: the episode's return so far, its last epoch event
-        self._returns: defaultdict[tuple[str, int, int], float] = defaultdict(float)
-        self._epochs: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self._n_envs = 1  # a PPO round's episodes (run_start): steps of the episode writers
 
     def _writer(self, arm: str, kind: str = "") -> Any:
         key = (arm, kind)
@@ -81,13 +69,6 @@ class TensorBoardSink:
         arm, payload = event.group or "main", event.payload
         if event.type == "run_start":
             self._n_envs = max(1, int(payload["envs"]))
-            length = payload["config"].get("episode_length") or _task_episode_length(payload)
-            is_ppo = int(payload.get("rounds", 0)) > 0
-            self._episode_length = int(length) if is_ppo and length else None
-        elif event.type == "epoch" and self._episode_length is not None:
-            self._epochs[(arm, event.round, event.env)] = event.payload
-        elif event.type == "reward" and self._episode_length is not None:
-            self._on_reward(arm, event, float(payload["total"]))
         elif event.type == "episode":
             self._on_episode(arm, payload)
         elif event.type == "ppo_update":
@@ -95,28 +76,11 @@ class TensorBoardSink:
         elif event.type == "round":
             self._on_round(arm, event.round, payload)
 
-    def _on_reward(self, arm: str, event: Event, reward: float) -> None:
-        """A PPO step's reward (after its `epoch` event): at an episode's last step, the
-        episode's scalars (heuristic runs have `episode` events instead)."""
-        key = (arm, event.round, event.env)
-        self._returns[key] += reward
-        epoch = self._epochs.pop(key, None)
-        if epoch is None or epoch["metrics"]["epoch"] != self._episode_length:
-            return
-        step = event.round * self._n_envs + event.env
-        writer = self._writer(arm, _EPISODES)
-        writer.add_scalar("episode/return", self._returns.pop(key), step)
-        writer.add_scalar("episode/val_accuracy", epoch["metrics"]["val_accuracy"], step)
-        writer.add_scalar("episode/params_added", epoch["seed_params"], step)
-
     def _on_episode(self, arm: str, payload: dict[str, Any]) -> None:
         outcome, step = payload["outcome"], int(payload["episode"])
         writer = self._writer(arm, _EPISODES)
-        for name in ("test_accuracy", "val_accuracy", "params_added"):
-            writer.add_scalar(f"episode/{name}", outcome[name], step)
-        if "episode_return" in outcome:
-            writer.add_scalar("episode/return", outcome["episode_return"], step)
-        writer.flush()
+        for name in ("episode_return", "test_accuracy", "val_accuracy", "params_added"):
+            writer.add_scalar(f"episode/{name.removeprefix('episode_')}", outcome[name], step)
 
     def _on_update(self, arm: str, step: int, payload: dict[str, Any]) -> None:
         writer = self._writer(arm)

@@ -12,13 +12,20 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from esper.leyline import EpisodeOutcome, EventContext, Op, PPOUpdateEvent, RoundEvent
+from esper.leyline import (
+    EpisodeEvent,
+    EpisodeOutcome,
+    EventContext,
+    Op,
+    PPOUpdateEvent,
+    RoundEvent,
+)
 from esper.nissa import TelemetryHub
 from esper.simic.advantages import gae, group_relative
 from esper.simic.config import TRAINING_SEED_LIMIT, TrainingConfig
@@ -32,6 +39,17 @@ from esper.tamiyo.features import Observation
 from esper.tamiyo.policy_network import PolicyNetwork
 
 
+class Collected(NamedTuple):
+    """One round's episodes, as `VectorizedTrainer.collect` played them (per env where a list)."""
+
+    buffer: RolloutBuffer
+    returns: list[float]
+    outcomes: list[EpisodeOutcome]  # with their `episode_return`
+    ops: Counter[str]  # how often each op was chosen
+    compiled_graphs: int  # torch.compile graphs the envs compiled (with `compile`)
+    seconds: list[float]  # seconds each env's steps took in the env
+
+
 @dataclass(frozen=True)
 class RoundSummary:
     round: int
@@ -41,6 +59,8 @@ class RoundSummary:
     update: UpdateMetrics
     timing_s: dict[str, float]
     compiled_graphs: int = 0  # torch.compile graphs the envs compiled this round
+    seeds: tuple[int, ...] = ()  # each env's episode seed
+    episode_s: tuple[float, ...] = ()  # seconds each env's steps took in the env
 
 
 class VectorizedTrainer:
@@ -88,7 +108,8 @@ class VectorizedTrainer:
 
     def run_round(self) -> RoundSummary:
         timing: defaultdict[str, float] = defaultdict(float)
-        buffer, returns_sum, outcomes, ops, compiled = self.collect(timing)
+        seeds = tuple(self.round_seeds(self.round))
+        buffer, returns_sum, outcomes, ops, compiled, seconds = self.collect(timing)
         started = time.perf_counter()
         advantages, returns = gae(
             buffer.rewards,
@@ -125,6 +146,8 @@ class VectorizedTrainer:
             update,
             dict(timing),
             compiled,
+            seeds,
+            tuple(seconds),
         )
         started = time.perf_counter()
         self._emit(summary)
@@ -145,9 +168,7 @@ class VectorizedTrainer:
             minibatch_envs=c.minibatch_envs,
         )
 
-    def collect(
-        self, timing: defaultdict[str, float]
-    ) -> tuple[RolloutBuffer, list[float], list[EpisodeOutcome], Counter[str], int]:
+    def collect(self, timing: defaultdict[str, float]) -> Collected:
         """Play one episode in every env; store exactly what the policy saw and did.
 
         Each env is acted for as soon as its step comes back (`EnvPool.next_result`), so no
@@ -155,8 +176,6 @@ class VectorizedTrainer:
         env's own LSTM state and sampling generator (drawn from `sample_generator` at the
         round's start), so what an env is given does not depend on the order steps finish in:
         every backend plays the same episodes. Telemetry goes out in (step, env) order.
-        Returns the buffer, each env's return, the outcomes, the ops chosen and the number of
-        graphs the envs compiled (with `compile`).
         """
         pool, spec = self.pool, self.pool.feature_spec
         n, steps = pool.n_envs, self.config.resolved_episode_length()
@@ -175,6 +194,7 @@ class VectorizedTrainer:
         outcomes: list[EpisodeOutcome | None] = [None] * n
         ops: Counter[str] = Counter()
         compiled = 0
+        seconds = [0.0] * n
         telemetry = _InOrder(n, self._emit_step)
 
         def act(env: int, observation: Observation) -> None:
@@ -215,8 +235,9 @@ class VectorizedTrainer:
             assert buffer is not None
             buffer.record_outcome(t, result.reward, float(result.terminated), env=env)
             returns[env] += result.reward
-            for phase, seconds in result.timing.items():
-                timing[phase] += seconds
+            for phase, spent in result.timing.items():
+                timing[phase] += spent
+            seconds[env] += sum(result.timing.values())
             compiled += result.compiled_graphs
             if result.outcome is not None:
                 outcomes[env] = result.outcome
@@ -225,7 +246,12 @@ class VectorizedTrainer:
         assert buffer is not None and all(o is not None for o in outcomes)
         if not bool(buffer.dones[-1].all()):
             raise RuntimeError("every env must terminate on the episode's last step")
-        return buffer, returns, [o for o in outcomes if o is not None], ops, compiled
+        finals = [
+            replace(o, episode_return=r)
+            for o, r in zip(outcomes, returns, strict=True)
+            if o is not None
+        ]
+        return Collected(buffer, returns, finals, ops, compiled, seconds)
 
     def _denormalize(self, values: torch.Tensor) -> torch.Tensor:
         mean, std = float(self.return_normalizer.mean[0]), float(self.return_normalizer.std[0])
@@ -269,6 +295,18 @@ class VectorizedTrainer:
             epoch,
         )
         outcomes = summary.outcomes
+        n = len(outcomes)
+        for env, outcome in enumerate(outcomes):  # before the round: what its line summarizes
+            episode = EpisodeEvent(
+                summary.round * n + env,
+                summary.seeds[env],
+                "ppo",
+                outcome,
+                outcome.growth_ratio,
+                summary.episode_s[env],
+            )
+            episode_context = EventContext(self.context.run, self.context.group, env, summary.round)
+            self.hub.emit_payload(episode, episode_context, epoch)
         self.hub.emit_payload(
             RoundEvent(
                 mean_return=summary.mean_return,
