@@ -31,4 +31,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee 
 "$python" -m pytest -q -p no:cacheprovider tests/tolaria/test_cuda.py \
     tests/tolaria/test_cuda_grouped.py tests/tolaria/test_grouped.py \
     tests/tolaria/test_timing.py tests/tolaria/test_compiling.py 2>&1 | tee "$out/cuda_tests.txt"
+tests=$?
 "$python" benchmarks/gpu.py --budget-s "${BUDGET_S:-400}" 2>&1 | tee "$out/gpu_benchmark.txt"
+benchmark=$?
+echo "tests exit $tests, benchmark exit $benchmark"
+[ "$tests" -eq 0 ] && [ "$benchmark" -eq 0 ]  # the call fails if either did

@@ -470,3 +470,13 @@ def test_lifecycle_limits_refuse_a_negative_or_a_doubled_budget() -> None:
         LifecycleLimits(param_budget=5, param_budgets=(10,))
     plain = LifecycleLimits(param_budget=5)
     assert plain.for_episode(3) is plain
+
+
+def test_vmap_refuses_what_it_would_run_one_by_one() -> None:
+    """fp16 envs never group (each scaler skips its own steps): `vmap` with fp16 was accepted
+    and quietly ran as `local`; with compile it would run eager."""
+    with pytest.raises(ConfigError, match="amp fp16 and backend vmap"):
+        TrainingConfig.validated({"backend": "vmap", "amp": "fp16"})
+    with pytest.raises(ConfigError, match="compile and backend vmap"):
+        TrainingConfig.validated({"backend": "vmap", "compile": True})
+    assert TrainingConfig.validated({"backend": "vmap", "amp": "bf16"}).backend == "vmap"

@@ -31,11 +31,34 @@ def test_each_worker_trains_on_one_device_and_the_devices_share_the_workers() ->
         ({"devices": "cuda:0", "backend": "process"}, "set device cuda"),
         ({"devices": "cuda", "backend": "process", "device": "cuda"}, "must be cuda:N"),
         ({"devices": "cuda:0,cuda:0", "backend": "process", "device": "cuda"}, "named twice"),
+        (
+            {
+                "devices": "cuda:0,cuda:1,cuda:2",
+                "backend": "process",
+                "device": "cuda",
+                "workers": 2,
+            },
+            "3 devices but only 2 workers",
+        ),
+        (
+            {"devices": "cuda:0,cuda:1", "backend": "process", "device": "cuda", "n_envs": 1},
+            "2 devices but only 1 workers",
+        ),
     ],
 )
 def test_devices_that_cannot_be_honoured_are_refused(settings: dict, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         TrainingConfig.validated(settings)
+
+
+def test_a_resume_on_another_backend_drops_the_devices() -> None:
+    from esper.cli.train_ppo import RESUME_MAY_CHANGE
+
+    assert "devices" in RESUME_MAY_CHANGE
+    trained = TrainingConfig(n_envs=4, device="cuda", backend="process", devices="cuda:0,cuda:1")
+    assert trained.updated({"backend": "local", "devices": None}).devices is None
+    with pytest.raises(ConfigError, match="needs backend process"):
+        trained.updated({"backend": "local"})  # what _resumed_config now avoids
 
 
 def test_a_gpu_the_machine_lacks_is_one_clear_error(

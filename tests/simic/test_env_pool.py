@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from same_training import assert_same_training, trained, without_wall_times
 
-from esper.leyline import FactoredAction, Op, Tempo
+from esper.leyline import FactoredAction, IllegalActionError, Op, Tempo
 from esper.nissa import MemorySink, TelemetryHub
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import (
@@ -172,3 +172,20 @@ def test_the_vmap_pool_hands_back_steps_in_submission_order(digits: DataSplits) 
     pool.submit(first, FactoredAction.wait())  # the next batch starts while this one drains
     assert [pool.next_result()[0] for _ in range(3)] == [0, 1, 2]
     assert [r.epoch for r in pool.step([FactoredAction.wait()] * 3)] == [2, 2, 3]
+
+
+def test_a_failed_batch_leaves_the_vmap_pool_usable(digits: DataSplits) -> None:
+    """An illegal action in one env of a batch left the env before it half-stepped: the next
+    result asked for raised IndexError and a reset said steps were in flight."""
+    task = get_task("digits")
+    configs = [env_config_for(CONFIG, i) for i in range(2)]
+    pool = VmapEnvPool(lambda i: MorphogeneticEnv(task, _tiny(digits), configs[i]), 2)
+    pool.reset([1, 2])
+    pool.submit(0, FactoredAction.wait())
+    pool.submit(1, FactoredAction(Op.ADVANCE, slot="r0c1"))  # nothing planted: illegal
+    with pytest.raises(IllegalActionError):
+        pool.next_result()
+    with pytest.raises(ValueError, match="without a step in flight"):
+        pool.next_result()
+    pool.reset([1, 2])
+    assert [r.epoch for r in pool.step([FactoredAction.wait()] * 2)] == [1, 1]

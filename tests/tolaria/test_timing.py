@@ -48,12 +48,17 @@ def test_an_epoch_reports_shadow_passes_only_while_a_seed_is_invisible() -> None
     assert shadowed["shadow_passes"] > 0 and shadowed["host_training"] > 0
 
 
-def test_a_vmapped_group_shares_its_phases_among_its_members() -> None:
+def test_a_vmapped_group_shares_its_phases_among_its_members(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     data = load_digits()
     sessions = [HostSession(get_task("digits"), data) for _ in range(2)]
     for seed, session in enumerate(sessions):
         session.reset(seed)
         session.apply(FactoredAction.germinate("r0c0", "conv_light"))
+    # the group's clock reads 10 s for the epoch, 4 of them shadow passes
+    monkeypatch.setattr(PhaseClock, "seconds", lambda self: {"epoch": 10.0, "shadow_passes": 4.0})
     (_, first), (_, second) = train_epochs(sessions)
-    assert first == second  # one group: each member is given half of its time
-    assert first["shadow_passes"] > 0 and first["host_training"] > 0
+    assert first == second == {"host_training": 3.0, "shadow_passes": 2.0}
+    first["host_training"] = 0.0
+    assert second["host_training"] == 3.0  # each member its own record

@@ -64,12 +64,13 @@ from esper.simic.workers import warm_up
 from esper.tolaria import Task
 from esper.tolaria.data import DataSplits
 
-# What a resume may change: how long the run goes on, and where its envs run (the backend
-# gives the same episodes, so the run stays the run it was).
+# What a resume may change: how long the run goes on, and where its envs run (every backend
+# gives the same episodes, so the run stays the run it was; vmap to float tolerance only).
 RESUME_MAY_CHANGE = (
     "rounds",
     "backend",
     "workers",
+    "devices",
     "worker_deadline_s",
     "ray_address",
     "worker_cpus",
@@ -144,6 +145,8 @@ def _resumed_config(args: argparse.Namespace) -> tuple[TrainingConfig, dict[str,
     rounds = asked.get("rounds", saved.rounds)
     done = checkpoint["trainer"]["round"]
     placement = {k: v for k, v in asked.items() if k in RESUME_MAY_CHANGE and k != "rounds"}
+    if placement.get("backend", "process") != "process" and "devices" not in placement:
+        placement["devices"] = None  # GPUs to spread worker processes over: none without them
     resumed = trained.updated({**placement, "rounds": rounds})
     if resumed.rounds < done:
         raise ValueError(

@@ -493,6 +493,13 @@ class Placement(BaseModel):
             )
         if self.devices is not None and getattr(self, "device", "cuda").split(":")[0] != "cuda":
             raise ValueError("devices are GPUs: set device cuda with them")
+        limits = [x for x in (self.workers, getattr(self, "n_envs", None)) if x is not None]
+        hosts = min(limits, default=None)  # at most this many workers can run
+        if self.devices is not None and hosts is not None and hosts < len(self.devices):
+            raise ValueError(
+                f"{len(self.devices)} devices but only {hosts} workers (envs) to put on them: "
+                "each worker trains on one device"
+            )
         return self
 
     @model_validator(mode="after")
@@ -501,6 +508,11 @@ class Placement(BaseModel):
             raise ValueError(
                 "compile and backend vmap do not go together (vmapped groups run eager); use "
                 "backend local or process with compile"
+            )
+        if self.backend == "vmap" and getattr(self, "amp", "off") == "fp16":
+            raise ValueError(
+                "amp fp16 and backend vmap do not go together (each env's gradient scaler "
+                "skips its own steps, so fp16 envs train one by one); use bf16 or backend local"
             )
         return self
 

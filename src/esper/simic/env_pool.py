@@ -204,11 +204,20 @@ class VmapEnvPool(LocalEnvPool):
         batch = list(self._queue)
         self._queue.clear()
         envs = [self.envs[env] for env, _ in batch]
-        for env, (_, action) in zip(envs, batch, strict=True):
-            env.act(action)
-        trained = train_epochs([env.session for env in envs])
-        for env, (index, _), epoch in zip(envs, batch, trained, strict=True):
-            self._done.append((index, step_result(env, epoch)))
+        try:
+            for env, (_, action) in zip(envs, batch, strict=True):
+                env.act(action)
+            trained = train_epochs([env.session for env in envs])
+            for env, (index, _), epoch in zip(envs, batch, trained, strict=True):
+                self._done.append((index, step_result(env, epoch)))
+        except BaseException:
+            # No step of the batch happened: the pool is as after a reset of these envs' steps
+            # (the episode itself is not resumable; the caller resets or gives up).
+            for env, (index, _) in zip(envs, batch, strict=True):
+                env.abandon_step()
+                self._in_flight.envs.discard(index)
+            self._done.clear()
+            raise
 
 
 def env_config_for(config: EpisodeSettings, env_index: int) -> EnvConfig:
@@ -238,6 +247,8 @@ def spread_over(
     k's envs train on devices[k mod D], so every worker uses one device and the devices share
     the workers evenly."""
     w = min(workers, len(configs))
+    if w < len(devices):
+        raise ValueError(f"{len(devices)} devices for {w} workers: each worker uses one device")
     return [
         replace(c, session=replace(c.session, device=devices[(i % w) % len(devices)]))
         for i, c in enumerate(configs)
@@ -257,7 +268,8 @@ def build_pool(config: TrainingConfig | HeuristicRunConfig, data: DataSplits) ->
     options = DataOptions(config.data_dir, config.train_subset, download=False)
     if config.backend == "process":
         workers = config.workers or default_workers(config.n_envs)
-        if config.devices is not None:
+        if config.devices is not None:  # at least a worker per device
+            workers = max(workers, min(len(config.devices), config.n_envs))
             configs = spread_over(configs, config.devices, workers)
         return ProcessEnvPool(
             config.task,

@@ -172,6 +172,10 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         chosen, events, is_illegal = self._execute(chosen)
         self._acted = (chosen, events, is_illegal, time.perf_counter() - started)
 
+    def abandon_step(self) -> None:
+        """Forget a step `act` began (its action stays applied: the episode must be reset)."""
+        self._acted = None
+
     def finish_step(self, trained: Trained | None = None) -> tuple[GymStep, dict[str, float]]:
         """The rest of the step `act` began: this epoch's host training (or the one `trained`
         ran for this env's session), validation, the reward and the observation."""
@@ -206,11 +210,11 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             "reward_terms": reward.terms,
             "action": chosen,
             "events": self._events(events, result, metrics, chosen, reward.terms, reward.total),
-            "compiled_graphs": self.session.compiled_graphs - self._graphs_seen,
         }
-        self._graphs_seen = self.session.compiled_graphs
         if terminated:
-            info["outcome"] = self.outcome()
+            info["outcome"] = self.outcome()  # its test evaluation may compile too
+        info["compiled_graphs"] = self.session.compiled_graphs - self._graphs_seen
+        self._graphs_seen = self.session.compiled_graphs
         return (obs.features, reward.total, terminated, False, info), timing
 
     def action_masks(self) -> np.ndarray:

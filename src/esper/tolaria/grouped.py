@@ -117,10 +117,12 @@ def train_epochs(sessions: Sequence[HostSession]) -> list[Trained]:
         clock = PhaseClock(sessions[members[0]].device)
         with clock.phase("epoch"):
             stats = train_group([sessions[i] for i in members], clock)
-        share = {name: s / len(members) for name, s in training_phases(clock).items()}
+        shares = training_phases(clock)
         for i, stat in zip(members, stats, strict=True):
-            results[i] = (stat, share)
-    return [r for r in results if r is not None]
+            results[i] = (stat, {name: s / len(members) for name, s in shares.items()})
+    done = [r for r in results if r is not None]
+    assert len(done) == len(sessions)  # every session is in exactly one group
+    return done
 
 
 class _Calls(nn.Module):
