@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from esper import __version__
+from esper.cli.compare import add_compare_parser
 from esper.cli.evaluate import add_evaluate_parser
 from esper.cli.train_heuristic import add_heuristic_parser
 from esper.cli.train_ppo import add_ppo_parser
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_heuristic_parser(controllers)
     add_ppo_parser(controllers)
     add_evaluate_parser(commands)
+    add_compare_parser(commands)
     return parser
 
 

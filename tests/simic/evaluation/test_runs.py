@@ -1,0 +1,58 @@
+"""Comparing runs from their logs (`esper.simic.evaluation.runs`): matching by seed and the
+paired/unpaired split, on synthetic episodes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from esper.simic.evaluation.runs import RUN_METRICS, RunEpisodes, compare_runs, matched_episodes
+
+
+def run(label: str, seeds: list[int], returns: list[float]) -> RunEpisodes:
+    values = {metric: tuple(float(v) for v in returns) for metric in RUN_METRICS}
+    return RunEpisodes(label, Path(label), "ppo", (0,), tuple(seeds), values)
+
+
+def test_episodes_on_a_seed_match_in_order_and_unshared_seeds_are_left_out() -> None:
+    a = run("a", [5, 6, 5, 9], [0, 0, 0, 0])
+    b = run("b", [6, 5, 5, 5, 7], [0, 0, 0, 0, 0])
+    # a's first 5 with b's first 5, a's second 5 with b's second; 6 with 6; 9 and 7 unmatched
+    assert matched_episodes(a, b) == [(0, 1), (1, 0), (2, 2)]
+
+
+def test_runs_on_shared_seeds_are_compared_paired() -> None:
+    base = run("base", [1, 2, 3, 4], [10.0, 20.0, 30.0, 40.0])
+    other = run("other", [4, 3, 2, 1], [41.0, 32.0, 23.0, 14.0])  # +1, +2, +3, +4 per seed
+    _, comparisons = compare_runs([base, other], n_resamples=2000)
+    (first, *_) = comparisons
+    assert first.paired and first.pairs == 4 and first.baseline == "base"
+    assert first.difference.mean == pytest.approx(2.5)
+    assert first.difference.lo > 0  # every paired difference is positive
+    assert first.p_value == pytest.approx(2 / 2**4)  # exact sign flip: all four of one sign
+
+
+def test_runs_without_a_shared_seed_are_compared_unpaired() -> None:
+    rng = np.random.default_rng(0)
+    base = run("base", list(range(10)), list(rng.normal(50, 5, 10)))
+    other = run("other", list(range(100, 110)), list(rng.normal(60, 5, 10)))
+    summaries, comparisons = compare_runs([base, other], n_resamples=2000)
+    assert [s.episodes for s in summaries] == [10, 10]
+    difference = comparisons[0]
+    assert not difference.paired and difference.pairs == 0 and math.isnan(difference.p_value)
+    expected = float(
+        np.mean(other.values["episode_return"]) - np.mean(base.values["episode_return"])
+    )
+    assert difference.difference.mean == pytest.approx(expected)
+    assert difference.difference.lo < expected < difference.difference.hi
+
+
+def test_compare_refuses_one_run_and_twin_names() -> None:
+    a = run("a", [1], [1.0])
+    with pytest.raises(ValueError, match="at least two runs"):
+        compare_runs([a])
+    with pytest.raises(ValueError, match="same name"):
+        compare_runs([a, run("a", [2], [2.0])])
