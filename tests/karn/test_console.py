@@ -303,7 +303,57 @@ def test_the_round_line_shows_where_the_time_went() -> None:
     ops = {"WAIT": 3, "GERMINATE": 1}
     record = RoundEvent(60.0, 80.0, 79.5, 120.0, ops, timing)
     sink.write(Event.wrap(record, context(), epoch=0))
-    line = console.export_text().strip().splitlines()[-1]
-    assert line.endswith("10.0s tr50 sh10 ev20 pol5 ppo10%"), line
+    first, second = console.export_text().strip().splitlines()[-2:]
+    assert first.endswith("| 10.0s"), first
+    assert second.endswith("| tr50 sh10 ev20 pol5 ppo10%"), second
     for short in ("(tr)", "(sh)", "(ev)", "(pol)", "(ppo)"):
         assert short in ROUND_LINE_LEGEND
+
+
+def test_both_round_lines_fit_in_100_columns_even_with_large_figures() -> None:
+    console = Console(record=True, width=300)  # wide: the lines themselves must be short
+    sink = ConsoleSink(console, live=False)
+    update = {"entropy": {"op": 0.123}, "approx_kl": 0.0123, "clip_fraction": 0.45}
+    update |= {"explained_variance": -12.34}
+    sink._last_update = update
+    # 64 envs x 25 epochs: 1,600 choices a round; a return near -1000; 5-digit growth
+    ops = {"WAIT": 1000, "GERMINATE": 300, "ADVANCE": 200, "SET_ALPHA_TARGET": 50}
+    ops |= {"FOSSILIZE": 30, "PRUNE": 20}
+    timing = {"host_training": 12345.6, "shadow_passes": 1.0, "ppo_update": 2.0}
+    record = RoundEvent(-987.65, 99.9, 100.0, 12345.0, ops, timing, compiled_graphs=999)
+    sink.write(Event.wrap(record, EventContext(run="r", group="g", round=9999), epoch=0))
+    lines = console.export_text().rstrip().splitlines()[-2:]
+    assert lines[0].startswith("round 9999") and "graphs compiled" in lines[1]
+    assert max(len(line) for line in lines) <= 100, lines
+
+
+def test_a_ppo_run_shows_the_rounds_env_steps_and_an_eta() -> None:
+    console = Console(record=True, width=200, force_terminal=True)
+    sink = ConsoleSink(console, live=False)
+    start = RunStartEvent("train ppo", "digits", "ppo", 4, 2, {}, rounds=2, episode_length=3)
+    sink.write(Event.wrap(start, context(), epoch=0))
+    progress = sink._progress
+    steps = progress.tasks[sink._steps]
+    assert steps.visible and steps.total == 6  # 2 envs x 3 epochs
+    for env in (0, 1):
+        record = EpochEvent(metrics(1, 50.0), {}, {}, "WAIT", 0.0, 0)
+        sink.write(Event.wrap(record, context(env), epoch=1))
+    assert progress.tasks[sink._steps].completed == 2
+    round_record = RoundEvent(1.0, 50.0, 50.0, 0.0, {}, {"host_training": 1.0})
+    sink.write(Event.wrap(round_record, context(), epoch=3))
+    assert progress.tasks[sink._steps].completed == 0  # the next round starts from none
+    assert progress.tasks[sink._task].completed == 1
+    assert any(type(c).__name__ == "TimeRemainingColumn" for c in progress.columns)
+
+
+def test_quiet_prints_no_line_per_round_or_episode() -> None:
+    console = Console(record=True, width=200)
+    sink = ConsoleSink(console, live=True, quiet=True)
+    assert not sink.is_live
+    start = RunStartEvent("train ppo", "digits", "ppo", 4, 2, {}, rounds=2, episode_length=3)
+    sink.write(Event.wrap(start, context(), epoch=0))
+    round_record = RoundEvent(1.0, 50.0, 50.0, 0.0, {}, {"host_training": 1.0})
+    sink.write(Event.wrap(round_record, context(), epoch=3))
+    sink.close()
+    text = console.export_text()
+    assert "train ppo on digits" in text and "round    0" not in text

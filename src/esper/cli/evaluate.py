@@ -12,9 +12,10 @@ from rich.table import Table
 from rich.text import Text
 
 from esper.cli.arguments import apply_threads, positive_int
-from esper.cli.run_setup import check_data_dir, check_device, refuse_unbuilt
+from esper.cli.run_setup import add_view_flags, check_data_dir, check_device, refuse_unbuilt
 from esper.cli.settings import add_settings_flags, add_source_flags, requested_settings
 from esper.karn.console import ConsoleSink, default_console
+from esper.leyline import EventContext, RunStartEvent
 from esper.nissa import TelemetryHub
 from esper.simic.config import TRAINING_SEED_LIMIT, EpisodeSettings
 from esper.simic.env_pool import job_pool
@@ -54,6 +55,7 @@ def add_evaluate_parser(commands: Any) -> None:
         ),
     )
     run = parser.add_argument_group("evaluation")
+    add_view_flags(run)
     run.add_argument(
         "--controllers",
         required=True,
@@ -176,8 +178,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
     )
     _print_checkpoints(console, specs)
-    # Plain lines per finished episode as progress, then the per-episode table on close.
-    hub = TelemetryHub([ConsoleSink(console, live=False)], strict=False)
+    # A live bar on a terminal (plain lines per finished episode elsewhere, nothing with
+    # --quiet), then the per-episode table on close.
+    sink = ConsoleSink(console, live=False if args.no_live else None, quiet=args.quiet)
+    hub = TelemetryHub([sink], strict=False)
+    labels = ",".join(s.label for s in specs)
+    start = RunStartEvent("evaluate", task.name, labels, len(specs) * len(seeds), 1, {})
+    hub.emit_payload(start, EventContext(run="evaluate"), 0)
     options = replace(data_options, download=False)  # downloaded here already, if at all
 
     def env_config_of(spec: ControllerSpec) -> EnvConfig:

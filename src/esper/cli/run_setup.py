@@ -98,8 +98,24 @@ def load_data(settings: EpisodeSettings) -> tuple[Task, DataSplits]:
     return task, task.load(options)
 
 
+def add_view_flags(group: Any) -> None:
+    """`--no-live` and `--quiet`: how a long command shows its progress."""
+    group.add_argument(
+        "--no-live",
+        action="store_true",
+        help="plain lines, no live display (default: live on a terminal)",
+    )
+    group.add_argument(
+        "--quiet",
+        action="store_true",
+        help="for logs: no live display and no line per round, episode or seed, only the "
+        "run's header and its end (default: off)",
+    )
+
+
 def add_run_dir_flags(group: Any, command: str) -> None:
-    """`--runs-dir`, `--name` and `--no-live`: where a run goes and how it shows."""
+    """`--runs-dir`, `--name`, `--no-live`, `--quiet` and `--tensorboard`: where a run goes
+    and how it shows."""
     group.add_argument(
         "--runs-dir", type=Path, default=Path("runs"), help="where runs go (default: runs)"
     )
@@ -108,7 +124,7 @@ def add_run_dir_flags(group: Any, command: str) -> None:
         default=None,
         help=f"run directory RUNS_DIR/NAME (default: RUNS_DIR/<date>-<time>-{command}-<task>)",
     )
-    group.add_argument("--no-live", action="store_true", help="plain lines, no live display")
+    add_view_flags(group)
     group.add_argument(
         "--tensorboard",
         action="store_true",
@@ -180,6 +196,7 @@ def open_telemetry(
     log_lifecycle: bool = True,
     events: JsonlSink | None = None,
     tensorboard: TensorBoardSink | None = None,
+    quiet: bool = False,
 ) -> TelemetryHub:
     """events.jsonl in the run directory (`events`, else a plain `JsonlSink`), the console
     (live only on a terminal), and TensorBoard's files where asked (`tensorboard`). In a run
@@ -187,7 +204,7 @@ def open_telemetry(
     (tests set ESPER_TELEMETRY_STRICT=1, so there the same bug raises)."""
     sinks: list[Sink] = [
         events if events is not None else JsonlSink(run_dir / EVENTS_FILE),
-        ConsoleSink(live=None if is_live else False, log_lifecycle=log_lifecycle),
+        ConsoleSink(live=None if is_live else False, log_lifecycle=log_lifecycle, quiet=quiet),
     ]
     if tensorboard is not None:
         sinks.append(tensorboard)

@@ -63,6 +63,7 @@ def run_heuristic(args: argparse.Namespace) -> int:
             parse_level(config.telemetry),
             is_live=not args.no_live,
             tensorboard=tensorboard_sink(args, run.path),
+            quiet=args.quiet,
         )
         try:
             context = EventContext(run=run.path.name, group="heuristic")
@@ -76,6 +77,7 @@ def run_heuristic(args: argparse.Namespace) -> int:
                 config.episodes,
                 config.n_envs,
                 config.to_json_dict(),
+                episode_length=config.resolved_episode_length(),
             )
             run.keep()
             try:

@@ -241,6 +241,7 @@ def _run_rounds(
         tensorboard=tensorboard_sink(
             args, run_dir, trainer.round if args.resume is not None else None
         ),
+        quiet=args.quiet,
     )
     trainer.hub = hub
     is_new = trainer.round == 0 and not (run_dir / CHECKPOINTS_DIR / LATEST).exists()
@@ -252,6 +253,7 @@ def _run_rounds(
         config.n_envs,
         config.to_json_dict(),
         rounds=config.rounds,
+        episode_length=config.resolved_episode_length(),
     )
     run.keep()
     try:

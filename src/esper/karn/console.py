@@ -18,7 +18,14 @@ from typing import Any
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -174,17 +181,25 @@ class ConsoleSink:
 
     Args:
         console: where to draw; a fresh `Console()` (stdout) by default.
-        live: draw the live display (progress bar + env table). `False` prints one plain line
-            per finished episode instead, for logs and CI. `None` picks live exactly when the
-            console is an interactive terminal.
+        live: draw the live display (progress bars for the run, with its ETA, and for a PPO
+            round's env-steps, and the env table). `False` prints one plain line per finished
+            episode (a PPO run: per round) instead, for logs and CI. `None` picks live exactly
+            when the console is an interactive terminal.
         log_lifecycle: print a line for every fossilized or pruned seed.
+        quiet: no live display and no line per episode, round or seed: the run's header and
+            its end (the summary) only (`--quiet`, for logs).
     """
 
     def __init__(
-        self, console: Console | None = None, live: bool | None = None, log_lifecycle: bool = True
+        self,
+        console: Console | None = None,
+        live: bool | None = None,
+        log_lifecycle: bool = True,
+        quiet: bool = False,
     ) -> None:
         self.console = console if console is not None else default_console()
-        self.is_live = self.console.is_terminal if live is None else live
+        self.is_quiet = quiet
+        self.is_live = False if quiet else (self.console.is_terminal if live is None else live)
         self.log_lifecycle = log_lifecycle  # PPO runs have too many seeds to log each one
         self._rows: dict[int, _EnvRow] = {}
         self._episodes: list[dict[str, Any]] = []  # `episode` payloads, in arrival order
@@ -196,9 +211,12 @@ class ConsoleSink:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
             console=self.console,
         )
         self._task = self._progress.add_task("episodes", total=None)
+        self._steps = self._progress.add_task("env-steps", total=None, visible=False)
         self._live: Live | None = None
         self._is_finished = False  # the summary has been printed
         self._is_closed = False
@@ -238,6 +256,11 @@ class ConsoleSink:
         # A PPO run advances its progress once per round, a heuristic run once per episode.
         self._progress.reset(self._task, total=rounds or episodes)
         self._progress.update(self._task, description="rounds" if rounds else "episodes")
+        length = int(payload.get("episode_length", 0))
+        if rounds and length:  # a round's env-steps: envs x epochs
+            self._progress.update(
+                self._steps, total=envs * length, description="round env-steps", visible=True
+            )
         for env in range(envs):
             self._rows.setdefault(env, _EnvRow(env))
         plan = (
@@ -250,6 +273,8 @@ class ConsoleSink:
         )
 
     def _on_epoch(self, record: dict[str, Any]) -> None:
+        if self._rounds_planned:
+            self._progress.advance(self._steps)
         payload = record["payload"]
         row = self._row(record["env"])
         row.epoch = record["epoch"]
@@ -268,7 +293,7 @@ class ConsoleSink:
         row = self._row(record["env"])
         row.episode += 1
         row.episode_reward = 0.0
-        if not self.is_live:
+        if not self.is_live and not self.is_quiet:
             self.console.print(_episode_line(record))
 
     def _on_rollback(self, record: dict[str, Any]) -> None:
@@ -300,6 +325,9 @@ class ConsoleSink:
         """One line per PPO round (the round-by-round table of `esper train ppo`)."""
         self._rounds.append(record["payload"])
         self._progress.advance(self._task)
+        self._progress.reset(self._steps)
+        if self.is_quiet:
+            return
         if len(self._rounds) == 1:
             self.console.print(Text(ROUND_LINE_LEGEND, style="dim"))
         self.console.print(_round_line(record, self._last_update))
@@ -332,6 +360,8 @@ class ConsoleSink:
         return self._rows.setdefault(env, _EnvRow(env))
 
     def _log(self, record: dict[str, Any], message: str, style: str) -> None:
+        if self.is_quiet:
+            return
         prefix = f"env {record['env']} epoch {record['epoch']}  "
         # Text, not markup: reasons and slot ids may contain brackets.
         self.console.print(Text(prefix + message, style=style))
@@ -388,15 +418,16 @@ _OP_LETTERS = {
 
 ROUND_LINE_LEGEND = (
     "round lines: ret = mean episode return; val/test = mean final accuracy (%) of the round's "
-    "episodes; +N params = mean parameters added; W G A S F P = how often each op was chosen "
-    "(WAIT, GERMINATE, ADVANCE, SET_ALPHA_TARGET, FOSSILIZE, PRUNE); H = normalized entropy of "
-    "the op head (1 = uniform); kl = approximate KL of the update (the one early stopping "
-    "reads); clip = fraction of clipped ratios; EV = explained variance of the critic; last: "
-    "the round's time summed over its phases and the share (%) of host training (tr), the "
+    "episodes; +N p = mean parameters added; W G A S F P = how often each op was chosen (WAIT, "
+    "GERMINATE, ADVANCE, SET_ALPHA_TARGET, FOSSILIZE, PRUNE); then the round's time summed over "
+    "its phases. Below it: H = normalized entropy of the op head (1 = uniform); kl = approximate "
+    "KL of the update (the one early stopping reads); clip = fraction of clipped ratios; EV = "
+    "explained variance of the critic; the share (%) of the time in host training (tr), the "
     "invisible seeds' shadow passes (sh), validation with counterfactuals (ev), the policy's "
-    "forwards (pol) and the PPO update (ppo); env phases are summed over envs, on a GPU timed "
-    "with CUDA events"
+    "forwards (pol) and the PPO update (ppo) (env phases summed over envs; on a GPU timed with "
+    "CUDA events); graphs compiled with --compile"
 )
+ROUND_LINE_WIDTH = 100  # each of a round's two lines fits in this many columns
 
 # The phases of a round's `timing_s` the line shows, and their short names.
 _PHASES = {
@@ -409,6 +440,8 @@ _PHASES = {
 
 
 def _round_line(record: dict[str, Any], update: dict[str, Any] | None) -> Text:
+    """A PPO round in two lines of at most `ROUND_LINE_WIDTH` columns: what the episodes did,
+    then the update's health and where the time went."""
     p = record["payload"]
     ops = " ".join(f"{_OP_LETTERS.get(k, k)}{v}" for k, v in p["op_counts"].items())
     total = sum(p["timing_s"].values()) or 1.0
@@ -416,22 +449,21 @@ def _round_line(record: dict[str, Any], update: dict[str, Any] | None) -> Text:
         f"{short}{100 * p['timing_s'].get(phase, 0.0) / total:.0f}"
         for phase, short in _PHASES.items()
     )
-    health = "-"
+    health = "no update"
     if update is not None:
         health = (
             f"H {update['entropy'].get('op', float('nan')):.2f} kl {update['approx_kl']:.3f} "
             f"clip {update['clip_fraction']:.2f} EV {update['explained_variance']:.2f}"
         )
-    # Kept to about 120 characters: one round, one line in a wide terminal.
-    line = (
+    first = (
         f"round {record['round']:4d} | ret {p['mean_return']:+7.2f} | "
-        f"val {p['mean_val_accuracy']:4.1f} test {p['mean_test_accuracy']:4.1f}% | "
-        f"+{p['mean_params_added']:.0f} params | {ops} | {health} | "
-        f"{total:.1f}s {shares}%"
+        f"val {p['mean_val_accuracy']:4.1f} test {p['mean_test_accuracy']:4.1f} | "
+        f"+{p['mean_params_added']:.0f} p | {ops} | {total:.1f}s"
     )
+    second = f"{'':6}{health} | {shares}%"
     if p.get("compiled_graphs"):
-        line += f" | {p['compiled_graphs']} graphs compiled"
-    return Text(line)
+        second += f" | {p['compiled_graphs']} graphs compiled"
+    return Text(f"{first}\n{second}")
 
 
 _HANDLERS: dict[str, Callable[[ConsoleSink, dict[str, Any]], None]] = {

@@ -103,6 +103,7 @@ class RunStartEvent:
     envs: int
     config: dict[str, Any]
     rounds: int = 0  # PPO rounds (each one episode per env, then an update); 0: no rounds
+    episode_length: int = 0  # host epochs per episode (0: not given)
 
 
 class TelemetryError(TypeError):
