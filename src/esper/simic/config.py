@@ -617,8 +617,12 @@ class TrainingConfig(EpisodeSettings, Placement):
     )
 
     # --- A/B ---
-    ab: tuple[RewardMode, ...] | None = _described(
-        None, "reward modes of policy groups trained in lockstep, comma-separated (planned)"
+    ab: tuple[str, ...] | None = _described(
+        None,
+        "arms of an A/B run trained in lockstep on the same env seeds, comma-separated: each "
+        "[NAME:]SPEC, SPEC a reward mode, a preset or KEY=VALUE[;KEY=VALUE...] "
+        "(esper.simic.arms)",
+        max_length=16,
     )
 
     @field_validator("env_reward_modes", "ab", mode="before")
@@ -687,13 +691,13 @@ class TrainingConfig(EpisodeSettings, Placement):
     @field_validator("ab")
     @classmethod
     def _distinct_groups(
-        cls, value: tuple[RewardMode, ...] | None, info: ValidationInfo
-    ) -> tuple[RewardMode, ...] | None:
+        cls, value: tuple[str, ...] | None, info: ValidationInfo
+    ) -> tuple[str, ...] | None:
         if value is None:
             return None
-        if len(value) < 2 or len(set(value)) != len(value):
-            modes = ",".join(mode.value for mode in value)
-            raise ValueError(f"ab needs 2 or more distinct reward modes, got {modes!r}")
+        from esper.simic.arms import parse_arms  # it reads this module's presets
+
+        parse_arms(value)  # the syntax and distinct names; arm_configs checks the rest
         if info.data.get("env_reward_modes") is not None:
             # Each A/B group has one reward mode; per-env modes would blur the comparison.
             raise ValueError("ab and env_reward_modes cannot both be set")

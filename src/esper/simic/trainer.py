@@ -22,6 +22,7 @@ from esper.leyline import (
     EpisodeEvent,
     EpisodeOutcome,
     EventContext,
+    FactoredAction,
     Op,
     PPOUpdateEvent,
     RoundEvent,
@@ -70,19 +71,24 @@ class VectorizedTrainer:
         pool: EnvPool,
         hub: TelemetryHub | None = None,
         context: EventContext = EventContext(),
+        policy_seed: int | None = None,
     ) -> None:
+        """`policy_seed` seeds the network, its sampling and its update (None: the config's
+        seed; an A/B arm's own, `esper.simic.arms.arm_seed`); the env seeds always come from
+        the config's seed."""
         self.config, self.pool, self.hub, self.context = config, pool, hub, context
         spec = pool.feature_spec
+        seed = config.seed if policy_seed is None else policy_seed
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+            torch.manual_seed(seed)
             self.network = PolicyNetwork(spec.size, spec.head_sizes, config.hidden)
         self.optimizer = torch.optim.Adam(
             self.network.parameters(), lr=config.lr, eps=config.adam_eps
         )
         self.obs_normalizer = RunningNormalizer((spec.size,))
         self.return_normalizer = RunningNormalizer((1,), clip=float("inf"))
-        self.sample_generator = torch.Generator().manual_seed(config.seed + 1)
-        self.update_generator = torch.Generator().manual_seed(config.seed + 2)
+        self.sample_generator = torch.Generator().manual_seed(seed + 1)
+        self.update_generator = torch.Generator().manual_seed(seed + 2)
         self.round = 0
 
     # -- the round ------------------------------------------------------------------------------
@@ -109,7 +115,14 @@ class VectorizedTrainer:
     def run_round(self) -> RoundSummary:
         timing: defaultdict[str, float] = defaultdict(float)
         seeds = tuple(self.round_seeds(self.round))
-        buffer, returns_sum, outcomes, ops, compiled, seconds = self.collect(timing)
+        return self.update(self.collect(timing), seeds, timing)
+
+    def update(
+        self, collected: Collected, seeds: tuple[int, ...], timing: defaultdict[str, float]
+    ) -> RoundSummary:
+        """The second half of a round: the PPO update on what `collect` (or an A/B round)
+        played, the round's telemetry, and the next round."""
+        buffer, returns_sum, outcomes, ops, compiled, seconds = collected
         started = time.perf_counter()
         advantages, returns = gae(
             buffer.rewards,
@@ -177,81 +190,18 @@ class VectorizedTrainer:
         round's start), so what an env is given does not depend on the order steps finish in:
         every backend plays the same episodes. Telemetry goes out in (step, env) order.
         """
-        pool, spec = self.pool, self.pool.feature_spec
-        n, steps = pool.n_envs, self.config.resolved_episode_length()
+        pool = self.pool
         started = time.perf_counter()
         observations = pool.reset(self.round_seeds(self.round))
         timing["reset"] += time.perf_counter() - started
-        initial = self.network.initial_state(n)
-        states = [(initial[0][:, i : i + 1], initial[1][:, i : i + 1]) for i in range(n)]
-        generators = [
-            torch.Generator().manual_seed(int(seed))
-            for seed in torch.randint(2**62, (n,), generator=self.sample_generator)
-        ]
-        buffer: RolloutBuffer | None = None
-        done = [0] * n  # steps come back, per env
-        returns = [0.0] * n
-        outcomes: list[EpisodeOutcome | None] = [None] * n
-        ops: Counter[str] = Counter()
-        compiled = 0
-        seconds = [0.0] * n
-        telemetry = _InOrder(n, self._emit_step)
-
-        def act(env: int, observation: Observation) -> None:
-            nonlocal buffer
-            started = time.perf_counter()
-            raw, features, masks = network_input(
-                [observation], self.obs_normalizer, self.config.action_space
-            )
-            if buffer is None:
-                shapes = {k: tuple(v.shape[1:]) for k, v in masks.items()}
-                buffer = RolloutBuffer.allocate(steps, n, spec.size, shapes, initial)
-            actions, log_probs, values_norm, states[env] = self.network.act(
-                features, masks, states[env], generator=generators[env]
-            )
-            buffer.store(
-                done[env],
-                env=slice(env, env + 1),
-                features=features,
-                raw_features=raw,
-                masks=masks,
-                actions=actions,
-                log_probs=log_probs,
-                values=self._denormalize(values_norm),
-            )
-            chosen = decode(spec, actions[0].numpy())
-            ops[chosen.op.name] += 1
-            timing["policy_forward"] += time.perf_counter() - started
-            pool.submit(env, chosen)
-
+        play = RoundPlay(self, pool.submit, timing)
         for env, observation in enumerate(observations):
-            act(env, observation)
-        for _ in range(n * steps):
+            play.act(env, observation)
+        for _ in range(play.steps_left()):
             env, result = pool.next_result()
-            t = done[env]
-            done[env] += 1
-            if done[env] < steps:
-                act(env, result.observation)  # first: the env's worker gets its next step
-            assert buffer is not None
-            buffer.record_outcome(t, result.reward, float(result.terminated), env=env)
-            returns[env] += result.reward
-            for phase, spent in result.timing.items():
-                timing[phase] += spent
-            seconds[env] += sum(result.timing.values())
-            compiled += result.compiled_graphs
-            if result.outcome is not None:
-                outcomes[env] = result.outcome
-            telemetry.add(env, result)
-            self._emit_pool_events(done)
-        assert buffer is not None and all(o is not None for o in outcomes)
-        if not bool(buffer.dones[-1].all()):
-            raise RuntimeError("every env must terminate on the episode's last step")
-        finals = [
-            replace(o, episode_return=r)
-            for o, r in zip(outcomes, returns, strict=True)
-            if o is not None
-        ]
-        return Collected(buffer, returns, finals, ops, compiled, seconds)
+            play.record(env, result)
+            self.emit_pool_events(pool.take_events(), play.done)
+        return play.finished()
 
     def _denormalize(self, values: torch.Tensor) -> torch.Tensor:
         mean, std = float(self.return_normalizer.mean[0]), float(self.return_normalizer.std[0])
@@ -262,9 +212,9 @@ class VectorizedTrainer:
             context = EventContext(self.context.run, self.context.group, env, self.round)
             self.hub.emit_records(result.events, context, result.epoch)
 
-    def _emit_pool_events(self, done: list[int]) -> None:
-        """The pool's own records (a replaced worker), at the epoch its env was playing."""
-        events = self.pool.take_events()
+    def emit_pool_events(self, events: list[tuple[int, Any]], done: list[int]) -> None:
+        """The pool's own records (a replaced worker) of this trainer's envs, at the epoch
+        their env was playing."""
         if self.hub is not None:
             last = self.config.resolved_episode_length()
             for env, payload in events:
@@ -342,6 +292,100 @@ class VectorizedTrainer:
         self.return_normalizer.load_state_dict(state["return_normalizer"])
         self.sample_generator.set_state(state["sample_generator"])
         self.update_generator.set_state(state["update_generator"])
+
+
+class RoundPlay:
+    """One trainer's share of a round in play: acting for its envs (0..n-1) as their steps come
+    back, and keeping what the update needs. `submit(env, action)` starts an env's next step
+    (the trainer's pool, or its slice of an A/B run's pool)."""
+
+    def __init__(
+        self,
+        trainer: VectorizedTrainer,
+        submit: Callable[[int, FactoredAction], None],
+        timing: defaultdict[str, float],
+    ) -> None:
+        self.trainer, self.submit, self.timing = trainer, submit, timing
+        self.spec = trainer.pool.feature_spec
+        self.n, self.steps = trainer.pool.n_envs, trainer.config.resolved_episode_length()
+        self.initial = trainer.network.initial_state(self.n)
+        self.states = [
+            (self.initial[0][:, i : i + 1], self.initial[1][:, i : i + 1]) for i in range(self.n)
+        ]
+        self.generators = [
+            torch.Generator().manual_seed(int(seed))
+            for seed in torch.randint(2**62, (self.n,), generator=trainer.sample_generator)
+        ]
+        self.buffer: RolloutBuffer | None = None
+        self.done = [0] * self.n  # steps come back, per env
+        self.returns = [0.0] * self.n
+        self.outcomes: list[EpisodeOutcome | None] = [None] * self.n
+        self.ops: Counter[str] = Counter()
+        self.compiled = 0
+        self.seconds = [0.0] * self.n
+        self.telemetry = _InOrder(self.n, trainer._emit_step)
+
+    def steps_left(self) -> int:
+        return self.n * self.steps - sum(self.done)
+
+    def act(self, env: int, observation: Observation) -> None:
+        trainer = self.trainer
+        started = time.perf_counter()
+        raw, features, masks = network_input(
+            [observation], trainer.obs_normalizer, trainer.config.action_space
+        )
+        if self.buffer is None:
+            shapes = {k: tuple(v.shape[1:]) for k, v in masks.items()}
+            self.buffer = RolloutBuffer.allocate(
+                self.steps, self.n, self.spec.size, shapes, self.initial
+            )
+        actions, log_probs, values_norm, self.states[env] = trainer.network.act(
+            features, masks, self.states[env], generator=self.generators[env]
+        )
+        self.buffer.store(
+            self.done[env],
+            env=slice(env, env + 1),
+            features=features,
+            raw_features=raw,
+            masks=masks,
+            actions=actions,
+            log_probs=log_probs,
+            values=trainer._denormalize(values_norm),
+        )
+        chosen = decode(self.spec, actions[0].numpy())
+        self.ops[chosen.op.name] += 1
+        self.timing["policy_forward"] += time.perf_counter() - started
+        self.submit(env, chosen)
+
+    def record(self, env: int, result: StepResult) -> None:
+        """Env `env`'s step came back: act for its next one first (its worker gets it at once),
+        then keep the step."""
+        t = self.done[env]
+        self.done[env] += 1
+        if self.done[env] < self.steps:
+            self.act(env, result.observation)
+        assert self.buffer is not None
+        self.buffer.record_outcome(t, result.reward, float(result.terminated), env=env)
+        self.returns[env] += result.reward
+        for phase, spent in result.timing.items():
+            self.timing[phase] += spent
+        self.seconds[env] += sum(result.timing.values())
+        self.compiled += result.compiled_graphs
+        if result.outcome is not None:
+            self.outcomes[env] = result.outcome
+        self.telemetry.add(env, result)
+
+    def finished(self) -> Collected:
+        buffer = self.buffer
+        assert buffer is not None and all(o is not None for o in self.outcomes)
+        if not bool(buffer.dones[-1].all()):
+            raise RuntimeError("every env must terminate on the episode's last step")
+        finals = [
+            replace(o, episode_return=r)
+            for o, r in zip(self.outcomes, self.returns, strict=True)
+            if o is not None
+        ]
+        return Collected(buffer, self.returns, finals, self.ops, self.compiled, self.seconds)
 
 
 class _InOrder:
