@@ -77,7 +77,7 @@ def test_bad_input_is_one_clear_line(
     _refused(["compare", a, str(tmp_path / "nope")], capsys, "nope", "no such run directory")
     (tmp_path / "empty").mkdir()
     _refused(["compare", a, str(tmp_path / "empty")], capsys, "not a run directory", EVENTS_FILE)
-    _refused(["compare", a], capsys, "at least two run directories")
+    _refused(["compare", a], capsys, "at least two runs (or one A/B run)")
     _refused(["compare", a, a], capsys, "same name")
     _refused(["compare", a, str(runs / "b"), "--out", str(tmp_path / "x.txt")], capsys, ".json")
     started = tmp_path / "started"

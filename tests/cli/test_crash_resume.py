@@ -193,3 +193,39 @@ def test_a_run_killed_a_dozen_times_ends_as_if_never_killed(server: Server, tmp_
     assert events == comparable(read_events(straight / EVENTS_FILE))
     assert temp_files(run_dir) == []
     assert kept_rounds(run_dir / CHECKPOINTS_DIR) == kept_rounds(straight / CHECKPOINTS_DIR)
+
+
+AB_ARGS = [
+    "train", "ppo", "--task", "digits", "--envs", "2", "--episode-length", "3", "--seed", "5",
+    "--rounds", "4", "--ab", "reward_mode=shaped,lean:rent_weight=2.5;lr=1e-3", "--no-live",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"at": "checkpoint", "nth": 2}, {"at": "replace", "name": LATEST, "nth": 3}],
+    ids=["between-events-and-checkpoint", "inside-a-checkpoint-write"],
+)
+def test_a_killed_ab_run_resumes_every_arm_exactly(
+    server: Server, tmp_path: Path, fault: dict[str, Any]
+) -> None:
+    """Issue 13, acceptance 1: a kill and --resume continue both arms exactly."""
+    assert server.run([*AB_ARGS, "--runs-dir", str(tmp_path), "--name", "straight"]) == 0
+    run_dir = tmp_path / "killed"
+    assert server.run([*AB_ARGS, "--runs-dir", str(tmp_path), "--name", "killed"], fault) == (
+        -signal.SIGKILL
+    )
+    assert server.run(["train", "ppo", "--resume", str(run_dir), "--no-live"]) == 0
+    straight = tmp_path / "straight"
+    for name in (LATEST, "arms/reward_mode=shaped.pt", "arms/lean.pt"):
+        a = read_checkpoint(straight / CHECKPOINTS_DIR / name)["trainer"]
+        b = read_checkpoint(run_dir / CHECKPOINTS_DIR / name)["trainer"]
+        left, right = dict(tensors(a)), dict(tensors(b))
+        assert left.keys() == right.keys() and len(left) > 20, name
+        for key, value in left.items():
+            same = torch.equal(value, right[key]) if isinstance(value, torch.Tensor) else None
+            assert same if same is not None else value == right[key], (name, key)
+    assert read_checkpoint(run_dir / CHECKPOINTS_DIR / LATEST)["trainer"]["round"] == 4
+    events = comparable(read_events(run_dir / EVENTS_FILE))
+    assert events == comparable(read_events(straight / EVENTS_FILE))
+    assert {e["group"] for e in events if e["type"] == "round"} == {"reward_mode=shaped", "lean"}

@@ -17,18 +17,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from esper.cli.arguments import positive_int
+from esper.karn.console import default_console
 from esper.nissa import atomic_write_text
 from esper.simic.evaluation.runs import (
     RUN_METRICS,
     RunComparison,
     RunSummary,
     compare_runs,
-    read_run,
+    read_runs,
 )
 
 _NAMES = {
@@ -45,11 +45,12 @@ def add_compare_parser(commands: Any) -> None:
         "compare",
         help="compare the final figures of runs, paired where they share env seeds",
         description=(
-            "Compare runs from their event logs: per run the mean return, validation and test "
-            "accuracy and parameters added over its episodes (a PPO run: its last rounds) with "
-            "95%% BCa bootstrap intervals, then every run against the first: paired by env seed "
-            "where they share seeds (interval of the mean difference and a sign-flip p-value), "
-            "unpaired otherwise. Works on running and crashed runs."
+            "Compare runs (or the arms of one A/B run) from their event logs: per run the mean "
+            "return, validation and test accuracy and parameters added over its episodes (a PPO "
+            "run: its last rounds) with 95%% BCa bootstrap intervals, then every run against "
+            "the first: paired by env seed where they share seeds (interval of the mean "
+            "difference and a sign-flip p-value), unpaired otherwise. Works on running and "
+            "crashed runs."
         ),
     )
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories")
@@ -68,14 +69,24 @@ def add_compare_parser(commands: Any) -> None:
     parser.set_defaults(run=run_compare)
 
 
+def print_arm_comparison(run_dir: Path, last_rounds: int = 5) -> None:
+    """An A/B run's arms side by side (what `esper compare RUN_DIR` prints), at its end."""
+    summaries, comparisons = compare_runs(read_runs(run_dir, last_rounds, prefix=False))
+    console = default_console()
+    console.print(_runs_table(summaries))
+    console.print(_comparison_table(comparisons))
+
+
 def run_compare(args: argparse.Namespace) -> int:
-    if len(args.runs) < 2:
-        raise ValueError(f"compare needs at least two run directories, got {len(args.runs)}")
     if args.out is not None:
         _check_out(args.out)
-    runs = [read_run(path, args.last_rounds) for path in args.runs]
+    runs = [run for path in args.runs for run in read_runs(path, args.last_rounds)]
+    if len(runs) < 2:
+        raise ValueError(
+            f"compare needs at least two runs (or one A/B run): {args.runs[0]} is one run"
+        )
     summaries, comparisons = compare_runs(runs)
-    console = Console()
+    console = default_console()
     console.print(_runs_table(summaries))
     console.print(_comparison_table(comparisons))
     if args.out is not None:
@@ -115,7 +126,7 @@ def _runs_table(summaries: list[RunSummary]) -> Table:
     for metric in RUN_METRICS:
         table.add_column(_NAMES[metric][0], justify="right", no_wrap=True)
     for s in summaries:
-        kind = s.kind if not s.rounds else f"ppo, rounds {s.rounds[0]}-{s.rounds[-1]}"
+        kind = s.kind if not s.rounds else f"ppo r{s.rounds[0]}-{s.rounds[-1]}"
         cells = [_interval(s.metrics[m], _NAMES[m][1]) for m in RUN_METRICS]
         table.add_row(Text(s.label), kind, str(s.episodes), *cells)
     return table

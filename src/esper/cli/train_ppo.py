@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from esper.cli.arguments import apply_threads
+from esper.cli.compare import print_arm_comparison
 from esper.cli.run_setup import (
     NewRunDir,
     add_run_dir_flags,
@@ -49,7 +50,10 @@ from esper.nissa import (
     truncate_events,
     write_config,
 )
+from esper.simic.ab import ABTrainer, ab_env_configs
+from esper.simic.arms import arm_configs
 from esper.simic.checkpoint import (
+    ARMS_DIR,
     LATEST,
     CheckpointError,
     kept_name,
@@ -155,6 +159,21 @@ def _resumed_config(args: argparse.Namespace) -> tuple[TrainingConfig, dict[str,
     return resumed, checkpoint
 
 
+# A run's trainer: one policy, or the arms of an A/B run (`esper.simic.ab`).
+Trainer = VectorizedTrainer | ABTrainer
+
+
+def check_rounds(summaries: RoundSummary | list[RoundSummary], trainer: Trainer) -> None:
+    """`check_round` for the round of every arm."""
+    if isinstance(trainer, ABTrainer):
+        assert isinstance(summaries, list)
+        for summary, arm in zip(summaries, trainer.arms.values(), strict=True):
+            check_round(summary, arm)
+        return
+    assert isinstance(summaries, RoundSummary)
+    check_round(summaries, trainer)
+
+
 def check_round(summary: RoundSummary, trainer: VectorizedTrainer) -> None:
     """Stop before a diverged policy is checkpointed (a NaN loss or parameter is never saved)."""
     u = summary.update
@@ -184,7 +203,9 @@ def run_ppo(args: argparse.Namespace) -> int:
         run = NewRunDir(run_dir, is_kept=True)
         return _train(args, config, run, load_data(config), checkpoint)
     config = resolve_config(args)
-    refuse_unbuilt(config, {"ab": config.ab is not None})
+    refuse_unbuilt(config)
+    if config.ab is not None:
+        arm_configs(config)  # arms that would not compare paired fail before a run folder
     if config.backend == "process":
         warm_up(config.device)
     data = load_data(config)  # device and data are checked before a run directory exists
@@ -204,9 +225,14 @@ def _train(
     task, data = task_data
     run_dir = run.path
     context = EventContext(run=run_dir.name, group=config.reward_mode.value)
-    pool = build_pool(config, data)
+    arms = arm_configs(config) if config.ab is not None else None
+    pool = build_pool(config, data, None if arms is None else ab_env_configs(arms))
     try:
-        trainer = VectorizedTrainer(config, pool, context=context)
+        trainer: Trainer = (
+            VectorizedTrainer(config, pool, context=context)
+            if arms is None
+            else ABTrainer(arms, pool, run=run_dir.name)
+        )
         if checkpoint is not None:
             _restore(trainer, checkpoint, run_dir)
             _committed_length(run_dir, checkpoint)
@@ -219,6 +245,8 @@ def _train(
             _run_rounds(args, config, run, trainer, task)
     finally:
         pool.close()
+    if isinstance(trainer, ABTrainer) and not args.quiet:
+        print_arm_comparison(run_dir)
     print(f"run directory: {run_dir}")
     return 0
 
@@ -227,7 +255,7 @@ def _run_rounds(
     args: argparse.Namespace,
     config: TrainingConfig,
     run: NewRunDir,
-    trainer: VectorizedTrainer,
+    trainer: Trainer,
     task: Task,
 ) -> None:
     run_dir = run.path
@@ -262,7 +290,7 @@ def _run_rounds(
                 commit_round(trainer, config, run_dir, hub, log)
             keep_policy(trainer, config, run_dir, log.committed_bytes)
             while trainer.round < config.rounds:
-                check_round(trainer.run_round(), trainer)
+                check_rounds(trainer.run_round(), trainer)
                 commit_round(trainer, config, run_dir, hub, log)
     finally:
         hub.close()
@@ -302,7 +330,7 @@ def _committed_length(run_dir: Path, checkpoint: dict[str, Any]) -> int:
 
 
 def commit_round(
-    trainer: VectorizedTrainer,
+    trainer: Trainer,
     config: TrainingConfig,
     run_dir: Path,
     hub: TelemetryHub,
@@ -315,13 +343,20 @@ def commit_round(
     save_checkpoint(
         run_dir / CHECKPOINTS_DIR / LATEST, state, settings, events_bytes=log.committed_bytes
     )
+    if isinstance(trainer, ABTrainer):  # each arm's own, a whole checkpoint evaluate reads
+        (run_dir / CHECKPOINTS_DIR / ARMS_DIR).mkdir(exist_ok=True)
+        for name, arm in trainer.arms.items():
+            save_checkpoint(
+                run_dir / CHECKPOINTS_DIR / ARMS_DIR / f"{name}.pt",
+                arm.state_dict(),
+                arm.config.to_json_dict(),
+                events_bytes=log.committed_bytes,
+            )
     keep_policy(trainer, config, run_dir, log.committed_bytes)
     write_config(run_dir, settings)
 
 
-def keep_policy(
-    trainer: VectorizedTrainer, config: TrainingConfig, run_dir: Path, events_bytes: int
-) -> None:
+def keep_policy(trainer: Trainer, config: TrainingConfig, run_dir: Path, events_bytes: int) -> None:
     """Keep this round's policy as its own checkpoint when `keep_every` asks for it (each a
     whole checkpoint: any of them can be evaluated or resumed from)."""
     every = config.keep_every
@@ -333,7 +368,7 @@ def keep_policy(
         save_checkpoint(path, state, settings, events_bytes=events_bytes)
 
 
-def _restore(trainer: VectorizedTrainer, checkpoint: dict[str, Any], run_dir: Path) -> None:
+def _restore(trainer: Trainer, checkpoint: dict[str, Any], run_dir: Path) -> None:
     try:
         trainer.load_state_dict(checkpoint["trainer"])
     except (KeyError, RuntimeError, ValueError, TypeError) as error:

@@ -205,6 +205,7 @@ class ConsoleSink:
         self._episodes: list[dict[str, Any]] = []  # `episode` payloads, in arrival order
         self._rounds: list[dict[str, Any]] = []  # `round` payloads (PPO runs)
         self._rounds_planned = 0  # a PPO run's rounds (run_start); 0: a run of episodes
+        self._is_ab = False  # an A/B run: several arms' round lines each round
         self._last_update: dict[str, Any] | None = None  # the latest `ppo_update` payload
         self._progress = Progress(
             TextColumn("{task.description}"),
@@ -253,6 +254,7 @@ class ConsoleSink:
         payload = record["payload"]
         rounds, episodes, envs = payload.get("rounds", 0), payload["episodes"], payload["envs"]
         self._rounds_planned = rounds
+        self._is_ab = bool(payload.get("config", {}).get("ab"))  # round lines name their arm
         # A PPO run advances its progress once per round, a heuristic run once per episode.
         self._progress.reset(self._task, total=rounds or episodes)
         self._progress.update(self._task, description="rounds" if rounds else "episodes")
@@ -330,7 +332,7 @@ class ConsoleSink:
             return
         if len(self._rounds) == 1:
             self.console.print(Text(ROUND_LINE_LEGEND, style="dim"))
-        self.console.print(_round_line(record, self._last_update))
+        self.console.print(_round_line(record, self._last_update, self._is_ab))
 
     def _on_run_end(self, record: dict[str, Any]) -> None:
         self._finish(record["payload"])
@@ -439,7 +441,7 @@ _PHASES = {
 }
 
 
-def _round_line(record: dict[str, Any], update: dict[str, Any] | None) -> Text:
+def _round_line(record: dict[str, Any], update: dict[str, Any] | None, named: bool = False) -> Text:
     """A PPO round in two lines of at most `ROUND_LINE_WIDTH` columns: what the episodes did,
     then the update's health and where the time went."""
     p = record["payload"]
@@ -461,6 +463,8 @@ def _round_line(record: dict[str, Any], update: dict[str, Any] | None) -> Text:
         f"+{p['mean_params_added']:.0f} p | {ops} | {total:.1f}s"
     )
     second = f"{'':6}{health} | {shares}%"
+    if named:  # an A/B run: the arm (its policy group) heads its second line
+        second = f"{'':6}{record['group'][:24]}: {health} | {shares}%"
     if p.get("compiled_graphs"):
         second += f" | {p['compiled_graphs']} graphs compiled"
     return Text(f"{first}\n{second}")

@@ -31,8 +31,7 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"[A-Za-z0-9._=-]{1,64}")
 # What every arm takes from the run: how long, how many envs, which env seeds, where they run.
 RUN_SETTINGS = frozenset(
-    {"ab", "rounds", "n_envs", "seed", "envs_per_seed", "keep_every"}
-    | set(Placement.model_fields)
+    {"ab", "rounds", "n_envs", "seed", "envs_per_seed", "keep_every"} | set(Placement.model_fields)
 )
 
 

@@ -30,6 +30,7 @@ from esper.nissa import atomic_write_bytes
 
 FORMAT_VERSION = 2  # 2: the sha256 envelope; 1 (no checksum) is refused
 LATEST = "latest.pt"
+ARMS_DIR = "arms"  # an A/B run's per-arm checkpoints: checkpoints/arms/<arm>.pt
 _KEPT = re.compile(r"round-(\d{6})\.pt")
 
 
@@ -159,9 +160,13 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or any(k not in payload for k in _REQUIRED):
         raise CheckpointError(f"checkpoint {path} lacks {list(_REQUIRED)}: not an esper checkpoint")
     trainer = payload["trainer"]
-    missing = [k for k in _TRAINER_KEYS if not isinstance(trainer, dict) or k not in trainer]
-    if missing:
-        raise CheckpointError(f"checkpoint {path} lacks trainer state {missing}")
+    # an A/B run's checkpoint holds each arm's trainer state (`esper.simic.ab`)
+    arms = trainer.get("arms") if isinstance(trainer, dict) and "round" in trainer else None
+    states = list(arms.values()) if isinstance(arms, dict) and arms else [trainer]
+    for state in states:
+        missing = [k for k in _TRAINER_KEYS if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise CheckpointError(f"checkpoint {path} lacks trainer state {missing}")
     rounds = trainer["round"]
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
         shown = repr(rounds)[:40]

@@ -255,21 +255,31 @@ def spread_over(
     ]
 
 
-def build_pool(config: TrainingConfig | HeuristicRunConfig, data: DataSplits) -> EnvPool:
-    """The env pool `config.backend` names, one env per `config.n_envs`. `data` serves the
-    local backend; worker processes load the task's data themselves, once each."""
+def build_pool(
+    config: TrainingConfig | HeuristicRunConfig,
+    data: DataSplits,
+    env_configs: Sequence[EnvConfig] | None = None,
+) -> EnvPool:
+    """The env pool `config.backend` names: one env per `config.n_envs`, or one per entry of
+    `env_configs` (an A/B run's envs, `esper.simic.ab`). `data` serves the local backend;
+    worker processes load the task's data themselves, once each."""
     task = get_task(config.task)
-    configs = [env_config_for(config, i) for i in range(config.n_envs)]
+    configs = (
+        [env_config_for(config, i) for i in range(config.n_envs)]
+        if env_configs is None
+        else list(env_configs)
+    )
+    n_envs = len(configs)
     if config.backend in ("local", "vmap"):
         pool = LocalEnvPool if config.backend == "local" else VmapEnvPool
-        return pool(lambda i: MorphogeneticEnv(task, data, configs[i]), config.n_envs)
+        return pool(lambda i: MorphogeneticEnv(task, data, configs[i]), n_envs)
     from esper.simic.workers import ProcessEnvPool, default_workers
 
     options = DataOptions(config.data_dir, config.train_subset, download=False)
     if config.backend == "process":
-        workers = config.workers or default_workers(config.n_envs)
+        workers = config.workers or default_workers(n_envs)
         if config.devices is not None:  # at least a worker per device
-            workers = max(workers, min(len(config.devices), config.n_envs))
+            workers = max(workers, min(len(config.devices), n_envs))
             configs = spread_over(configs, config.devices, workers)
         return ProcessEnvPool(
             config.task,

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from esper.nissa import CHECKPOINTS_DIR
 from esper.simic.checkpoint import (
+    ARMS_DIR,
     LATEST,
     CheckpointError,
     kept_name,
@@ -131,9 +132,16 @@ def checkpoint_config(path: Path) -> TrainingConfig:
     """
     file = checkpoint_file(path)
     try:
-        return TrainingConfig.model_validate(load_checkpoint(file)["config"])
+        config = TrainingConfig.model_validate(load_checkpoint(file)["config"])
     except ValidationError as error:
         raise CheckpointError(f"checkpoint {file}: {format_validation_error(error)}") from None
+    if config.ab is not None:
+        arms = _run_dir(path) / CHECKPOINTS_DIR / ARMS_DIR
+        raise CheckpointError(
+            f"{path} is an A/B run of {len(config.ab)} arms: evaluate one arm as "
+            f"ppo:{arms}/ARM.pt (ARM one of {', '.join(p.stem for p in sorted(arms.glob('*.pt')))})"
+        )
+    return config
 
 
 def build_policy(spec: ControllerSpec, env: MorphogeneticEnv) -> Policy:

@@ -65,8 +65,37 @@ class RunComparison:
     pairs: int
 
 
-def read_run(path: Path, last_rounds: int = 5, label: str | None = None) -> RunEpisodes:
-    """The episodes of the run in `path` a comparison reads (see the module doc).
+def read_runs(path: Path, last_rounds: int = 5, prefix: bool = True) -> list[RunEpisodes]:
+    """The run in `path`, or each arm of it if it is an A/B run (labelled RUN/ARM, or ARM
+    without `prefix`)."""
+    events = _events(path)
+    groups = list(dict.fromkeys(str(e["group"]) for e in events if e.get("type") == "episode"))
+    start = next(e for e in events if e.get("type") == "run_start")
+    if not start["payload"].get("config", {}).get("ab") or len(groups) < 2:
+        return [read_run(path, last_rounds)]
+    return [
+        read_run(path, last_rounds, f"{path.name}/{group}" if prefix else group, group)
+        for group in groups
+    ]
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    if not path.is_dir():
+        raise ValueError(f"{path}: no such run directory")
+    log = path / EVENTS_FILE
+    if not log.is_file():
+        raise ValueError(f"{path}: not a run directory (no {EVENTS_FILE} there)")
+    events = read_events(log)
+    if not any(e.get("type") == "run_start" for e in events):
+        raise ValueError(f"{log}: not a run's event log (no run_start event)")
+    return events
+
+
+def read_run(
+    path: Path, last_rounds: int = 5, label: str | None = None, group: str | None = None
+) -> RunEpisodes:
+    """The episodes of the run in `path` (of its arm `group` only, when given) a comparison
+    reads (see the module doc).
 
     Raises:
         ValueError: `path` is not a run directory, its log is corrupt, or it has no episode
@@ -74,20 +103,17 @@ def read_run(path: Path, last_rounds: int = 5, label: str | None = None) -> RunE
     """
     if last_rounds < 1:
         raise ValueError(f"--last-rounds must be >= 1, got {last_rounds}")
-    if not path.is_dir():
-        raise ValueError(f"{path}: no such run directory")
-    log = path / EVENTS_FILE
-    if not log.is_file():
-        raise ValueError(f"{path}: not a run directory (no {EVENTS_FILE} there)")
-    events = read_events(log)
+    events = _events(path)
     starts = [e for e in events if e.get("type") == "run_start"]
-    if not starts:
-        raise ValueError(f"{log}: not a run's event log (no run_start event)")
-    episodes = [e for e in events if e.get("type") == "episode"]
+    episodes = [
+        e
+        for e in events
+        if e.get("type") == "episode" and (group is None or str(e["group"]) == group)
+    ]
     is_ppo = int(starts[0]["payload"].get("rounds", 0)) > 0
     if not episodes:
         why = (
-            " (a PPO run logged before esper 0.x logged its episodes, or one that has not "
+            " (a PPO run logged before esper logged PPO episodes, or one that has not "
             "finished a round)"
             if is_ppo
             else ""
