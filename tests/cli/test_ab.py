@@ -27,6 +27,7 @@ def test_the_acceptance_command_trains_both_arms_and_compares_them(
     out = capsys.readouterr().out
     run = tmp_path / "ab"
     assert "Against reward_mode=shaped" in out and "paired (6 episodes)" in out
+    assert " on return" in out  # the verdict: a winner, or none
     for arm in ARMS:
         assert f"      {arm}: H " in out  # its round lines name it
     events = read_events(run / EVENTS_FILE)

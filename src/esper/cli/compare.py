@@ -29,6 +29,7 @@ from esper.simic.evaluation.runs import (
     RunSummary,
     compare_runs,
     read_runs,
+    verdict,
 )
 
 _NAMES = {
@@ -75,6 +76,7 @@ def print_arm_comparison(run_dir: Path, last_rounds: int = 5) -> None:
     console = default_console()
     console.print(_runs_table(summaries))
     console.print(_comparison_table(comparisons))
+    console.print(Text(verdict(comparisons)))
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -89,6 +91,7 @@ def run_compare(args: argparse.Namespace) -> int:
     console = default_console()
     console.print(_runs_table(summaries))
     console.print(_comparison_table(comparisons))
+    console.print(Text(verdict(comparisons)))
     if args.out is not None:
         _write(args.out, summaries, comparisons)
         console.print(Text(f"results: {args.out}"))
@@ -163,6 +166,7 @@ def _write(path: Path, summaries: list[RunSummary], comparisons: list[RunCompari
         data = {
             "runs": [asdict(s) for s in summaries],
             "comparisons": [asdict(c) for c in comparisons],
+            "verdict": verdict(comparisons),
         }
         atomic_write_text(path, json.dumps(data, indent=2) + "\n")
         return

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from esper.simic.evaluation.runs import RUN_METRICS, RunEpisodes, compare_runs, matched_episodes
+from esper.simic.evaluation.runs import (
+    RUN_METRICS,
+    RunEpisodes,
+    compare_runs,
+    matched_episodes,
+    verdict,
+)
 
 
 def run(label: str, seeds: list[int], returns: list[float]) -> RunEpisodes:
@@ -56,3 +62,16 @@ def test_compare_refuses_one_run_and_twin_names() -> None:
         compare_runs([a])
     with pytest.raises(ValueError, match="same name"):
         compare_runs([a, run("a", [2], [2.0])])
+
+
+def test_the_verdict_names_a_winner_only_when_an_interval_excludes_zero() -> None:
+    base = run("base", [1, 2, 3, 4], [10.0, 20.0, 30.0, 40.0])
+    up = run("up", [1, 2, 3, 4], [11.0, 22.0, 33.0, 44.0])
+    down = run("down", [1, 2, 3, 4], [9.0, 18.0, 27.0, 36.0])
+    mixed = run("mixed", [1, 2, 3, 4], [12.0, 18.0, 33.0, 37.0])
+    _, comparisons = compare_runs([base, up, mixed], n_resamples=2000)
+    assert verdict(comparisons).startswith("up wins on return: +2.50 [")
+    _, comparisons = compare_runs([base, down], n_resamples=2000)
+    assert verdict(comparisons) == "base wins on return: every other run's interval lies below it"
+    _, comparisons = compare_runs([base, mixed], n_resamples=2000)
+    assert verdict(comparisons).startswith("no run wins on return")

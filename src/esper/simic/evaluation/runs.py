@@ -223,3 +223,27 @@ def _unpaired_ci(
     )
     interval = result.confidence_interval
     return point, float(interval.low), float(interval.high)
+
+
+def verdict(comparisons: list[RunComparison], metric: str = "episode_return") -> str:
+    """Which run wins on `metric`, in one line: a run whose interval against the first lies
+    above zero (the largest such gain, if several), the first when every other lies below it,
+    else none."""
+    rows = [c for c in comparisons if c.metric == metric]
+    if not rows:
+        raise ValueError(f"no comparison on {metric!r}")
+    name = metric.removeprefix("episode_")
+    baseline = rows[0].baseline
+    better = [c for c in rows if c.difference.lo > 0]
+    if better:
+        best = max(better, key=lambda c: c.difference.mean)
+        d = best.difference
+        design = "paired" if best.paired else "unpaired"
+        also = f" (largest of {len(better)} gains)" if len(better) > 1 else ""
+        return (
+            f"{best.label} wins on {name}: {d.mean:+.2f} [{d.lo:+.2f}, {d.hi:+.2f}] over "
+            f"{baseline}, {design}{also}"
+        )
+    if all(c.difference.hi < 0 for c in rows):
+        return f"{baseline} wins on {name}: every other run's interval lies below it"
+    return f"no run wins on {name}: every interval against {baseline} includes 0"
