@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -72,11 +73,15 @@ def add_compare_parser(commands: Any) -> None:
 
 def print_arm_comparison(run_dir: Path, last_rounds: int = 5) -> None:
     """An A/B run's arms side by side (what `esper compare RUN_DIR` prints), at its end."""
-    summaries, comparisons = compare_runs(read_runs(run_dir, last_rounds, prefix=False))
+    _print(*compare_runs(read_runs(run_dir, last_rounds, prefix=False)))
+
+
+def _print(summaries: list[RunSummary], comparisons: list[RunComparison]) -> Console:
     console = default_console()
     console.print(_runs_table(summaries))
     console.print(_comparison_table(comparisons))
     console.print(Text(verdict(comparisons)))
+    return console
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -88,10 +93,7 @@ def run_compare(args: argparse.Namespace) -> int:
             f"compare needs at least two runs (or one A/B run): {args.runs[0]} is one run"
         )
     summaries, comparisons = compare_runs(runs)
-    console = default_console()
-    console.print(_runs_table(summaries))
-    console.print(_comparison_table(comparisons))
-    console.print(Text(verdict(comparisons)))
+    console = _print(summaries, comparisons)
     if args.out is not None:
         _write(args.out, summaries, comparisons)
         console.print(Text(f"results: {args.out}"))
