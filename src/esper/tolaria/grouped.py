@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -139,46 +140,44 @@ class _Calls(nn.Module):
         return self.model.shadow_outputs()
 
 
-def train_group(
-    sessions: Sequence[HostSession], clock: PhaseClock | None = None
-) -> list[TrainStats]:
-    """One epoch of SGD for sessions of one `structure_key`, vmapped over their stacked weights;
-    the same arithmetic as `engine.train_epoch` + `SeedOptimizer.step` (torch's SGD with momentum
-    and weight decay) for each, with the new weights and momentum written back to each session's
-    model and optimizer. `clock` times the shadow passes as "shadow_passes"."""
-    if len({structure_key(s) for s in sessions}) != 1 or structure_key(sessions[0]) is None:
-        raise ValueError("train_group needs sessions of one structure that can be grouped")
-    models = [s.model for s in sessions]
-    for model in models:
-        model.train()
-    template, calls = models[0], _Calls(models[0])
-    amp, device = sessions[0].amp, next(template.parameters()).device
-    named = [dict(m.named_parameters()) for m in models]
-    names = list(named[0])
-    optimizer = sessions[0].optimizer.optimizer
-    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
-    lrs = {n: lr_of.get(id(p)) for n, p in named[0].items()}
-    settings = sessions[0].optimizer.settings
-    # Stacks in the default memory format: vmap cannot clone in channels_last (GroupNorm does).
-    params = {n: torch.stack([m[n].detach() for m in named]).contiguous() for n in names}
-    velocity = {
-        n: torch.stack(
-            [
-                s.optimizer.optimizer.state[m[n]]["momentum_buffer"]
-                for s, m in zip(sessions, named, strict=True)
-            ]
-        )
-        for n in names
-        if "momentum_buffer" in optimizer.state.get(named[0][n], {})
-    }
-    shadows = [s.slot_id for s in template.seed_slots() if s.is_shadow_training]
-    shadow_names = [n for n in names if any(n.startswith(f"slots.{sid}.") for sid in shadows)]
-    host_names = [n for n in names if n.startswith("host.")]
-    norm_names = {
-        s.slot_id: [n for n in names if n.startswith(f"slots.{s.slot_id}.")]
-        for s in template.seed_slots()
-        if s.is_live and s.stage != Stage.FOSSILIZED
-    }
+@dataclass
+class _Stacks:
+    """A group's weights and momentum stacked over its sessions (K, ...), by parameter name,
+    with what the update needs: each name's learning rate (None: not optimized)."""
+
+    named: list[dict[str, nn.Parameter]]  # each session's own parameters
+    params: dict[str, Tensor]
+    velocity: dict[str, Tensor]  # only the names that have momentum already
+    lrs: dict[str, float | None]
+
+    @staticmethod
+    def of(sessions: Sequence[HostSession]) -> _Stacks:
+        named = [dict(s.model.named_parameters()) for s in sessions]
+        optimizer = sessions[0].optimizer.optimizer
+        lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+        # In the default memory format: vmap cannot clone in channels_last (GroupNorm does).
+        params = {n: torch.stack([m[n].detach() for m in named]).contiguous() for n in named[0]}
+        velocity = {
+            n: torch.stack(
+                [
+                    s.optimizer.optimizer.state[m[n]]["momentum_buffer"]
+                    for s, m in zip(sessions, named, strict=True)
+                ]
+            )
+            for n in named[0]
+            if "momentum_buffer" in optimizer.state.get(named[0][n], {})
+        }
+        lrs = {n: lr_of.get(id(p)) for n, p in named[0].items()}
+        return _Stacks(named, params, velocity, lrs)
+
+
+def _losses(
+    template: MorphogeneticModel, shadows: list[str], device: torch.device, amp: Any
+) -> tuple[Any, Any]:
+    """One env's training loss and its invisible seeds' shadow loss, as functions of its
+    weights, to be differentiated and vmapped (`train_group`). The template's module is run
+    with the weights given; the slots' shadow inputs travel as values between the two."""
+    calls = _Calls(template)
 
     def main_loss(p: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Any]:
         with autocast_to(device, amp):
@@ -204,8 +203,34 @@ def train_group(
             total = total + F.cross_entropy(logits, targets)
         return total
 
-    main_step = vmap(grad(main_loss, has_aux=True))
-    shadow_step = vmap(grad(shadow_loss))
+    return main_loss, shadow_loss
+
+
+def train_group(
+    sessions: Sequence[HostSession], clock: PhaseClock | None = None
+) -> list[TrainStats]:
+    """One epoch of SGD for sessions of one `structure_key`, vmapped over their stacked weights;
+    the same arithmetic as `engine.train_epoch` + `SeedOptimizer.step` (torch's SGD with momentum
+    and weight decay) for each, with the new weights and momentum written back to each session's
+    model and optimizer. `clock` times the shadow passes as "shadow_passes"."""
+    if len({structure_key(s) for s in sessions}) != 1 or structure_key(sessions[0]) is None:
+        raise ValueError("train_group needs sessions of one structure that can be grouped")
+    for session in sessions:
+        session.model.train()
+    template = sessions[0].model
+    device, settings = next(template.parameters()).device, sessions[0].optimizer.settings
+    stacks = _Stacks.of(sessions)
+    names = list(stacks.params)
+    shadows = [s.slot_id for s in template.seed_slots() if s.is_shadow_training]
+    shadow_names = [n for n in names if any(n.startswith(f"slots.{sid}.") for sid in shadows)]
+    host_names = [n for n in names if n.startswith("host.")]
+    norm_names = {
+        s.slot_id: [n for n in names if n.startswith(f"slots.{s.slot_id}.")]
+        for s in template.seed_slots()
+        if s.is_live and s.stage != Stage.FOSSILIZED
+    }
+    main_loss, shadow_loss = _losses(template, shadows, device, sessions[0].amp)
+    main_step, shadow_step = vmap(grad(main_loss, has_aux=True)), vmap(grad(shadow_loss))
     k = len(sessions)
     loss_sum = torch.zeros(k, device=device)
     correct_sum = torch.zeros(k, device=device, dtype=torch.int64)
@@ -215,18 +240,18 @@ def train_group(
         for batches in zip(*(s.train_loader for s in sessions), strict=True):
             x = torch.stack([b[0] for b in batches]).contiguous()
             y = torch.stack([b[1] for b in batches])
-            grads, (loss, correct, inputs) = main_step(params, x, y)
+            grads, (loss, correct, inputs) = main_step(stacks.params, x, y)
             if shadows:
                 with contextlib.nullcontext() if clock is None else clock.phase("shadow_passes"):
-                    seeds = {n: params[n] for n in shadow_names}
-                    rest = {n: v for n, v in params.items() if n not in seeds}
+                    seeds = {n: stacks.params[n] for n in shadow_names}
+                    rest = {n: v for n, v in stacks.params.items() if n not in seeds}
                     for n, g in shadow_step(seeds, rest, inputs, y).items():
                         grads[n] = grads[n] + g
-            if not norms:
+            if not norms:  # the first batch's, as engine.train_epoch reads them
                 norms = {"host": _stacked_norm([grads[n] for n in host_names], k, device)}
                 for sid, slot_names in norm_names.items():
                     norms[sid] = _stacked_norm([grads[n] for n in slot_names], k, device)
-            _sgd(params, grads, velocity, lrs, settings.momentum, settings.weight_decay)
+            _sgd(stacks, grads, settings.momentum, settings.weight_decay)
             count = y[0].numel()
             loss_sum += loss * count
             correct_sum += correct
@@ -236,14 +261,21 @@ def train_group(
             template.slot(sid).shadow_input = None
     if samples == 0:
         raise ValueError("train_group got no batches")
-    _write_back(sessions, named, params, velocity)
+    _write_back(sessions, stacks)
+    return _stats(loss_sum, correct_sum, samples, norms)
+
+
+def _stats(
+    loss_sum: Tensor, correct_sum: Tensor, samples: int, norms: dict[str, Tensor]
+) -> list[TrainStats]:
+    """Each session's epoch statistics, read back once."""
     host_norms = norms.pop("host").tolist()
     seed_norms = {sid: n.tolist() for sid, n in norms.items()}
     losses, corrects = loss_sum.tolist(), correct_sum.tolist()
     stats = []
-    for i in range(k):
-        usable = math.isfinite(host_norms[i]) and host_norms[i] > 0
-        ratios = {sid: n[i] / host_norms[i] if usable else 0.0 for sid, n in seed_norms.items()}
+    for i, host in enumerate(host_norms):
+        usable = math.isfinite(host) and host > 0
+        ratios = {sid: n[i] / host if usable else 0.0 for sid, n in seed_norms.items()}
         stats.append(
             TrainStats(
                 loss=losses[i] / samples,
@@ -269,25 +301,18 @@ def _stacked_norm(grads: list[Tensor], k: int, device: torch.device) -> Tensor:
 
 
 @torch.no_grad()
-def _sgd(
-    params: dict[str, Tensor],
-    grads: dict[str, Tensor],
-    velocity: dict[str, Tensor],
-    lrs: dict[str, float | None],
-    momentum: float,
-    weight_decay: float,
-) -> None:
+def _sgd(stacks: _Stacks, grads: dict[str, Tensor], momentum: float, weight_decay: float) -> None:
     """torch.optim.SGD's update (no dampening, no Nesterov), op for op, on stacked tensors."""
-    for name, lr in lrs.items():
+    for name, lr in stacks.lrs.items():
         if lr is None:
             continue
-        p, g = params[name], grads[name]
+        p, g = stacks.params[name], grads[name]
         if weight_decay != 0:
             g = g.add(p, alpha=weight_decay)
         if momentum != 0:
-            buf = velocity.get(name)
+            buf = stacks.velocity.get(name)
             if buf is None:
-                velocity[name] = buf = torch.clone(g).detach()
+                stacks.velocity[name] = buf = torch.clone(g).detach()
             else:
                 buf.mul_(momentum).add_(g)
             g = buf
@@ -295,17 +320,12 @@ def _sgd(
 
 
 @torch.no_grad()
-def _write_back(
-    sessions: Sequence[HostSession],
-    named: list[dict[str, nn.Parameter]],
-    params: dict[str, Tensor],
-    velocity: dict[str, Tensor],
-) -> None:
+def _write_back(sessions: Sequence[HostSession], stacks: _Stacks) -> None:
     """Each session's weights and momentum from the stacks (its own Parameter objects, which
     its optimizer holds)."""
-    for i, (session, own) in enumerate(zip(sessions, named, strict=True)):
+    for i, (session, own) in enumerate(zip(sessions, stacks.named, strict=True)):
         state = session.optimizer.optimizer.state
         for name, p in own.items():
-            p.copy_(params[name][i])
-            if name in velocity:
-                state[p]["momentum_buffer"] = velocity[name][i].clone()
+            p.copy_(stacks.params[name][i])
+            if name in stacks.velocity:
+                state[p]["momentum_buffer"] = stacks.velocity[name][i].clone()
