@@ -65,13 +65,18 @@ def test_compare_refuses_one_run_and_twin_names() -> None:
 
 
 def test_the_verdict_names_a_winner_only_when_an_interval_excludes_zero() -> None:
-    base = run("base", [1, 2, 3, 4], [10.0, 20.0, 30.0, 40.0])
-    up = run("up", [1, 2, 3, 4], [11.0, 22.0, 33.0, 44.0])
-    down = run("down", [1, 2, 3, 4], [9.0, 18.0, 27.0, 36.0])
-    mixed = run("mixed", [1, 2, 3, 4], [12.0, 18.0, 33.0, 37.0])
+    seeds = list(range(8))
+    base = run("base", seeds, [10.0 * (i + 1) for i in seeds])
+    up = run("up", seeds, [11.0 * (i + 1) for i in seeds])  # +1 .. +8: all above
+    down = run("down", seeds, [9.0 * (i + 1) for i in seeds])
+    mixed = run("mixed", seeds, [10.0 * (i + 1) + (2 if i % 2 else -2) for i in seeds])
     _, comparisons = compare_runs([base, up, mixed], n_resamples=2000)
-    assert verdict(comparisons).startswith("up wins on return: +2.50 [")
+    assert verdict(comparisons).startswith("up wins on return: +4.50 [")
     _, comparisons = compare_runs([base, down], n_resamples=2000)
-    assert verdict(comparisons) == "base wins on return: every other run's interval lies below it"
+    assert verdict(comparisons) == "base wins on return: every other run is clearly below it"
     _, comparisons = compare_runs([base, mixed], n_resamples=2000)
     assert verdict(comparisons).startswith("no run wins on return")
+    few = [run("base", seeds[:4], [1.0, 2.0, 3.0, 4.0]), run("up", seeds[:4], [2.0, 3.1, 4.2, 5.3])]
+    _, comparisons = compare_runs(few, n_resamples=2000)
+    assert comparisons[0].difference.lo > 0  # the interval alone would say "up"
+    assert verdict(comparisons).startswith("no run wins")  # 4 pairs: p >= 2/16

@@ -225,16 +225,23 @@ def _unpaired_ci(
     return point, float(interval.low), float(interval.high)
 
 
-def verdict(comparisons: list[RunComparison], metric: str = "episode_return") -> str:
-    """Which run wins on `metric`, in one line: a run whose interval against the first lies
-    above zero (the largest such gain, if several), the first when every other lies below it,
-    else none."""
+def verdict(
+    comparisons: list[RunComparison], metric: str = "episode_return", alpha: float = 0.05
+) -> str:
+    """Which run wins on `metric`, in one line: a run clearly above the first (the largest such
+    gain, if several), the first when every other is clearly below it, else none. Clearly: the
+    interval excludes 0 and, paired, the sign-flip test agrees (p < `alpha`; with 4 pairs or
+    fewer it never can: the smallest exact p is 2 / 2^n)."""
     rows = [c for c in comparisons if c.metric == metric]
     if not rows:
         raise ValueError(f"no comparison on {metric!r}")
     name = metric.removeprefix("episode_")
     baseline = rows[0].baseline
-    better = [c for c in rows if c.difference.lo > 0]
+
+    def clear(c: RunComparison) -> bool:
+        return not c.paired or c.p_value < alpha
+
+    better = [c for c in rows if c.difference.lo > 0 and clear(c)]
     if better:
         best = max(better, key=lambda c: c.difference.mean)
         d = best.difference
@@ -244,6 +251,9 @@ def verdict(comparisons: list[RunComparison], metric: str = "episode_return") ->
             f"{best.label} wins on {name}: {d.mean:+.2f} [{d.lo:+.2f}, {d.hi:+.2f}] over "
             f"{baseline}, {design}{also}"
         )
-    if all(c.difference.hi < 0 for c in rows):
-        return f"{baseline} wins on {name}: every other run's interval lies below it"
-    return f"no run wins on {name}: every interval against {baseline} includes 0"
+    if all(c.difference.hi < 0 and clear(c) for c in rows):
+        return f"{baseline} wins on {name}: every other run is clearly below it"
+    return (
+        f"no run wins on {name}: no difference from {baseline} is clear (an interval "
+        f"including 0, or a paired test with p >= {alpha})"
+    )
