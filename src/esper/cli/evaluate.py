@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -178,13 +179,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
     )
     _print_checkpoints(console, specs)
-    # A live bar on a terminal (plain lines per finished episode elsewhere, nothing with
-    # --quiet), then the per-episode table on close.
-    sink = ConsoleSink(console, live=False if args.no_live else None, quiet=args.quiet)
-    hub = TelemetryHub([sink], strict=False)
-    labels = ",".join(s.label for s in specs)
-    start = RunStartEvent("evaluate", task.name, labels, len(specs) * len(seeds), 1, {})
-    hub.emit_payload(start, EventContext(run="evaluate"), 0)
+    hub = _progress_hub(console, args, task.name, [s.label for s in specs], len(seeds))
     options = replace(data_options, download=False)  # downloaded here already, if at all
 
     def env_config_of(spec: ControllerSpec) -> EnvConfig:
@@ -210,6 +205,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
         write_results(summary, args.out)
         console.print(Text(f"results: {args.out}"))
     return 0
+
+
+def _progress_hub(
+    console: Console, args: argparse.Namespace, task: str, labels: list[str], seeds: int
+) -> TelemetryHub:
+    """A live bar over the episodes on a terminal (plain lines per finished episode elsewhere,
+    nothing with --quiet), then the per-episode table on close."""
+    sink = ConsoleSink(console, live=False if args.no_live else None, quiet=args.quiet)
+    hub = TelemetryHub([sink], strict=False)
+    start = RunStartEvent("evaluate", task, ",".join(labels), len(labels) * seeds, 1, {})
+    hub.emit_payload(start, EventContext(run="evaluate"), 0)
+    return hub
 
 
 def _check_seed_flags(args: argparse.Namespace) -> None:
