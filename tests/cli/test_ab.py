@@ -26,10 +26,10 @@ def test_the_acceptance_command_trains_both_arms_and_compares_them(
     assert main([*ACCEPTANCE, "--runs-dir", str(tmp_path), "--name", "ab"]) == 0
     out = capsys.readouterr().out
     run = tmp_path / "ab"
-    assert "Against reward_mode=shaped" in out and "paired (6 episodes)" in out
+    assert "Against reward_mode=shaped" in out and "paired (6 seeds)" in out
     assert " on return" in out  # the verdict: a winner, or none
-    for arm in ARMS:
-        assert f"      {arm}: H " in out  # its round lines name it
+    for arm in ("reward_mode=sha~: H ", "reward_mode=sim~: H "):
+        assert arm in out  # its round lines name it
     events = read_events(run / EVENTS_FILE)
     rounds = [(e["group"], e["round"]) for e in events if e["type"] == "round"]
     assert sorted(rounds) == sorted((arm, r) for arm in ARMS for r in range(3))
@@ -65,9 +65,20 @@ def test_compare_on_an_ab_run_compares_its_arms(
     assert main(["evaluate", "--controllers", f"static,ppo:{tmp_path / 'ab'}"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "A/B run of 2 arms" in line and "arms/ARM.pt" in line and "reward_mode=shaped" in line
-    arm = tmp_path / "ab" / "checkpoints" / "arms" / "reward_mode=shaped.pt"
-    argv = ["evaluate", "--controllers", f"static,ppo:{arm}", "--seeds", "2", "--quiet"]
-    assert main(argv) == 0
+    arms = tmp_path / "ab" / "checkpoints" / "arms"
+    both = f"ppo:{arms / 'reward_mode=shaped.pt'},ppo:{arms / 'reward_mode=simplified.pt'}"
+    argv = ["evaluate", "--controllers", f"static,{both}", "--seeds", "2", "--quiet"]
+    assert main(argv) == 0  # two arms of one run: labelled RUN/ARM, not both "shaped.pt"
+    assert "ppo:ab/reward_mode=simplified" in capsys.readouterr().out
+
+
+def test_an_ab_run_without_events_says_why_it_shows_no_comparison(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --telemetry off the run trained, then failed (exit 2) reading its empty log."""
+    argv = [*ACCEPTANCE[:6], "--rounds", "1", "--envs", "2", "--episode-length", "3", "--no-live"]
+    assert main([*argv, "--telemetry", "off", "--runs-dir", str(tmp_path), "--name", "q"]) == 0
+    assert "no comparison of the arms" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ def test_runs_on_one_seed_compare_paired_and_others_unpaired(
     argv = ["compare", str(runs / "a"), str(runs / "b"), str(runs / "c"), "--out", str(out)]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "paired (4 episodes)" in text and "unpaired" in text
+    assert "paired (4 seeds)" in text and "unpaired" in text
     data = json.loads(out.read_text())
     assert [r["label"] for r in data["runs"]] == ["a", "b", "c"]
     designs = {(c["label"], c["paired"]) for c in data["comparisons"]}
@@ -59,7 +59,7 @@ def test_heuristic_runs_compare_too(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main([*h, "--name", "y"]) == 0
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "x"), str(tmp_path / "y")]) == 0
-    assert "paired (3 episodes)" in capsys.readouterr().out
+    assert "paired (3 seeds)" in capsys.readouterr().out
 
 
 def _refused(argv: list[str], capsys: pytest.CaptureFixture[str], *named: str) -> None:

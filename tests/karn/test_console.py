@@ -323,7 +323,7 @@ def test_both_round_lines_fit_in_100_columns_even_with_large_figures() -> None:
     record = RoundEvent(-987.65, 99.9, 100.0, 12345.0, ops, timing, compiled_graphs=999)
     sink.write(Event.wrap(record, EventContext(run="r", group="g", round=9999), epoch=0))
     lines = console.export_text().rstrip().splitlines()[-2:]
-    assert lines[0].startswith("round 9999") and "graphs compiled" in lines[1]
+    assert lines[0].startswith("round 9999") and "999 compiled" in lines[1]
     assert max(len(line) for line in lines) <= 100, lines
 
 
@@ -357,3 +357,22 @@ def test_quiet_prints_no_line_per_round_or_episode() -> None:
     sink.close()
     text = console.export_text()
     assert "train ppo on digits" in text and "round    0" not in text
+
+
+def test_an_ab_round_line_names_its_arm_within_100_columns() -> None:
+    console = Console(record=True, width=300)
+    sink = ConsoleSink(console, live=False)
+    config_ = {"ab": ["a-very-long-arm-name-indeed", "b"]}
+    start = RunStartEvent("train ppo", "digits", "ppo", 8, 4, config_, rounds=2, episode_length=3)
+    sink.write(Event.wrap(start, context(), epoch=0))
+    assert sink._progress.tasks[sink._task].total == 4  # 2 rounds x 2 arms
+    sink._last_update = {"entropy": {"op": 0.12}, "approx_kl": 0.0123, "clip_fraction": 0.45}
+    sink._last_update |= {"explained_variance": -12.34}
+    ops = {"WAIT": 1000, "GERMINATE": 300, "ADVANCE": 200, "SET_ALPHA_TARGET": 50}
+    timing = {"host_training": 12345.6, "shadow_passes": 1.0, "ppo_update": 2.0}
+    record = RoundEvent(-987.65, 99.9, 100.0, 12345.0, ops, timing, compiled_graphs=999)
+    group = EventContext(run="r", group="a-very-long-arm-name-indeed", round=9999)
+    sink.write(Event.wrap(record, group, epoch=0))
+    lines = console.export_text().rstrip().splitlines()[-2:]
+    assert lines[1].startswith("a-very-long-arm~: H")
+    assert max(len(line) for line in lines) <= 100, lines

@@ -61,3 +61,33 @@ def test_arms_that_would_not_compare_paired_are_refused(ab: str, named: str) -> 
 def test_an_arms_seed_is_a_stable_hash_of_its_name() -> None:
     assert arm_seed(0, "shaped") == 1500793644  # sha256("0:shaped"), on every machine
     assert len({arm_seed(0, "a"), arm_seed(0, "b"), arm_seed(1, "a")}) == 3
+
+
+@pytest.mark.parametrize(
+    ("ab", "named"),
+    [
+        ("shaped,x:task=cifar10", "sets task"),
+        ("shaped,x:train_subset=300", "sets train_subset"),
+        ("shaped,x:threads=2", "sets threads"),
+    ],
+)
+def test_an_arm_cannot_train_on_other_data(ab: str, named: str) -> None:
+    """An arm that set the task or the data trained on the run's data while its checkpoint
+    recorded the other (found in review)."""
+    with pytest.raises(ValueError, match=named):
+        arm_configs(config(ab))
+
+
+def test_a_preset_arm_takes_what_the_preset_sets_beyond_the_runs_settings() -> None:
+    arms = arm_configs(config("shaped,digits_lean"))
+    lean = arms["digits_lean"]
+    assert lean.rent_weight == 1.5 and lean.minibatch_envs == 2
+    assert lean.n_envs == 2  # the run's, not the preset's 8
+
+
+def test_kept_rounds_are_refused_with_arms() -> None:
+    kept = TrainingConfig.preset("digits").with_overrides(
+        {"ab": "shaped,simplified", "keep_every": 5}
+    )
+    with pytest.raises(ValueError, match="keep_every with ab"):
+        arm_configs(kept)

@@ -49,7 +49,7 @@ def add_compare_parser(commands: Any) -> None:
         description=(
             "Compare runs (or the arms of one A/B run) from their event logs: per run the mean "
             "return, validation and test accuracy and parameters added over its episodes (a PPO "
-            "run: its last rounds) with 95%% BCa bootstrap intervals, then every run against "
+            "run: its last rounds) with 95% BCa bootstrap intervals, then every run against "
             "the first: paired by env seed where they share seeds (interval of the mean "
             "difference and a sign-flip p-value), unpaired otherwise. Works on running and "
             "crashed runs."
@@ -127,7 +127,7 @@ def _runs_table(summaries: list[RunSummary]) -> Table:
     )
     table.add_column("run", no_wrap=True)
     table.add_column("kind")
-    table.add_column("episodes", justify="right")
+    table.add_column("seeds", justify="right")
     for metric in RUN_METRICS:
         table.add_column(_NAMES[metric][0], justify="right", no_wrap=True)
     for s in summaries:
@@ -142,7 +142,8 @@ def _comparison_table(comparisons: list[RunComparison]) -> Table:
         title=f"Against {comparisons[0].baseline}",
         title_justify="left",
         caption=Text(
-            "paired: episodes matched by env seed, 95% BCa bootstrap interval of the mean "
+            "paired: samples matched by env seed (a seed's episodes in a round averaged), 95% "
+            "BCa bootstrap interval of the mean "
             "difference, p: two-sided sign-flip permutation test; unpaired: the runs share no "
             "env seed, interval of the difference of means (two-sample bootstrap), no p"
         ),
@@ -155,12 +156,23 @@ def _comparison_table(comparisons: list[RunComparison]) -> Table:
     table.add_column("p", justify="right")
     for c in comparisons:
         name, spec = _NAMES[c.metric]
-        design = f"paired ({c.pairs} episodes)" if c.paired else "unpaired"
+        design = f"paired ({c.pairs} seeds)" if c.paired else "unpaired"
         p = "-" if math.isnan(c.p_value) else f"{c.p_value:.3g}"
         table.add_row(
             Text(f"{c.label} - {c.baseline}"), name, _interval(c.difference, "+" + spec), design, p
         )
     return table
+
+
+def _no_nan(value: Any) -> Any:
+    """NaN (no interval, no p-value) as null: strict JSON has no NaN."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    return value
 
 
 def _write(path: Path, summaries: list[RunSummary], comparisons: list[RunComparison]) -> None:
@@ -170,7 +182,7 @@ def _write(path: Path, summaries: list[RunSummary], comparisons: list[RunCompari
             "comparisons": [asdict(c) for c in comparisons],
             "verdict": verdict(comparisons),
         }
-        atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+        atomic_write_text(path, json.dumps(_no_nan(data), indent=2) + "\n")
         return
     buffer = io.StringIO()
     writer = csv.writer(buffer)

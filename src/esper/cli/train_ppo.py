@@ -167,8 +167,11 @@ def check_rounds(summaries: RoundSummary | list[RoundSummary], trainer: Trainer)
     """`check_round` for the round of every arm."""
     if isinstance(trainer, ABTrainer):
         assert isinstance(summaries, list)
-        for summary, arm in zip(summaries, trainer.arms.values(), strict=True):
-            check_round(summary, arm)
+        for summary, (name, arm) in zip(summaries, trainer.arms.items(), strict=True):
+            try:
+                check_round(summary, arm)
+            except CheckpointError as error:
+                raise CheckpointError(f"arm {name}: {error}") from None
         return
     assert isinstance(summaries, RoundSummary)
     check_round(summaries, trainer)
@@ -246,7 +249,10 @@ def _train(
     finally:
         pool.close()
     if isinstance(trainer, ABTrainer) and not args.quiet:
-        print_arm_comparison(run_dir)
+        try:
+            print_arm_comparison(run_dir)
+        except ValueError as error:  # e.g. --telemetry off: no episodes were logged
+            print(f"no comparison of the arms: {error}")
     print(f"run directory: {run_dir}")
     return 0
 
@@ -273,12 +279,13 @@ def _run_rounds(
     )
     trainer.hub = hub
     is_new = trainer.round == 0 and not (run_dir / CHECKPOINTS_DIR / LATEST).exists()
+    arms = len(config.ab) if config.ab is not None else 1
     start = RunStartEvent(
         "train ppo",
         task.name,
         "ppo",
-        config.rounds * config.n_envs,
-        config.n_envs,
+        config.rounds * config.n_envs * arms,
+        config.n_envs * arms,
         config.to_json_dict(),
         rounds=config.rounds,
         episode_length=config.resolved_episode_length(),
@@ -340,10 +347,8 @@ def commit_round(
     log's committed length, then the policy kept for this round, then config.json."""
     hub.commit()
     state, settings = trainer.state_dict(), config.to_json_dict()
-    save_checkpoint(
-        run_dir / CHECKPOINTS_DIR / LATEST, state, settings, events_bytes=log.committed_bytes
-    )
-    if isinstance(trainer, ABTrainer):  # each arm's own, a whole checkpoint evaluate reads
+    if isinstance(trainer, ABTrainer):  # each arm's own, a whole checkpoint evaluate reads;
+        # before the run's, so a kill between them leaves no arm behind the run
         (run_dir / CHECKPOINTS_DIR / ARMS_DIR).mkdir(exist_ok=True)
         for name, arm in trainer.arms.items():
             save_checkpoint(
@@ -352,6 +357,9 @@ def commit_round(
                 arm.config.to_json_dict(),
                 events_bytes=log.committed_bytes,
             )
+    save_checkpoint(
+        run_dir / CHECKPOINTS_DIR / LATEST, state, settings, events_bytes=log.committed_bytes
+    )
     keep_policy(trainer, config, run_dir, log.committed_bytes)
     write_config(run_dir, settings)
 

@@ -256,7 +256,8 @@ class ConsoleSink:
         self._rounds_planned = rounds
         self._is_ab = bool(payload.get("config", {}).get("ab"))  # round lines name their arm
         # A PPO run advances its progress once per round, a heuristic run once per episode.
-        self._progress.reset(self._task, total=rounds or episodes)
+        arms = len(payload.get("config", {}).get("ab") or ()) or 1  # an A/B run: per arm
+        self._progress.reset(self._task, total=rounds * arms or episodes)
         self._progress.update(self._task, description="rounds" if rounds else "episodes")
         length = int(payload.get("episode_length", 0))
         if rounds and length:  # a round's env-steps: envs x epochs
@@ -463,10 +464,11 @@ def _round_line(record: dict[str, Any], update: dict[str, Any] | None, named: bo
         f"+{p['mean_params_added']:.0f} p | {ops} | {total:.1f}s"
     )
     second = f"{'':6}{health} | {shares}%"
-    if named:  # an A/B run: the arm (its policy group) heads its second line
-        second = f"{'':6}{record['group'][:24]}: {health} | {shares}%"
+    if named:  # an A/B run: its arm heads the line, in place of the indent (16 columns at most)
+        arm = str(record["group"])
+        second = f"{arm if len(arm) <= 16 else arm[:15] + '~'}: {health} | {shares}%"
     if p.get("compiled_graphs"):
-        second += f" | {p['compiled_graphs']} graphs compiled"
+        second += f" | {p['compiled_graphs']} compiled"
     return Text(f"{first}\n{second}")
 
 

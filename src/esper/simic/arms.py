@@ -2,7 +2,8 @@
 
 An arm is written `[NAME:]SPEC`, SPEC one of
 - a reward mode (`shaped`, `simplified`, `sparse`, `minimal`, `basic`): that `reward_mode`;
-- a preset name (`digits_lean`): the settings that preset gives;
+- a preset name (`digits_lean`): the settings that preset gives, but for the run's own (rounds,
+  envs, seed, task and data, placement: those are the run's);
 - `KEY=VALUE[;KEY=VALUE...]`: settings, as `--set` takes them (`;` between them, since `,`
   separates arms), e.g. `lean:rent_weight=2.5;lr=1e-4`.
 NAME (letters, digits, `.`, `_`, `-`, `=`) names the arm in events, folders and tables; without
@@ -11,8 +12,9 @@ it the arm is named by SPEC. Every arm starts from the run's own config.
 Arms are compared paired: every round all arms play the same env seeds. So they must agree on
 everything an episode is played in (task, episode length, slots, gates, lifecycle limits and
 budgets, data, device, precision): only rewards and the learner (PPO hyperparameters, network,
-action space) may differ, and each arm's own run settings (rounds, envs, seed, placement) are the
-run's. Each arm's policy is seeded from a stable hash of its name and the run's seed.
+action space) may differ, and each arm's run settings (rounds, envs, seed, task and data,
+placement) are the run's. `keep_every` is refused: kept rounds are not written per arm yet.
+Each arm's policy is seeded from a stable hash of its name and the run's seed.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"[A-Za-z0-9._=-]{1,64}")
 # What every arm takes from the run: how long, how many envs, which env seeds, where they run.
 RUN_SETTINGS = frozenset(
-    {"ab", "rounds", "n_envs", "seed", "envs_per_seed", "keep_every"} | set(Placement.model_fields)
+    {"ab", "rounds", "n_envs", "seed", "envs_per_seed", "keep_every", "task", "data_dir"}
+    | {"train_subset", "download", "threads", "telemetry"}
+    | set(Placement.model_fields)
 )
 
 
@@ -52,8 +56,8 @@ def parse_arm(text: str) -> Arm:
         raise ValueError(f"arm {text!r} is empty; write [NAME:]SPEC")
     if spec in {mode.value for mode in RewardMode}:
         settings = {"reward_mode": spec}
-    elif spec in PRESETS:
-        settings = {k: str(v) for k, v in PRESETS[spec].items()}
+    elif spec in PRESETS:  # what the preset sets beyond the run's own settings
+        settings = {k: str(v) for k, v in PRESETS[spec].items() if k not in RUN_SETTINGS}
     elif "=" in spec:
         settings = {}
         for part in spec.split(";"):
@@ -103,6 +107,11 @@ def arm_configs(config: TrainingConfig) -> dict[str, TrainingConfig]:
     """
     if config.ab is None:
         raise ValueError("not an A/B config: ab is not set")
+    if config.keep_every is not None:
+        raise ValueError(
+            "keep_every with ab: kept rounds hold every arm and cannot be evaluated per arm "
+            "yet; evaluate an arm's latest policy (checkpoints/arms/ARM.pt) instead"
+        )
     from esper.simic.env_pool import env_config_for  # env_pool imports this module's users
 
     base = config.updated({"ab": None})
@@ -113,7 +122,7 @@ def arm_configs(config: TrainingConfig) -> dict[str, TrainingConfig]:
         if fixed:
             raise ValueError(
                 f"arm {arm.name} sets {', '.join(fixed)}: every arm takes the run's rounds, "
-                "envs, seed and placement; set them for the run"
+                "envs, seed, task and data, and placement; set them for the run"
             )
         try:
             configs[arm.name] = base.updated(arm.settings)

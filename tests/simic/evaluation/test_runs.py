@@ -80,3 +80,22 @@ def test_the_verdict_names_a_winner_only_when_an_interval_excludes_zero() -> Non
     _, comparisons = compare_runs(few, n_resamples=2000)
     assert comparisons[0].difference.lo > 0  # the interval alone would say "up"
     assert verdict(comparisons).startswith("no run wins")  # 4 pairs: p >= 2/16
+
+
+def test_envs_on_one_seed_in_a_round_count_as_one_sample(tmp_path: Path) -> None:
+    """With envs_per_seed 2, 'paired (8 episodes)' came from 4 seeds: correlated copies made the
+    interval and the test too sure. Episodes on a seed in a round are now averaged."""
+    import json
+
+    from esper.simic.evaluation.runs import read_run
+
+    lines = [{"type": "run_start", "round": 0, "group": "", "payload": {"rounds": 2}}]
+    for round_index in range(2):
+        for env in range(4):
+            outcome = {m: float(10 * round_index + env) for m in RUN_METRICS}
+            payload = {"seed": 100 + round_index * 10 + env // 2, "outcome": outcome}
+            lines.append({"type": "episode", "round": round_index, "group": "", "payload": payload})
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    read = read_run(tmp_path)
+    assert read.seeds == (100, 101, 110, 111)
+    assert read.values["episode_return"] == (0.5, 2.5, 10.5, 12.5)  # each seed's two envs

@@ -75,7 +75,8 @@ def parse_controllers(text: str) -> list[ControllerSpec]:
         else:
             raise ValueError(f"unknown controller {part!r}; expected {CONTROLLER_FORMS}")
     ppo = {i: spec.path for i, spec in enumerate(specs) if spec.path is not None}
-    runs = {_run_dir(path) for path in ppo.values()}
+    # distinct runs (an A/B run's arms count apart): name each by its run directory
+    runs = {_run_dir(p) / p.stem if _is_arm_checkpoint(p) else _run_dir(p) for p in ppo.values()}
     if len(runs) > 1:  # several runs: name each by its run directory
         names = [_run_name(path) for path in ppo.values()]
         short = [_TIMESTAMP.sub("", name) for name in names]  # "20261125-191342-lean" -> "lean"
@@ -110,13 +111,21 @@ def _ppo_spec(path: str) -> ControllerSpec:
     return ControllerSpec("ppo", f"ppo@{round_index}", file, round_index)
 
 
+def _is_arm_checkpoint(path: Path) -> bool:
+    return path.parent.name == ARMS_DIR and path.parent.parent.name == CHECKPOINTS_DIR
+
+
 def _run_dir(path: Path) -> Path:
-    """The run directory, for a run directory or a checkpoint inside one."""
+    """The run directory, for a run directory or a checkpoint inside one (an A/B arm's too)."""
+    if _is_arm_checkpoint(path):
+        return path.parents[2]
     return path.parent.parent if path.parent.name == CHECKPOINTS_DIR else path
 
 
 def _run_name(path: Path) -> str:
-    return _run_dir(path).name
+    """A run's name; an A/B arm's checkpoint: RUN/ARM."""
+    name = _run_dir(path).name
+    return f"{name}/{path.stem}" if _is_arm_checkpoint(path) else name
 
 
 def checkpoint_file(path: Path) -> Path:

@@ -38,8 +38,8 @@ class RunEpisodes:
     path: Path
     kind: str  # "ppo" or the controller a run of episodes played
     rounds: tuple[int, ...]  # the PPO rounds read (empty for a run of episodes)
-    seeds: tuple[int, ...]  # per episode, in log order
-    values: dict[str, tuple[float, ...]]  # metric -> per episode
+    seeds: tuple[int, ...]  # per sample (an env seed in a round), in log order
+    values: dict[str, tuple[float, ...]]  # metric -> per sample: its episodes' mean
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,16 @@ def read_run(
         done = sorted({int(e["round"]) for e in episodes})
         rounds = tuple(done[-last_rounds:])
         episodes = [e for e in episodes if int(e["round"]) in rounds]
+    # Envs on one seed in one round (envs_per_seed > 1) are one sample, not several: their
+    # episodes are averaged, so intervals and tests count seeds, not correlated copies.
+    units: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for e in episodes:
+        units.setdefault((int(e["round"]), int(e["payload"]["seed"])), []).append(e)
     values = {
-        metric: tuple(float(e["payload"]["outcome"][metric]) for e in episodes)
+        metric: tuple(
+            float(np.mean([e["payload"]["outcome"][metric] for e in unit]))
+            for unit in units.values()
+        )
         for metric in RUN_METRICS
     }
     return RunEpisodes(
@@ -133,7 +141,7 @@ def read_run(
         path=path,
         kind="ppo" if is_ppo else str(episodes[0]["payload"]["controller"]),
         rounds=rounds,
-        seeds=tuple(int(e["payload"]["seed"]) for e in episodes),
+        seeds=tuple(seed for _, seed in units),
         values=values,
     )
 
@@ -230,8 +238,8 @@ def verdict(
 ) -> str:
     """Which run wins on `metric`, in one line: a run clearly above the first (the largest such
     gain, if several), the first when every other is clearly below it, else none. Clearly: the
-    interval excludes 0 and, paired, the sign-flip test agrees (p < `alpha`; with 4 pairs or
-    fewer it never can: the smallest exact p is 2 / 2^n)."""
+    interval excludes 0 and, paired, the sign-flip test agrees (p < `alpha`; at 0.05, with 5
+    pairs or fewer it never can: the smallest exact p is 2 / 2^n)."""
     rows = [c for c in comparisons if c.metric == metric]
     if not rows:
         raise ValueError(f"no comparison on {metric!r}")
