@@ -376,3 +376,12 @@ def test_an_ab_round_line_names_its_arm_within_100_columns() -> None:
     lines = console.export_text().rstrip().splitlines()[-2:]
     assert lines[1].startswith("a-very-long-arm~: H")
     assert max(len(line) for line in lines) <= 100, lines
+
+
+def test_a_resumed_runs_bar_starts_at_the_round_it_resumes_from() -> None:
+    """The bar restarted at 0 on resume, so its ETA counted the done rounds again."""
+    sink = ConsoleSink(Console(record=True, width=200), live=False)
+    start = RunStartEvent("train ppo", "digits", "ppo", 20, 2, {}, rounds=10, first_round=6)
+    sink.write(Event.wrap(start, context(), epoch=0))
+    task = sink._progress.tasks[sink._task]
+    assert (task.completed, task.total) == (6, 10)

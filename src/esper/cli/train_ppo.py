@@ -289,6 +289,7 @@ def _run_rounds(
         config.to_json_dict(),
         rounds=config.rounds,
         episode_length=config.resolved_episode_length(),
+        first_round=trainer.round,
     )
     run.keep()
     try:

@@ -257,7 +257,8 @@ class ConsoleSink:
         self._is_ab = bool(payload.get("config", {}).get("ab"))  # round lines name their arm
         # A PPO run advances its progress once per round, a heuristic run once per episode.
         arms = len(payload.get("config", {}).get("ab") or ()) or 1  # an A/B run: per arm
-        self._progress.reset(self._task, total=rounds * arms or episodes)
+        done = int(payload.get("first_round", 0)) * arms  # a resumed run's rounds already done
+        self._progress.reset(self._task, total=rounds * arms or episodes, completed=done)
         self._progress.update(self._task, description="rounds" if rounds else "episodes")
         length = int(payload.get("episode_length", 0))
         if rounds and length:  # a round's env-steps: envs x epochs

@@ -104,6 +104,7 @@ class RunStartEvent:
     config: dict[str, Any]
     rounds: int = 0  # PPO rounds (each one episode per env, then an update); 0: no rounds
     episode_length: int = 0  # host epochs per episode (0: not given)
+    first_round: int = 0  # the round a resumed PPO run starts from
 
 
 class TelemetryError(TypeError):
