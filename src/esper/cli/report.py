@@ -1,0 +1,74 @@
+"""`esper report SOURCE [SOURCE...] [-o report.html]`: one self-contained HTML file of runs
+(their event logs) and evaluation results files (`esper evaluate --out F.json`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from esper.karn.report import evaluation_section, page, run_sections
+from esper.nissa import EVENTS_FILE, atomic_write_text, read_events
+
+
+def add_report_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="write one self-contained HTML report of runs and evaluation results",
+        description=(
+            "Plot runs (PPO: per-round figures, PPO health, op mix, reward terms, time per "
+            "phase, seed-lifecycle swimlanes; heuristic: episodes and swimlanes; A/B and several "
+            "runs overlaid) and evaluation results files (controller table, per-seed paired "
+            "plot) into one HTML file that opens offline. Works on runs still going or crashed."
+        ),
+    )
+    parser.add_argument(
+        "sources", nargs="+", type=Path, metavar="SOURCE", help="run directories or .json results"
+    )
+    parser.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=None,
+        help="the HTML file (default: RUN_DIR/report.html for one run, else report.html here)",
+    )
+    parser.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    runs: dict[str, list[dict[str, Any]]] = {}
+    evaluations: dict[str, dict[str, Any]] = {}
+    for source in args.sources:
+        if source.is_dir():
+            log = source / EVENTS_FILE
+            if not log.is_file():
+                raise ValueError(f"{source}: not a run directory (no {EVENTS_FILE} there)")
+            events = read_events(log)
+            if not any(e.get("type") == "run_start" for e in events):
+                raise ValueError(f"{log}: not a run's event log (no run_start event)")
+            runs[source.name] = events
+        elif source.is_file() and source.suffix == ".json":
+            try:
+                data = json.loads(source.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                raise ValueError(f"{source}: not readable as JSON ({error})") from None
+            if not isinstance(data, dict) or not {"controllers", "episodes"} <= set(data):
+                raise ValueError(f"{source}: not an esper evaluate results file")
+            evaluations[source.stem] = data
+        else:
+            raise ValueError(f"{source}: no such run directory or .json results file")
+    out = args.out
+    if out is None:
+        single = args.sources[0] if len(args.sources) == 1 and args.sources[0].is_dir() else None
+        out = single / "report.html" if single is not None else Path("report.html")
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"--out {out}: expected an .html file")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: no such folder {out.parent}")
+    sections = run_sections(runs) if runs else []
+    sections += [evaluation_section(label, data) for label, data in evaluations.items()]
+    title = "Esper report: " + ", ".join(s.name for s in args.sources)
+    atomic_write_text(out, page(title, sections))
+    print(f"report: {out}")
+    return 0
