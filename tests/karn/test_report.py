@@ -48,6 +48,25 @@ def test_each_kind_of_source_makes_one_self_contained_file(
     assert "<script src" not in text
 
 
+def test_an_ab_report_holds_the_arms_comparison_and_a_heuristic_its_episodes_apart(
+    sources: dict[str, Path], tmp_path: Path
+) -> None:
+    text = _report(sources["ab"], tmp_path / "ab.html")
+    assert "Against ab/shaped" in text and "paired (6 seeds)" in text and " on return" in text
+    text = _report(sources["heuristic"], tmp_path / "h.html")
+    assert "episode 0 (env 0)" in text and "episode 1 (env 0)" in text  # each its own swimlane
+
+
+def test_a_crashed_run_reports_what_it_logged(sources: dict[str, Path], tmp_path: Path) -> None:
+    """A crash mid-write leaves a last line cut short: the report reads up to it."""
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    log = (sources["ppo"] / "events.jsonl").read_bytes()
+    (crashed / "events.jsonl").write_bytes(log[: len(log) * 2 // 3])  # the middle of a line
+    text = _report(crashed, tmp_path / "crashed.html")
+    assert text.count('<img alt="plot"') >= 4
+
+
 def test_a_single_run_reports_into_its_folder_and_bad_input_is_one_line(
     sources: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

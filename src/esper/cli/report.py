@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
-from esper.karn.report import evaluation_section, page, run_sections
+from esper.karn.report import comparison_section, evaluation_section, page, run_sections
 from esper.nissa import EVENTS_FILE, atomic_write_text, read_events
+from esper.simic.evaluation.runs import compare_runs, read_runs, verdict
 
 
 def add_report_parser(commands: Any) -> None:
@@ -34,6 +36,27 @@ def add_report_parser(commands: Any) -> None:
         help="the HTML file (default: RUN_DIR/report.html for one run, else report.html here)",
     )
     parser.set_defaults(run=run_report)
+
+
+def _comparison(sources: list[Path]) -> str | None:
+    """The runs' (or an A/B run's arms') paired comparison, as `esper compare` prints it."""
+    dirs = [s for s in sources if s.is_dir()]
+    try:
+        runs = [run for path in dirs for run in read_runs(path)]
+        if len(runs) < 2:
+            return None
+        _, comparisons = compare_runs(runs)
+    except ValueError:  # a run without finished episodes yet: nothing to compare
+        return None
+    rows = []
+    for c in comparisons:
+        d = c.difference
+        interval = f"{d.mean:+.2f} [{d.lo:+.2f}, {d.hi:+.2f}]"
+        design = f"paired ({c.pairs} seeds)" if c.paired else "unpaired"
+        p = "-" if math.isnan(c.p_value) else f"{c.p_value:.3g}"
+        rows.append((f"{c.label} - {c.baseline}", c.metric, interval, design, p))
+    title = f"Against {comparisons[0].baseline} (last 5 rounds of a PPO run)"
+    return comparison_section(title, rows, verdict(comparisons))
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -67,6 +90,9 @@ def run_report(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise ValueError(f"--out {out}: no such folder {out.parent}")
     sections = run_sections(runs) if runs else []
+    comparison = _comparison(args.sources)
+    if comparison is not None:
+        sections.insert(0, comparison)
     sections += [evaluation_section(label, data) for label, data in evaluations.items()]
     title = "Esper report: " + ", ".join(s.name for s in args.sources)
     atomic_write_text(out, page(title, sections))

@@ -223,11 +223,40 @@ def _episodes_section(label: str, events: list[dict[str, Any]]) -> str:
     ax.set_title("outcomes per episode")
     ax.legend(fontsize=7)
     parts.append(_png(figure))
-    envs = sorted({int(e["env"]) for e in episodes})
-    for env in envs[:3]:
-        own = [e for e in events if int(e.get("env", 0)) == env]
-        parts.append(_png(_swimlanes(own, None, f"{label}: env {env}, all its episodes")))
+    runs = _episode_epochs(events)  # each episode's epoch events, in order
+    if runs:
+        for index in sorted({0, len(runs) // 2, len(runs) - 1}):
+            env, own = runs[index]
+            title = f"{label}: episode {index} (env {env})"
+            parts.append(f"<h3>swimlanes, {html.escape(title)}</h3>")
+            parts.append(_png(_swimlanes(own, None, title)))
     return "\n".join(parts)
+
+
+def _episode_epochs(events: list[dict[str, Any]]) -> list[tuple[int, list[dict[str, Any]]]]:
+    """A run of episodes' epoch events split into episodes: an env's epoch numbers start again
+    at 1 with each of its episodes. In the order the episodes began."""
+    current: dict[int, list[dict[str, Any]]] = {}
+    episodes: list[tuple[int, list[dict[str, Any]]]] = []
+    for e in events:
+        if e["type"] != "epoch":
+            continue
+        env = int(e["env"])
+        if env not in current or int(e["epoch"]) <= int(current[env][-1]["epoch"]):
+            current[env] = []
+            episodes.append((env, current[env]))
+        current[env].append(e)
+    return episodes
+
+
+def comparison_section(title: str, rows: list[tuple[str, str, str, str, str]], verdict: str) -> str:
+    """A comparison table (run, metric, difference [CI], design, p) and its verdict."""
+    cells = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    head = "<tr><th>run</th><th>metric</th><th>difference [95% CI]</th><th>design</th><th>p</th>"
+    table = f"<table>{head}</tr>{cells}</table>"
+    return f"<h2>{html.escape(title)}</h2>{table}<p>{html.escape(verdict)}</p>"
 
 
 def evaluation_section(label: str, results: dict[str, Any]) -> str:
