@@ -106,7 +106,7 @@ def test_headless_chromium_renders_every_plot_without_a_console_error(
         timeout=120,
         check=True,
     )
-    assert f"<title>loaded {plots} of {plots} plots</title>" in dom.stdout  # the page's check
+    assert f'data-plots="loaded {plots} of {plots}"' in dom.stdout  # the page's own check
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == []
     png = tmp_path / f"{kind}.png"
@@ -117,3 +117,13 @@ def test_headless_chromium_renders_every_plot_without_a_console_error(
         check=True,
     )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_two_runs_of_one_name_are_both_drawn(sources: dict[str, Path], tmp_path: Path) -> None:
+    """`esper report p2 other/p2` drew only the second (found in review)."""
+    other = tmp_path / "other" / "ppo"
+    shutil.copytree(sources["ppo"], other)
+    out = tmp_path / "both.html"
+    assert main(["report", str(sources["ppo"]), str(other), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "other/ppo - ppo" in text  # the comparison names them apart

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from esper.karn.report import comparison_section, evaluation_section, page, run_sections
 from esper.nissa import EVENTS_FILE, atomic_write_text, read_events
-from esper.simic.evaluation.runs import compare_runs, read_runs, verdict
+from esper.simic.evaluation.runs import RunEpisodes, compare_runs, read_runs, verdict
 
 
 def add_report_parser(commands: Any) -> None:
@@ -38,15 +40,24 @@ def add_report_parser(commands: Any) -> None:
     parser.set_defaults(run=run_report)
 
 
+def _unique(source: Path, taken: dict[str, Any], name: str | None = None) -> str:
+    """A source's label: its name, or with its parent's where another source has that name."""
+    label = name or source.name
+    return label if label not in taken else f"{source.parent.name}/{label}"
+
+
 def _comparison(sources: list[Path]) -> str | None:
     """The runs' (or an A/B run's arms') paired comparison, as `esper compare` prints it."""
-    dirs = [s for s in sources if s.is_dir()]
+    runs: list[RunEpisodes] = []
+    for path in (s for s in sources if s.is_dir()):
+        with contextlib.suppress(ValueError):  # a run without a finished episode yet: left out
+            for run in read_runs(path):
+                if any(r.label == run.label for r in runs):  # two runs of one name
+                    run = replace(run, label=f"{path.parent.name}/{run.label}")
+                runs.append(run)
     try:
-        runs = [run for path in dirs for run in read_runs(path)]
-        if len(runs) < 2:
-            return None
         _, comparisons = compare_runs(runs)
-    except ValueError:  # a run without finished episodes yet: nothing to compare
+    except ValueError:  # fewer than two, or two of one name
         return None
     rows = []
     for c in comparisons:
@@ -55,7 +66,7 @@ def _comparison(sources: list[Path]) -> str | None:
         design = f"paired ({c.pairs} seeds)" if c.paired else "unpaired"
         p = "-" if math.isnan(c.p_value) else f"{c.p_value:.3g}"
         rows.append((f"{c.label} - {c.baseline}", c.metric, interval, design, p))
-    title = f"Against {comparisons[0].baseline} (last 5 rounds of a PPO run)"
+    title = f"Against {comparisons[0].baseline} (a PPO run: its last 5 rounds)"
     return comparison_section(title, rows, verdict(comparisons))
 
 
@@ -70,7 +81,7 @@ def run_report(args: argparse.Namespace) -> int:
             events = read_events(log)
             if not any(e.get("type") == "run_start" for e in events):
                 raise ValueError(f"{log}: not a run's event log (no run_start event)")
-            runs[source.name] = events
+            runs[_unique(source, runs)] = events
         elif source.is_file() and source.suffix == ".json":
             try:
                 data = json.loads(source.read_text(encoding="utf-8"))
@@ -78,7 +89,7 @@ def run_report(args: argparse.Namespace) -> int:
                 raise ValueError(f"{source}: not readable as JSON ({error})") from None
             if not isinstance(data, dict) or not {"controllers", "episodes"} <= set(data):
                 raise ValueError(f"{source}: not an esper evaluate results file")
-            evaluations[source.stem] = data
+            evaluations[_unique(source, evaluations, source.stem)] = data
         else:
             raise ValueError(f"{source}: no such run directory or .json results file")
     out = args.out

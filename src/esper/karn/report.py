@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 STAGES = (
     "DORMANT",
@@ -52,6 +53,8 @@ _STAGE_COLORS = (
 
 
 def _png(figure: Any) -> str:
+    for ax in figure.axes:  # rounds, epochs and episodes are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)
@@ -64,7 +67,8 @@ def _groups(events: list[dict[str, Any]], label: str) -> dict[str, list[dict[str
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in events:
         by[str(e.get("group", ""))].append(e)
-    named = {g: es for g, es in by.items() if g and any(x["type"] == "episode" for x in es)}
+    process = ("run_start", "run_end")  # a process's own records, in no group's stream
+    named = {g: es for g, es in by.items() if g and any(x["type"] not in process for x in es)}
     if len(named) <= 1:
         return {label: events}
     return {f"{label}/{group}": es for group, es in named.items()}
@@ -109,8 +113,9 @@ def _ppo_section(series: dict[str, list[dict[str, Any]]]) -> str:
             if not rounds:
                 continue
             means = [sum(v) / len(v) for v in values]
-            ax.plot(rounds, means, label=label)
-            ax.fill_between(rounds, [min(v) for v in values], [max(v) for v in values], alpha=0.2)
+            (line,) = ax.plot(rounds, means, marker="o", markersize=3, label=label)
+            low, high = [min(v) for v in values], [max(v) for v in values]
+            ax.fill_between(rounds, low, high, alpha=0.2, color=line.get_color())
         ax.set_title(title)
         ax.set_xlabel("round")
     axes[0].legend(fontsize=7)
@@ -134,7 +139,13 @@ def _ppo_section(series: dict[str, list[dict[str, Any]]]) -> str:
         heads = sorted({h for e in updates for h in e["payload"]["entropy"]})
         for head in heads:
             values = [e["payload"]["entropy"].get(head, math.nan) for e in updates]
-            axes[4].plot([e["round"] for e in updates], values, label=f"{label}: {head}")
+            axes[4].plot(
+                [e["round"] for e in updates],
+                values,
+                marker="o",
+                markersize=2,
+                label=f"{label}: {head}",
+            )
     axes[4].set_title("entropy per head (normalized)")
     axes[4].legend(fontsize=6)
     parts += ["<h3>PPO health</h3>", _png(figure)]
@@ -183,7 +194,7 @@ def _reward_terms(events: list[dict[str, Any]]) -> Any:
     terms = sorted({t for r in per_round.values() for t in r})
     for term in terms:
         values = [per_round[r][term] / max(1, len(episodes[r])) for r in rounds]
-        ax.plot(rounds, values, label=term)
+        ax.plot(rounds, values, marker="o", markersize=3, label=term)
     ax.set_title("reward terms per episode (mean over the round's episodes)")
     ax.set_xlabel("round")
     ax.legend(fontsize=6)
@@ -288,9 +299,8 @@ def evaluation_section(label: str, results: dict[str, Any]) -> str:
     ax.set_ylabel("test accuracy %")
     ax.set_title("per seed, paired (a line joins one seed's episodes)")
     return (
-        f"<h2>Evaluation: {html.escape(label)} ({results['task']}, {len(seeds)} seeds)</h2>"
-        + table
-        + _png(figure)
+        f"<h2>Evaluation: {html.escape(label)} ({html.escape(str(results['task']))}, "
+        f"{len(seeds)} seeds)</h2>" + table + _png(figure)
     )
 
 
@@ -302,7 +312,7 @@ _STYLE = (
 # Marks the page when every plot image has decoded: how a headless browser checks it rendered.
 _CHECK = """<script>window.addEventListener("load",function(){var i=document.images,n=0;
 for(var k=0;k<i.length;k++){if(i[k].complete&&i[k].naturalWidth>0){n++;}}
-document.title="loaded "+n+" of "+i.length+" plots";});</script>"""
+document.body.setAttribute("data-plots","loaded "+n+" of "+i.length);});</script>"""
 
 
 def page(title: str, sections: list[str]) -> str:
