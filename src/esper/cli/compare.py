@@ -154,14 +154,21 @@ def _comparison_table(comparisons: list[RunComparison]) -> Table:
     table.add_column("difference [95% CI]", justify="right", no_wrap=True)
     table.add_column("design")
     table.add_column("p", justify="right")
+    for run, *cells in comparison_rows(comparisons):
+        table.add_row(Text(run), *cells)
+    return table
+
+
+def comparison_rows(comparisons: list[RunComparison]) -> list[tuple[str, str, str, str, str]]:
+    """Each comparison as (runs, metric, difference [CI], design, p), for a table."""
+    rows = []
     for c in comparisons:
         name, spec = _NAMES[c.metric]
         design = f"paired ({c.pairs} seeds)" if c.paired else "unpaired"
         p = "-" if math.isnan(c.p_value) else f"{c.p_value:.3g}"
-        table.add_row(
-            Text(f"{c.label} - {c.baseline}"), name, _interval(c.difference, "+" + spec), design, p
-        )
-    return table
+        interval = _interval(c.difference, "+" + spec)
+        rows.append((f"{c.label} - {c.baseline}", name, interval, design, p))
+    return rows
 
 
 def _no_nan(value: Any) -> Any:

@@ -6,14 +6,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from esper.cli.compare import comparison_rows
 from esper.karn.report import comparison_section, evaluation_section, page, run_sections
-from esper.nissa import EVENTS_FILE, atomic_write_text, read_events
-from esper.simic.evaluation.runs import RunEpisodes, compare_runs, read_runs, verdict
+from esper.nissa import atomic_write_text
+from esper.simic.evaluation.runs import (
+    RunEpisodes,
+    compare_runs,
+    read_run_events,
+    read_runs,
+    verdict,
+)
 
 
 def add_report_parser(commands: Any) -> None:
@@ -59,13 +65,7 @@ def _comparison(sources: list[Path]) -> str | None:
         _, comparisons = compare_runs(runs)
     except ValueError:  # fewer than two, or two of one name
         return None
-    rows = []
-    for c in comparisons:
-        d = c.difference
-        interval = f"{d.mean:+.2f} [{d.lo:+.2f}, {d.hi:+.2f}]"
-        design = f"paired ({c.pairs} seeds)" if c.paired else "unpaired"
-        p = "-" if math.isnan(c.p_value) else f"{c.p_value:.3g}"
-        rows.append((f"{c.label} - {c.baseline}", c.metric, interval, design, p))
+    rows = comparison_rows(comparisons)
     title = f"Against {comparisons[0].baseline} (a PPO run: its last 5 rounds)"
     return comparison_section(title, rows, verdict(comparisons))
 
@@ -75,13 +75,7 @@ def run_report(args: argparse.Namespace) -> int:
     evaluations: dict[str, dict[str, Any]] = {}
     for source in args.sources:
         if source.is_dir():
-            log = source / EVENTS_FILE
-            if not log.is_file():
-                raise ValueError(f"{source}: not a run directory (no {EVENTS_FILE} there)")
-            events = read_events(log)
-            if not any(e.get("type") == "run_start" for e in events):
-                raise ValueError(f"{log}: not a run's event log (no run_start event)")
-            runs[_unique(source, runs)] = events
+            runs[_unique(source, runs)] = read_run_events(source)
         elif source.is_file() and source.suffix == ".json":
             try:
                 data = json.loads(source.read_text(encoding="utf-8"))

@@ -117,7 +117,7 @@ def train_epochs(sessions: Sequence[HostSession]) -> list[Trained]:
             continue
         clock = PhaseClock(sessions[members[0]].device)
         with clock.phase("epoch"):
-            stats = train_group([sessions[i] for i in members], clock)
+            stats = _train_group([sessions[i] for i in members], clock)  # one key: checked
         shares = training_phases(clock)
         for i, stat in zip(members, stats, strict=True):
             results[i] = (stat, {name: s / len(members) for name, s in shares.items()})
@@ -215,6 +215,11 @@ def train_group(
     model and optimizer. `clock` times the shadow passes as "shadow_passes"."""
     if len({structure_key(s) for s in sessions}) != 1 or structure_key(sessions[0]) is None:
         raise ValueError("train_group needs sessions of one structure that can be grouped")
+    return _train_group(sessions, clock)
+
+
+def _train_group(sessions: Sequence[HostSession], clock: PhaseClock | None) -> list[TrainStats]:
+    """`train_group` for sessions known to share one groupable structure."""
     for session in sessions:
         session.model.train()
     template = sessions[0].model

@@ -68,7 +68,7 @@ class RunComparison:
 def read_runs(path: Path, last_rounds: int = 5, prefix: bool = True) -> list[RunEpisodes]:
     """The run in `path`, or each arm of it if it is an A/B run (labelled RUN/ARM, or ARM
     without `prefix`)."""
-    events = _events(path)
+    events = read_run_events(path)
     groups = list(dict.fromkeys(str(e["group"]) for e in events if e.get("type") == "episode"))
     start = next(e for e in events if e.get("type") == "run_start")
     if not start["payload"].get("config", {}).get("ab") or len(groups) < 2:
@@ -79,7 +79,8 @@ def read_runs(path: Path, last_rounds: int = 5, prefix: bool = True) -> list[Run
     ]
 
 
-def _events(path: Path) -> list[dict[str, Any]]:
+def read_run_events(path: Path) -> list[dict[str, Any]]:
+    """The events of the run in `path`; ValueError naming why it is not a run."""
     if not path.is_dir():
         raise ValueError(f"{path}: no such run directory")
     log = path / EVENTS_FILE
@@ -103,7 +104,7 @@ def read_run(
     """
     if last_rounds < 1:
         raise ValueError(f"--last-rounds must be >= 1, got {last_rounds}")
-    events = _events(path)
+    events = read_run_events(path)
     starts = [e for e in events if e.get("type") == "run_start"]
     episodes = [
         e
