@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import torch
 
-from esper.kasmina import MorphogeneticModel, blueprint_names
+from esper.kasmina import MorphogeneticModel
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import env_config_for
 from esper.simic.environment import MorphogeneticEnv
@@ -57,7 +57,7 @@ def main() -> None:
     config = TrainingConfig.preset("digits")
     env = MorphogeneticEnv(get_task("digits"), config=env_config_for(config, 0))
     slots = env.session.model.slot_ids
-    blueprints = blueprint_names(env.session.model.topology)
+    blueprints = env.session.model.blueprints
     texts = args.plans.split(",") if args.plans else default_plans(slots, blueprints)
     parsed = [PlanPolicy.parse(t, slots, blueprints) for t in ["none", *texts] if t]
     limit = args.max_params

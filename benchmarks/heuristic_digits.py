@@ -12,7 +12,6 @@ import time
 
 import torch
 
-from esper.kasmina import blueprint_names
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.simic.episodes import run_episodes
 from esper.tamiyo.policy import HeuristicPolicy, StaticPolicy
@@ -34,7 +33,7 @@ def main() -> None:
     print(header("heuristic vs host alone on digits", runs=len(seeds)))
     print(f"task digits | episode {task.episode_length} epochs | env seeds {seeds}")
     results = {}
-    for policy in (StaticPolicy(), HeuristicPolicy(blueprint_names(env.session.model.topology))):
+    for policy in (StaticPolicy(), HeuristicPolicy(env.session.model.blueprints)):
         started = time.perf_counter()
         records = run_episodes(policy, [env], seeds)
         results[policy.name] = records

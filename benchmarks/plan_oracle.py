@@ -22,7 +22,6 @@ import statistics
 
 import torch
 
-from esper.kasmina import blueprint_names
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import env_config_for
 from esper.simic.environment import MorphogeneticEnv
@@ -56,7 +55,7 @@ def main() -> None:
         dict(item.split("=", 1) for item in args.set)
     )
     env = MorphogeneticEnv(get_task("digits"), config=env_config_for(config, 0))
-    slots, blueprints = env.session.model.slot_ids, blueprint_names(env.session.model.topology)
+    slots, blueprints = env.session.model.slot_ids, env.session.model.blueprints
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(header("per-episode best plan vs the best fixed plan, digits", runs=len(seeds)))
     print(f"reward settings: {', '.join(args.set) or 'the digits preset'}; env seeds {seeds}")

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import torch
 
-from esper.kasmina import blueprint_names
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import env_config_for
 from esper.simic.environment import MorphogeneticEnv
@@ -51,7 +50,7 @@ def successive_halving(
     """The fixed plan with the best mean episode return, found within `budget` episodes."""
     env = MorphogeneticEnv(get_task(config.task), config=env_config_for(config, 0))
     slots = env.session.model.slot_ids
-    blueprints = blueprint_names(env.session.model.topology)
+    blueprints = env.session.model.blueprints
     alive = ["none", *default_plans(slots, blueprints)]
     # A plan over the (largest) budget could not be carried out; under budgets drawn per
     # episode, one within the largest plays the steps that fit its episode's budget.

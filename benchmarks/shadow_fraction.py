@@ -23,7 +23,6 @@ import time
 
 import torch
 
-from esper.kasmina import blueprint_names
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import env_config_for
 from esper.simic.environment import MorphogeneticEnv
@@ -63,7 +62,7 @@ def main() -> None:
         session = dataclasses.replace(base.session, shadow_fraction=fraction)
         envs[fraction] = MorphogeneticEnv(task, data, dataclasses.replace(base, session=session))
     model = envs[1.0].session.model
-    slots, blueprints = model.slot_ids, blueprint_names(model.topology)
+    slots, blueprints = model.slot_ids, model.blueprints
     plans = [PlanPolicy(PlanPolicy.parse(t, slots, blueprints)) for t in args.plans.split(",")]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(header("shadow-pass fraction on digits, fixed plans", runs=len(seeds)))

@@ -5,16 +5,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 from growth_helpers import (
+    alpha_configs,
     epoch,
     germinate,
     perturb_seeds,
+    separate_forward,
     trained_cnn_host,
     transformer_host,
     walk_to,
 )
 from torch import nn
 
-from esper.kasmina import MorphogeneticModel, blending, blueprint_names
+from esper.kasmina import MorphogeneticModel, blueprint_names
 from esper.leyline import (
     BlendOp,
     FactoredAction,
@@ -139,28 +141,6 @@ def test_full_alpha_keeps_gradient_flowing_to_every_upstream_host_layer(stage: S
     assert isolated == (stage == Stage.HOLDING)
 
 
-def _separate_forward(
-    model: MorphogeneticModel, x: torch.Tensor, config: dict[str, float]
-) -> torch.Tensor:
-    """Reference: one configuration at a time, each live slot blended by hand at its (forced)
-    alpha; at alpha 0 the host's activation itself."""
-    for i, spec in enumerate(model.specs):
-        x = model.host.forward_segment(i, x)
-        slot = model.slot(spec.slot_id)
-        alpha = config.get(spec.slot_id, slot.alpha)
-        if slot.is_live and alpha != 0:
-            assert slot.seed is not None and slot.blend_op is not None
-            inner = x.detach() if slot.is_isolated else x
-            gate = slot.gate(inner) if slot.gate is not None else None
-            x = blending.blend(slot.blend_op, x, slot.seed(inner) - inner, alpha, gate)
-    return model.host.head(x)
-
-
-def _configs(model: MorphogeneticModel) -> list[dict[str, float]]:
-    live = [s for s in model.slot_ids if model.slot(s).is_live]
-    return [{}, *({s: 0.0} for s in live), {s: 1.0 for s in live}, {live[0]: 0.3}]
-
-
 def _grow_three_seeds(model: MorphogeneticModel, blueprints: list[str]) -> None:
     blends = [BlendOp.ADD, BlendOp.MULTIPLY, BlendOp.GATE]
     for slot_id, bp, blend in zip(model.slot_ids, blueprints, blends, strict=False):
@@ -174,13 +154,13 @@ def test_fused_forward_equals_separate_forwards_cnn() -> None:
     _grow_three_seeds(model, ["conv_light", "attention", "bottleneck"])
     model.eval()
     x = torch.randn(16, 1, 8, 8)
-    configs = _configs(model)
+    configs = alpha_configs(model)
     with torch.no_grad():
         fused = model.fused_forward(x, configs)
         assert fused.shape == (len(configs), 16, 10)
         assert torch.allclose(fused[0], model(x), atol=1e-5)
         for k, config in enumerate(configs):
-            assert (fused[k] - _separate_forward(model, x, config)).abs().max() <= 1e-5
+            assert (fused[k] - separate_forward(model, x, config)).abs().max() <= 1e-5
 
 
 def test_fused_forward_equals_separate_forwards_transformer() -> None:
@@ -188,13 +168,13 @@ def test_fused_forward_equals_separate_forwards_transformer() -> None:
     _grow_three_seeds(model, ["attention", "lora"])
     model.eval()
     idx = torch.randint(0, 64, (4, 16))
-    configs = _configs(model)
+    configs = alpha_configs(model)
     with torch.no_grad():
         fused = model.fused_forward(idx, configs)
         assert fused.shape == (len(configs), 4, 16, 64)
         assert torch.allclose(fused[0], model(idx), atol=1e-5)
         for k, config in enumerate(configs):
-            assert (fused[k] - _separate_forward(model, idx, config)).abs().max() <= 1e-5
+            assert (fused[k] - separate_forward(model, idx, config)).abs().max() <= 1e-5
 
 
 def test_a_fused_pass_makes_its_alpha_columns_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,7 +184,7 @@ def test_a_fused_pass_makes_its_alpha_columns_once(monkeypatch: pytest.MonkeyPat
     model = MorphogeneticModel(trained_cnn_host())
     _grow_three_seeds(model, ["conv_light", "attention", "bottleneck"])
     model.eval()
-    configs = _configs(model)
+    configs = alpha_configs(model)
     x = torch.randn(16, 1, 8, 8)
     with torch.no_grad():
         first = model.fused_forward(x, configs)
@@ -334,13 +314,13 @@ def test_fused_forward_gradients_equal_those_of_separate_forwards() -> None:
     _grow_three_seeds(model, ["conv_light", "attention", "bottleneck"])
     model.eval()
     x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
-    configs = _configs(model)
+    configs = alpha_configs(model)
     params = list(model.parameters())
 
     fused = model.fused_forward(x, configs)
     fused_loss = sum(F.cross_entropy(fused[k], y) for k in range(len(configs)))
     fused_grads = torch.autograd.grad(fused_loss, params, allow_unused=True)
-    separate_loss = sum(F.cross_entropy(_separate_forward(model, x, c), y) for c in configs)
+    separate_loss = sum(F.cross_entropy(separate_forward(model, x, c), y) for c in configs)
     separate_grads = torch.autograd.grad(separate_loss, params, allow_unused=True)
 
     for a, b in zip(fused_grads, separate_grads, strict=True):

@@ -50,7 +50,7 @@ def test_a_plan_takes_every_seed_through_the_whole_lifecycle(digits: DataSplits)
     assert record.outcome.seeds_pruned == 0
     assert sorted(record.outcome.grown) == sorted(f"{bp}@{slot}" for slot, bp in PLAN)
     widths = {spec.slot_id: spec.width for spec in model.specs}
-    planned_params = sum(get_blueprint(model.topology, bp).param_count(widths[s]) for s, bp in PLAN)
+    planned_params = sum(get_blueprint("cnn", bp).param_count(widths[s]) for s, bp in PLAN)
     assert record.outcome.params_added == sum(s.seed_params for s in fossils) == planned_params
 
 

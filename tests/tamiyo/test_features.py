@@ -1,6 +1,7 @@
 """Masks as controllers read them: the slot mask given an op, and the flat per-head union."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -230,6 +231,21 @@ def test_no_budget_allows_every_blueprint_and_a_budget_needs_the_costs() -> None
     m = build_masks(SPEC, reports, LIMITS)
     with pytest.raises(ValueError, match="lora"):
         m.allows_planting("r0c0", "lora")
+
+
+def test_each_slot_plants_only_the_blueprints_offered_there() -> None:
+    """A host of two layer families: each slot's row of the blueprint mask is its family's,
+    with or without a budget, and a slot offered none cannot GERMINATE."""
+    reports = {s: SlotReport(s, Stage.DORMANT) for s in SLOT_IDS}
+    spec = replace(SPEC, offered=(("norm", "depthwise"), ()))
+    m = build_masks(spec, reports, LIMITS)
+    assert m.blueprint.tolist() == [[True, False, True], [False, False, False]]
+    assert m.allows(Op.GERMINATE, "r0c0") and not m.allows(Op.GERMINATE, "r0c1")
+    spec = replace(SPEC, offered=(("norm", "depthwise"), ("attention", "depthwise")))
+    m = build_masks(spec, reports, BUDGET, COSTS)  # r0c1: 120 and 128 over the budget
+    assert m.blueprint.tolist() == [[True, False, True], [False, False, False]]
+    with pytest.raises(ValueError, match="offered has 1 rows for 2 slots"):
+        replace(SPEC, offered=(("norm",),))
 
 
 def test_the_simple_action_space_keeps_the_budget() -> None:

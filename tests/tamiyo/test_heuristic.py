@@ -395,7 +395,7 @@ def test_state_round_trip_and_reset() -> None:
     assert resumed.state_dict() == controller().state_dict()
 
 
-def test_load_refuses_another_topology() -> None:
+def test_load_refuses_another_blueprint_set() -> None:
     other = HeuristicController(("norm", "lora"))
     with pytest.raises(ValueError, match="penalties"):
         controller().load_state_dict(other.state_dict())

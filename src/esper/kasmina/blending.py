@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from esper.kasmina.families import get_family
 from esper.leyline import BlendOp
 
 
@@ -27,22 +28,25 @@ def blend(op: BlendOp, h: Tensor, d: Tensor, alpha: Tensor | float, gate: Tensor
 
 
 class SeedGate(nn.Module):
-    """g(x) in (0, 1): one gate value per sample (CNN) or per position (transformer).
+    """g(x) in (0, 1): one gate value per sample (dense, conv1d, cnn: channels averaged over the
+    positions) or per position (transformer).
 
     Starts at exactly 0.5 (zero weights), so the seed's identity at birth does not depend on it.
     """
 
-    def __init__(self, width: int, topology: str) -> None:
+    def __init__(self, width: int, family: str) -> None:
         super().__init__()
-        self.topology = topology
+        self.family = get_family(family)
         self.proj = nn.Linear(width, 1)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.topology == "cnn":
-            return torch.sigmoid(self.proj(x.mean(dim=(2, 3))))[:, :, None, None]  # (B, 1, 1, 1)
-        return torch.sigmoid(self.proj(x))  # (B, T, 1)
+        pooled = self.family.pooled_dims
+        if not pooled:
+            return torch.sigmoid(self.proj(x))  # (B, 1) dense, (B, T, 1) transformer
+        gate = torch.sigmoid(self.proj(x.mean(dim=pooled)))  # (B, 1)
+        return gate.view(*gate.shape, *([1] * len(pooled)))  # (B, 1, 1...)
 
     @staticmethod
     def param_count(width: int) -> int:

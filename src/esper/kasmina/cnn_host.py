@@ -33,8 +33,6 @@ class CNNHost(nn.Module):
         ValueError: on empty or non-positive widths, or pooling that shrinks the image below 1x1.
     """
 
-    topology = "cnn"
-
     def __init__(
         self,
         in_channels: int = 1,
@@ -78,7 +76,7 @@ class CNNHost(nn.Module):
         self.classifier = nn.Linear(widths[-1], num_classes)
 
     def segments(self) -> list[SlotSpec]:
-        return [SlotSpec(slot_id(0, i), w, i) for i, w in enumerate(self.widths)]
+        return [SlotSpec(slot_id(0, i), w, i, "cnn") for i, w in enumerate(self.widths)]
 
     def forward_segment(self, index: int, x: Tensor) -> Tensor:
         return self.blocks[index](x)  # (B, C_in, H, W) -> (B, widths[index], H', W')

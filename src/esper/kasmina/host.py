@@ -10,11 +10,13 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class SlotSpec:
-    """Where a slot sits: its id, the activation width there, and the segment it follows."""
+    """Where a slot sits: its id, the activation width there, the segment it follows, and the
+    layer family of the activation there (`kasmina/families.py`), which picks its blueprints."""
 
     slot_id: str
-    width: int  # channels (CNN) or model width (transformer) of the activation at the slot
+    width: int  # channels (dense, conv1d, cnn) or model width (transformer) at the slot
     position: int  # the slot follows segment `position`
+    family: str  # "dense", "conv1d", "cnn" or "transformer"
 
 
 @runtime_checkable
@@ -24,8 +26,6 @@ class Host(Protocol):
     `forward_segment(0, inputs)` takes the raw input; `forward_segment(i, x)` for i > 0 the
     output of slot i-1; `head(x)` maps the last slot's output to logits.
     """
-
-    topology: str  # "cnn" or "transformer": selects the blueprint family
 
     def segments(self) -> list[SlotSpec]: ...
 

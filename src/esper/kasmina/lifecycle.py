@@ -64,7 +64,7 @@ def execute(slot: SeedSlot, action: FactoredAction) -> list[LifecycleEvent]:
         return []
     if action.slot != slot.slot_id:
         raise ValueError(f"action targets slot {action.slot}, not {slot.slot_id}")
-    check_action(action, {slot.slot_id: slot.report()}, slot.limits, blueprint_names(slot.topology))
+    check_action(action, {slot.slot_id: slot.report()}, slot.limits, blueprint_names(slot.family))
     controller = Initiator.CONTROLLER
     if action.op == Op.GERMINATE:
         assert action.blueprint and action.blend is not None and action.tempo is not None

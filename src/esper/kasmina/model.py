@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from esper.kasmina import lifecycle
-from esper.kasmina.blueprints import blueprint_names
+from esper.kasmina.blueprints import blueprint_names, names_across
 from esper.kasmina.gates import PERMISSIVE, GateProfile
 from esper.kasmina.host import Host
 from esper.kasmina.slot import SeedSlot
@@ -59,7 +60,6 @@ class MorphogeneticModel(nn.Module):
                 f"got {type(host).__name__}"
             )
         self.host = host
-        self.topology = host.topology
         self.specs = host.segments()
         offered = [s.slot_id for s in self.specs]
         enabled = sort_slot_ids(offered if slots is None else slots)
@@ -68,12 +68,12 @@ class MorphogeneticModel(nn.Module):
             raise ValueError(f"slots {unknown} are not offered by the host; offered: {offered}")
         self.slot_ids: list[str] = enabled  # numeric row-major: fixes the slot head's indices
         by_id = {s.slot_id: s for s in self.specs}
+        # what GERMINATE may name here: every enabled slot's family's blueprints, each slot
+        # planting only its own family's (a dense head after conv blocks offers both kinds)
+        self.blueprints: tuple[str, ...] = names_across(by_id[sid].family for sid in enabled)
         self.limits = limits
         self.slots = nn.ModuleDict(
-            {
-                sid: SeedSlot(by_id[sid], host.topology, limits, gates, shadow_fraction)
-                for sid in enabled
-            }
+            {sid: SeedSlot(by_id[sid], limits, gates, shadow_fraction) for sid in enabled}
         )
 
     def slot(self, slot_id: str) -> SeedSlot:
@@ -174,7 +174,7 @@ class MorphogeneticModel(nn.Module):
             action.op == Op.GERMINATE
             and self.limits.param_budget is not None
             and slot.stage == Stage.DORMANT  # else the lifecycle names what is wrong
-            and action.blueprint in blueprint_names(self.topology)
+            and action.blueprint in blueprint_names(slot.family)
         ):
             assert action.blueprint is not None  # FactoredAction guarantees it for GERMINATE
             cost = slot.cost_of(action.blueprint, action.blend or BlendOp.ADD)
@@ -184,10 +184,16 @@ class MorphogeneticModel(nn.Module):
     def germination_costs(
         self, blueprints: Sequence[str]
     ) -> dict[str, dict[BlendOp, tuple[int, ...]]]:
-        """Per enabled slot and blend, the parameters each of `blueprints` would add there."""
+        """Per enabled slot and blend, the parameters each of `blueprints` would add there (one
+        of another layer family than the slot's never fits: `sys.maxsize`)."""
+
+        def cost(slot: SeedSlot, name: str, blend: BlendOp) -> int:
+            offered = name in blueprint_names(slot.family)
+            return slot.cost_of(name, blend) if offered else sys.maxsize
+
         return {
             slot.slot_id: {
-                blend: tuple(slot.cost_of(name, blend) for name in blueprints) for blend in BlendOp
+                blend: tuple(cost(slot, name, blend) for name in blueprints) for blend in BlendOp
             }
             for slot in self.seed_slots()
         }

@@ -3,65 +3,82 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from esper.kasmina.families import FAMILIES, family_of
 from esper.kasmina.host import SlotSpec
 from esper.leyline import slot_id
-
-_WIDTH_DIM = {"cnn": 1, "transformer": -1}  # (B, C, H, W) vs (B, T, C)
 
 
 class SequentialHost(nn.Module):
     """A host made of `seq[: cuts[0] + 1]`, `seq[cuts[0] + 1 : cuts[1] + 1]`, ... with the
     remaining modules as the head.
 
+    Each slot's layer family is read from the activation at its cut (`families.family_of`):
+    (B, C) dense, (B, C, L) conv1d, (B, T, C) transformer, (B, C, H, W) cnn.
+
     Args:
         seq: the network.
         cuts: strictly increasing indices of modules after which a slot sits.
-        topology: "cnn" (activations (B, C, ...)) or "transformer" (activations (B, T, C)).
-        example_input: one input batch, run once to read the width at each cut.
+        example_input: one input batch, run once to read the shape at each cut.
+        families: the family at a cut (by index into `cuts`' modules), for a rank-3 activation
+            whose layout no layer of the segment tells.
 
     Raises:
-        ValueError: on an unknown topology or cuts out of order or out of range.
+        ValueError: on cuts out of order or out of range, an activation no family fits, or an
+            unknown family.
     """
 
     def __init__(
-        self, seq: nn.Sequential, cuts: Sequence[int], topology: str, example_input: Tensor
+        self,
+        seq: nn.Sequential,
+        cuts: Sequence[int],
+        example_input: Tensor,
+        families: Mapping[int, str] | None = None,
     ) -> None:
         super().__init__()
-        if topology not in _WIDTH_DIM:
-            raise ValueError(f"unknown topology {topology!r}; known: {sorted(_WIDTH_DIM)}")
         cuts = list(cuts)
         if not cuts or any(b <= a for a, b in itertools.pairwise(cuts)):
             raise ValueError(f"cuts must be a non-empty strictly increasing list, got {cuts}")
-        if cuts[0] < 0 or cuts[-1] >= len(seq):
-            raise ValueError(f"cuts must lie in [0, {len(seq) - 1}], got {cuts}")
-        self.topology = topology
+        if cuts[0] < 0 or cuts[-1] >= len(seq) - 1:
+            raise ValueError(
+                f"cuts must lie in [0, {len(seq) - 2}] (at least one module after the last cut "
+                f"is the head), got {cuts}"
+            )
+        given = dict(families or {})
+        stray = sorted(set(given) - set(cuts))
+        if stray:
+            raise ValueError(f"families names modules {stray} that are not cuts ({cuts})")
+        for name in given.values():
+            if name not in FAMILIES:
+                raise ValueError(f"unknown layer family {name!r}; known: {', '.join(FAMILIES)}")
         self.seq = seq
-        self.bounds = [
-            0,
-            *(c + 1 for c in cuts),
-            len(seq),
-        ]  # segment i is seq[bounds[i]:bounds[i+1]]
-        self.widths = self._probe_widths(example_input)
+        self.cuts = cuts
+        self.bounds = [0, *(c + 1 for c in cuts), len(seq)]  # segment i: seq[bounds[i]:bounds[i+1]]
+        self.specs = self._probe(example_input, given)
 
-    def _probe_widths(self, example_input: Tensor) -> list[int]:
+    def _probe(self, example_input: Tensor, given: Mapping[int, str]) -> list[SlotSpec]:
         was_training = self.training
         self.eval()
-        widths = []
-        with torch.no_grad():
-            x = example_input
-            for i in range(len(self.bounds) - 2):
-                x = self.forward_segment(i, x)
-                widths.append(int(x.shape[_WIDTH_DIM[self.topology]]))
-        self.train(was_training)
-        return widths
+        specs = []
+        try:
+            with torch.no_grad():
+                x = example_input
+                for i, cut in enumerate(self.cuts):
+                    x = self.forward_segment(i, x)
+                    segment = nn.Sequential(*list(self.seq)[self.bounds[i] : self.bounds[i + 1]])
+                    family = given.get(cut) or family_of(x, segment, f" after module {cut}")
+                    width = int(x.shape[FAMILIES[family].channel_dim])
+                    specs.append(SlotSpec(slot_id(0, i), width, i, family))
+        finally:
+            self.train(was_training)
+        return specs
 
     def segments(self) -> list[SlotSpec]:
-        return [SlotSpec(slot_id(0, i), w, i) for i, w in enumerate(self.widths)]
+        return list(self.specs)
 
     def _run(self, start: int, stop: int, x: Tensor) -> Tensor:
         for module in list(self.seq)[start:stop]:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from esper.kasmina.alpha_schedule import AlphaSchedule
 from esper.kasmina.blending import SeedGate, blend
 from esper.kasmina.blueprints import get_blueprint
+from esper.kasmina.families import get_family
 from esper.kasmina.gates import PERMISSIVE, GateProfile, g2_advance, g3_fossilize
 from esper.kasmina.host import SlotSpec
 from esper.leyline import (
@@ -80,7 +81,6 @@ class SeedSlot(nn.Module):
     def __init__(
         self,
         spec: SlotSpec,
-        topology: str,
         limits: LifecycleLimits = DEFAULT_LIMITS,
         gates: GateProfile = PERMISSIVE,
         shadow_fraction: float = 1.0,
@@ -88,7 +88,11 @@ class SeedSlot(nn.Module):
         super().__init__()
         if not 0.0 < shadow_fraction <= 1.0:
             raise ValueError(f"shadow_fraction must be in (0, 1], got {shadow_fraction!r}")
-        self.slot_id, self.width, self.topology = spec.slot_id, spec.width, topology
+        self.slot_id, self.width, self.family = (
+            spec.slot_id,
+            spec.width,
+            get_family(spec.family).name,
+        )
         self.limits, self.gates = limits, gates
         self._anchor: Tensor
         self.register_buffer("_anchor", torch.zeros(0), persistent=False)  # tracks the device
@@ -138,7 +142,7 @@ class SeedSlot(nn.Module):
         Raises:
             ValueError: an unknown blueprint, naming the known ones.
         """
-        count = get_blueprint(self.topology, blueprint).param_count(self.width)
+        count = get_blueprint(self.family, blueprint).param_count(self.width)
         return count + (SeedGate.param_count(self.width) if blend_op == BlendOp.GATE else 0)
 
     def seed_parameters(self) -> list[nn.Parameter]:
@@ -147,10 +151,10 @@ class SeedSlot(nn.Module):
 
     def plant(self, blueprint: str, blend_op: BlendOp, plan: BlendPlan) -> None:
         """Build a fresh seed module on this slot's device (the lifecycle calls this)."""
-        module = get_blueprint(self.topology, blueprint).build(self.width)
+        module = get_blueprint(self.family, blueprint).build(self.width)
         self.seed = module.to(self._anchor.device)
         self.gate = (
-            SeedGate(self.width, self.topology).to(self._anchor.device)
+            SeedGate(self.width, self.family).to(self._anchor.device)
             if blend_op == BlendOp.GATE
             else None
         )
@@ -173,8 +177,7 @@ class SeedSlot(nn.Module):
     def probe_output_sane(self) -> bool:
         """Run the seed on a small random probe: finite output of the input's shape (gate G1)."""
         assert self.seed is not None
-        shape = (2, self.width, 4, 4) if self.topology == "cnn" else (2, 4, self.width)
-        probe = torch.randn(shape, device=self._anchor.device)
+        probe = get_family(self.family).probe(self.width, self._anchor.device)
         with torch.no_grad():
             out = self.seed(probe)
         return out.shape == probe.shape and bool(torch.isfinite(out).all())

@@ -58,8 +58,6 @@ class TransformerHost(nn.Module):
         ValueError: when n_embd is not divisible by n_head or n_layer by n_segments.
     """
 
-    topology = "transformer"
-
     def __init__(
         self,
         vocab_size: int = 256,
@@ -96,7 +94,9 @@ class TransformerHost(nn.Module):
             nn.init.zeros_(module.bias)
 
     def segments(self) -> list[SlotSpec]:
-        return [SlotSpec(slot_id(0, i), self.n_embd, i) for i in range(self.n_segments)]
+        return [
+            SlotSpec(slot_id(0, i), self.n_embd, i, "transformer") for i in range(self.n_segments)
+        ]
 
     def embed(self, idx: Tensor) -> Tensor:
         T = idx.shape[1]

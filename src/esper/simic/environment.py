@@ -109,12 +109,13 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         model = self.session.model
         self.feature_spec = FeatureSpec(
             slot_ids=tuple(model.slot_ids),
-            blueprints=blueprint_names(model.topology),
+            blueprints=model.blueprints,
             episode_length=config.episode_length,
             chance_loss=self.data.chance_loss,
             host_params=model.host_param_count(),
             host_param_floor=config.reward.host_param_floor,
             observe_budget=config.observe_budget,
+            offered=tuple(blueprint_names(model.slot(s).family) for s in model.slot_ids),
         )
         # What each blueprint adds on each slot: the task's host has the same widths every
         # episode, so once (the masks read it under a parameter budget).

@@ -72,7 +72,12 @@ _MAX_TEMPO = max(Tempo)
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """The shape of an observation for one host: its slots and its blueprint names."""
+    """The shape of an observation for one host: its slots and its blueprint names.
+
+    `offered` lists, per slot (in `slot_ids` order), the blueprints that slot can plant: a host
+    whose slots are of several layer families has the blueprints of them all, each slot only
+    its own family's. None: every slot plants every blueprint (a host of one family).
+    """
 
     slot_ids: tuple[str, ...]
     blueprints: tuple[str, ...]
@@ -83,6 +88,13 @@ class FeatureSpec:
     # One more global feature, what the episode's parameter budget leaves (`BUDGET_FEATURE`):
     # for a controller trained over budgets drawn per episode; off, the layout is unchanged.
     observe_budget: bool = False
+    offered: tuple[tuple[str, ...], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.offered is not None and len(self.offered) != len(self.slot_ids):
+            raise ValueError(
+                f"offered has {len(self.offered)} rows for {len(self.slot_ids)} slots"
+            )
 
     @property
     def slot_block_size(self) -> int:
@@ -300,6 +312,8 @@ def build_masks(
     """
     n_slots = len(spec.slot_ids)
     blueprint = np.ones((n_slots, len(spec.blueprints)), dtype=bool)
+    if spec.offered is not None:
+        blueprint = np.array([[b in row for b in spec.blueprints] for row in spec.offered])
     blend = np.ones((n_slots, len(BlendOp)), dtype=bool)
     slot = np.zeros((len(Op), n_slots), dtype=bool)
     tempo = np.zeros((len(Op), len(Tempo)), dtype=bool)
@@ -321,9 +335,9 @@ def build_masks(
             raise ValueError("masks under a parameter budget need the germination costs")
         for j, slot_id in enumerate(spec.slot_ids):
             fits = np.array([costs[slot_id][b] for b in BlendOp]) <= left  # (n_blends, n_bp)
-            blueprint[j] = fits[BlendOp.ADD]
+            blueprint[j] &= fits[BlendOp.ADD]
             blend[j] = fits[:, blueprint[j]].all(axis=1)
-        slot[Op.GERMINATE] &= blueprint.any(axis=1)
+    slot[Op.GERMINATE] &= blueprint.any(axis=1)
     op_mask: np.ndarray = np.any(slot, axis=1)  # an op is legal if some slot allows it
     op_mask[Op.WAIT] = True
     return ActionMasks(

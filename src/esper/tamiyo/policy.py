@@ -127,20 +127,31 @@ class PlanPolicy:
         return PolicyStep(actions, state)
 
 
-# The heuristic's first choices: blueprints with real capacity before the near-no-ops (a `norm`
-# seed at a 2-channel slot has 6 parameters and cannot change much).
-PREFERRED_ORDER: dict[str, tuple[str, ...]] = {
-    "cnn": (
-        "conv_light",
-        "attention",
-        "depthwise",
-        "conv_heavy",
-        "bottleneck",
-        "conv_small",
-        "norm",
-    ),
-    "transformer": ("mlp_small", "lora", "attention", "mlp", "lora_large", "norm"),
-}
+# The heuristic's first choices, one ranking over every layer family's built-in blueprints:
+# those with real capacity before the near-no-ops (a `norm` seed at a 2-channel slot has 6
+# parameters and cannot change much). Each family's order is the ranking's subsequence of its
+# names: cnn and conv1d conv_light, attention, depthwise, conv_heavy, bottleneck, conv_small,
+# norm; transformer mlp_small, lora, attention, mlp, lora_large, norm; dense the same less
+# attention.
+PREFERRED_ORDER = (
+    "conv_light",
+    "mlp_small",
+    "lora",
+    "attention",
+    "depthwise",
+    "mlp",
+    "conv_heavy",
+    "lora_large",
+    "bottleneck",
+    "conv_small",
+    "norm",
+)
+
+
+def preferred_order(blueprints: Sequence[str]) -> tuple[str, ...]:
+    """`blueprints` in the heuristic's ranking, then any others (a user's own) as given."""
+    ranked = [name for name in PREFERRED_ORDER if name in blueprints]
+    return (*ranked, *(name for name in blueprints if name not in PREFERRED_ORDER))
 
 
 class HeuristicPolicy:
@@ -153,10 +164,7 @@ class HeuristicPolicy:
     ) -> None:
         self.blueprints = tuple(blueprints)
         if config.blueprint_order is None:
-            preferred = next(
-                (o for o in PREFERRED_ORDER.values() if set(o) == set(self.blueprints)), None
-            )
-            config = replace(config, blueprint_order=preferred)
+            config = replace(config, blueprint_order=preferred_order(self.blueprints))
         self.config = config
 
     def initial_state(self, n_envs: int) -> list[HeuristicController]:

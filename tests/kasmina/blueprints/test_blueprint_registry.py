@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from esper.kasmina.blueprints import (
-    TOPOLOGIES,
+    FAMILY_NAMES,
     Blueprint,
     blueprint_names,
     get_blueprint,
@@ -14,42 +14,58 @@ from esper.kasmina.blueprints import (
 )
 from esper.kasmina.blueprints import registry as registry_module
 
-WIDTHS = {"cnn": (1, 2, 3, 4, 8, 12, 16, 32), "transformer": (8, 16, 32, 64)}
+CONV_WIDTHS = (1, 2, 3, 4, 8, 12, 16, 32)
+# dense from 2: a LayerNorm over one feature is constant, so its affine weight never learns
+WIDTHS = {
+    "dense": (2, 3, 4, 8, 16, 32),
+    "conv1d": CONV_WIDTHS,
+    "cnn": CONV_WIDTHS,
+    "transformer": (8, 16, 32, 64),
+}
 CASES = [
-    (topology, name, width)
-    for topology in TOPOLOGIES
-    for name in blueprint_names(topology)
-    for width in WIDTHS[topology]
+    (family, name, width)
+    for family in FAMILY_NAMES
+    for name in blueprint_names(family)
+    for width in WIDTHS[family]
 ]
 
 
-def _input(topology: str, width: int) -> torch.Tensor:
-    if topology == "cnn":
-        return torch.randn(4, width, 5, 7)  # (B, C, H, W), odd and unequal H, W
-    return torch.randn(4, 6, width)  # (B, T, C)
+def _input(family: str, width: int) -> torch.Tensor:
+    shapes = {
+        "dense": (4, width),  # (B, C)
+        "conv1d": (4, width, 7),  # (B, C, L), odd L
+        "cnn": (4, width, 5, 7),  # (B, C, H, W), odd and unequal H, W
+        "transformer": (4, 6, width),  # (B, T, C)
+    }
+    return torch.randn(shapes[family])
 
 
-@pytest.mark.parametrize(("topology", "name", "width"), CASES)
-def test_param_count_is_exact(topology: str, name: str, width: int) -> None:
-    bp = get_blueprint(topology, name)
+def test_every_family_has_blueprints() -> None:
+    assert set(FAMILY_NAMES) == {"dense", "conv1d", "cnn", "transformer"}
+    assert all(blueprint_names(family) for family in FAMILY_NAMES)
+
+
+@pytest.mark.parametrize(("family", "name", "width"), CASES)
+def test_param_count_is_exact(family: str, name: str, width: int) -> None:
+    bp = get_blueprint(family, name)
     assert bp.param_count(width) == sum(p.numel() for p in bp.build(width).parameters())
 
 
-@pytest.mark.parametrize(("topology", "name", "width"), CASES)
-def test_identity_at_birth(topology: str, name: str, width: int) -> None:
+@pytest.mark.parametrize(("family", "name", "width"), CASES)
+def test_identity_at_birth(family: str, name: str, width: int) -> None:
     torch.manual_seed(0)
-    seed = get_blueprint(topology, name).build(width)
-    x = _input(topology, width)
+    seed = get_blueprint(family, name).build(width)
+    x = _input(family, width)
     assert torch.equal(seed(x), x)
 
 
-@pytest.mark.parametrize(("topology", "name", "width"), CASES)
+@pytest.mark.parametrize(("family", "name", "width"), CASES)
 def test_training_changes_output_and_reaches_every_parameter(
-    topology: str, name: str, width: int
+    family: str, name: str, width: int
 ) -> None:
     torch.manual_seed(0)
-    seed = get_blueprint(topology, name).build(width)
-    x = _input(topology, width)
+    seed = get_blueprint(family, name).build(width)
+    x = _input(family, width)
     target = torch.randn_like(x)
     optimizer = torch.optim.SGD(seed.parameters(), lr=0.1)
     reached: set[str] = set()
@@ -64,16 +80,16 @@ def test_training_changes_output_and_reaches_every_parameter(
     assert reached == {n for n, _ in seed.named_parameters()}
 
 
-@pytest.mark.parametrize(("topology", "name"), [c[:2] for c in CASES if c[2] == 8])
-def test_seeds_never_use_batchnorm(topology: str, name: str) -> None:
-    seed = get_blueprint(topology, name).build(8)
+@pytest.mark.parametrize(("family", "name"), [c[:2] for c in CASES if c[2] == 8])
+def test_seeds_never_use_batchnorm(family: str, name: str) -> None:
+    seed = get_blueprint(family, name).build(8)
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in seed.modules())
 
 
-@pytest.mark.parametrize("topology", TOPOLOGIES)
-def test_width_zero_is_rejected_naming_the_width(topology: str) -> None:
-    for name in blueprint_names(topology):
-        bp = get_blueprint(topology, name)
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_width_zero_is_rejected_naming_the_width(family: str) -> None:
+    for name in blueprint_names(family):
+        bp = get_blueprint(family, name)
         with pytest.raises(ValueError, match="width 0"):
             bp.build(0)
         with pytest.raises(ValueError, match="width 0"):
@@ -86,9 +102,9 @@ def test_unknown_name_error_lists_known_blueprints() -> None:
     assert all(name in str(info.value) for name in blueprint_names("cnn"))
 
 
-def test_unknown_topology_error_lists_topologies() -> None:
+def test_unknown_family_error_lists_families() -> None:
     for lookup in (lambda: get_blueprint("rnn", "norm"), lambda: blueprint_names("rnn")):
-        with pytest.raises(ValueError, match=r"'rnn'.*cnn, transformer"):
+        with pytest.raises(ValueError, match=r"'rnn'.*dense, conv1d, cnn, transformer"):
             lookup()
 
 
@@ -104,6 +120,6 @@ def test_register_adds_in_order_and_rejects_duplicates(monkeypatch: pytest.Monke
         register(get_blueprint("transformer", "lora"))
 
 
-def test_register_rejects_unknown_topology() -> None:
+def test_register_rejects_unknown_family() -> None:
     with pytest.raises(ValueError, match="'rnn'"):
         register(Blueprint("rnn", "x", lambda w: nn.Identity(), lambda w: 0, "no-op"))

@@ -1,20 +1,23 @@
-"""Seed modules (blueprints) for CNN and transformer hosts; importing registers the built-ins."""
+"""Seed modules (blueprints) for every layer family; importing registers the built-ins."""
 
-from esper.kasmina.blueprints import cnn, transformer
+from esper.kasmina.blueprints import cnn, dense, transformer
 from esper.kasmina.blueprints.registry import (
-    TOPOLOGIES,
+    FAMILY_NAMES,
     Blueprint,
     blueprint_names,
     get_blueprint,
+    names_across,
     register,
 )
 
 __all__ = [
-    "TOPOLOGIES",
+    "FAMILY_NAMES",
     "Blueprint",
     "blueprint_names",
     "cnn",
+    "dense",
     "get_blueprint",
+    "names_across",
     "register",
     "transformer",
 ]

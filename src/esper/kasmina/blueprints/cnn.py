@@ -1,4 +1,5 @@
-"""CNN seed modules: (B, C, H, W) -> (B, C, H, W), residual and exactly the identity at birth.
+"""Convolutional seed modules, residual and exactly the identity at birth: each is built for 2-D
+activations (B, C, H, W) (the `cnn` family) and for 1-D ones (B, C, L) (`conv1d`), by `dims`.
 
 Seeds use GroupNorm, never BatchNorm: batch statistics would couple each sample's output to the
 rest of the batch, and the fused forward stacks K alpha configurations on the batch dimension
@@ -39,7 +40,19 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return GroupNorm(groups, channels)  # 2 * channels parameters
 
 
-def _zero_init(layer: nn.Conv2d | nn.Linear) -> None:
+_CONV: dict[int, type[nn.Conv1d | nn.Conv2d]] = {1: nn.Conv1d, 2: nn.Conv2d}
+
+
+def _spatial(x: Tensor) -> tuple[int, ...]:
+    return tuple(range(2, x.dim()))  # the dimensions after (B, C)
+
+
+def _per_channel(v: Tensor, x: Tensor) -> Tensor:
+    """A (B, C) or (C,) tensor shaped to broadcast against x's (B, C, ...)."""
+    return v.view(*v.shape, *([1] * (x.dim() - 2)))
+
+
+def _zero_init(layer: nn.Conv1d | nn.Conv2d | nn.Linear) -> None:
     nn.init.zeros_(layer.weight)
     if layer.bias is not None:
         nn.init.zeros_(layer.bias)
@@ -61,7 +74,7 @@ class GroupNormSeed(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         normed: Tensor = self.norm(x)
-        return x + self.mix.view(1, -1, 1, 1) * (normed - x)
+        return x + _per_channel(self.mix, x) * (normed - x)
 
 
 class SqueezeExciteSeed(nn.Module):
@@ -87,27 +100,28 @@ class SqueezeExciteSeed(nn.Module):
         return (width + 1) * hidden + (hidden + 1) * width  # fc1, fc2 with biases
 
     def forward(self, x: Tensor) -> Tensor:
-        pooled = x.mean(dim=(2, 3))  # (B, C)
+        pooled = x.mean(dim=_spatial(x))  # (B, C)
         scale = torch.tanh(self.fc2(F.silu(self.fc1(pooled))))  # (B, C)
-        return x * (1 + scale[:, :, None, None])
+        return x * (1 + _per_channel(scale, x))
 
 
 class DepthwiseSeed(nn.Module):
-    """x + pointwise(relu(GN(depthwise3x3(x)))), a MobileNet-style separable conv; pointwise
-    zero-init."""
+    """x + pointwise(relu(GN(depthwise3(x)))), a MobileNet-style separable conv (3x3 or 3-wide);
+    pointwise zero-init."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, dims: int) -> None:
         check_width(width, "DepthwiseSeed")
         super().__init__()
-        self.depthwise = nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False)
+        conv = _CONV[dims]
+        self.depthwise = conv(width, width, 3, padding=1, groups=width, bias=False)
         self.norm = group_norm(width)
-        self.pointwise = nn.Conv2d(width, width, 1)
+        self.pointwise = conv(width, width, 1)
         _zero_init(self.pointwise)
 
     @staticmethod
-    def param_count(width: int) -> int:
+    def param_count(width: int, dims: int) -> int:
         check_width(width, "DepthwiseSeed")
-        return 9 * width + 2 * width + (width + 1) * width  # depthwise, norm, pointwise
+        return 3**dims * width + 2 * width + (width + 1) * width  # depthwise, norm, pointwise
 
     def forward(self, x: Tensor) -> Tensor:
         delta: Tensor = self.pointwise(F.relu(self.norm(self.depthwise(x))))
@@ -115,29 +129,30 @@ class DepthwiseSeed(nn.Module):
 
 
 class BottleneckSeed(nn.Module):
-    """x + up1x1(relu(GN(conv3x3(relu(GN(down1x1(x))))))), down to max(1, C // 4) channels; up
+    """x + up1(relu(GN(conv3(relu(GN(down1(x))))))), down to max(1, C // 4) channels; up
     zero-init."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, dims: int) -> None:
         check_width(width, "BottleneckSeed")
         super().__init__()
+        conv = _CONV[dims]
         hidden = max(1, width // 4)
-        self.down = nn.Conv2d(width, hidden, 1, bias=False)
+        self.down = conv(width, hidden, 1, bias=False)
         self.norm_1 = group_norm(hidden)
-        self.conv = nn.Conv2d(hidden, hidden, 3, padding=1, bias=False)
+        self.conv = conv(hidden, hidden, 3, padding=1, bias=False)
         self.norm_2 = group_norm(hidden)
-        self.up = nn.Conv2d(hidden, width, 1)
+        self.up = conv(hidden, width, 1)
         _zero_init(self.up)
 
     @staticmethod
-    def param_count(width: int) -> int:
+    def param_count(width: int, dims: int) -> int:
         check_width(width, "BottleneckSeed")
         hidden = max(1, width // 4)
         # down, norm_1, conv, norm_2, up
-        return width * hidden + 2 * hidden + 9 * hidden**2 + 2 * hidden + (hidden + 1) * width
+        return width * hidden + 2 * hidden + 3**dims * hidden**2 + 2 * hidden + (hidden + 1) * width
 
     def forward(self, x: Tensor) -> Tensor:
-        h = F.relu(self.norm_1(self.down(x)))  # (B, C // 4, H, W)
+        h = F.relu(self.norm_1(self.down(x)))  # (B, C // 4, ...)
         h = F.relu(self.norm_2(self.conv(h)))
         delta: Tensor = self.up(h)
         return x + delta
@@ -148,44 +163,61 @@ class PreActConvSeed(nn.Module):
     Mappings"); the last conv is zero-init. Pre-activation keeps the ReLU away from the zero-init
     output, so gradients reach every layer from the second step on."""
 
-    def __init__(self, width: int, kernel_size: int, depth: int) -> None:
+    def __init__(self, width: int, kernel_size: int, depth: int, dims: int) -> None:
         check_width(width, "PreActConvSeed")
         super().__init__()
         convs = [  # only the last conv is not followed by a norm, so only it has a bias
-            nn.Conv2d(width, width, kernel_size, padding=kernel_size // 2, bias=i == depth - 1)
+            _CONV[dims](width, width, kernel_size, padding=kernel_size // 2, bias=i == depth - 1)
             for i in range(depth)
         ]
         self.body = nn.Sequential(*(m for c in convs for m in (group_norm(width), nn.ReLU(), c)))
         _zero_init(convs[-1])
 
     @staticmethod
-    def param_count(width: int, kernel_size: int, depth: int) -> int:
+    def param_count(width: int, kernel_size: int, depth: int, dims: int) -> int:
         check_width(width, "PreActConvSeed")
         # per block: norm affine + conv weight; plus the last conv's bias
-        return depth * (2 * width + kernel_size**2 * width**2) + width
+        return depth * (2 * width + kernel_size**dims * width**2) + width
 
     def forward(self, x: Tensor) -> Tensor:
         delta: Tensor = self.body(x)
         return x + delta
 
 
-def _preact(
-    kernel_size: int, depth: int
-) -> tuple[Callable[[int], nn.Module], Callable[[int], int]]:
-    return (
-        partial(PreActConvSeed, kernel_size=kernel_size, depth=depth),
-        partial(PreActConvSeed.param_count, kernel_size=kernel_size, depth=depth),
-    )
+Seed = type[GroupNormSeed | SqueezeExciteSeed | DepthwiseSeed | BottleneckSeed | PreActConvSeed]
 
 
-_BUILTINS: list[tuple[str, Callable[[int], nn.Module], Callable[[int], int], str]] = [
-    ("norm", GroupNormSeed, GroupNormSeed.param_count, "GroupNorm with a zero-init mix"),
-    ("attention", SqueezeExciteSeed, SqueezeExciteSeed.param_count, "squeeze-excite"),
-    ("depthwise", DepthwiseSeed, DepthwiseSeed.param_count, "depthwise 3x3 + pointwise 1x1"),
-    ("bottleneck", BottleneckSeed, BottleneckSeed.param_count, "1x1 down, 3x3, 1x1 up"),
-    ("conv_small", *_preact(kernel_size=1, depth=1), "one pre-activation 1x1 conv block"),
-    ("conv_light", *_preact(kernel_size=3, depth=1), "one pre-activation 3x3 conv block"),
-    ("conv_heavy", *_preact(kernel_size=3, depth=2), "two pre-activation 3x3 conv blocks"),
-]
-for entry in _BUILTINS:  # (name, build, param_count, description)
-    register(Blueprint("cnn", *entry))
+def _bind(seed: Seed, **shape: int) -> tuple[Callable[[int], nn.Module], Callable[[int], int]]:
+    """The seed's builder and parameter count with its shape arguments (dims, ...) fixed."""
+    return partial(seed, **shape), partial(seed.param_count, **shape)
+
+
+def _builtins(dims: int) -> list[tuple[str, Callable[[int], nn.Module], Callable[[int], int], str]]:
+    k = "3x3" if dims == 2 else "3-wide"
+    one = "1x1" if dims == 2 else "pointwise"
+    return [
+        ("norm", GroupNormSeed, GroupNormSeed.param_count, "GroupNorm with a zero-init mix"),
+        ("attention", SqueezeExciteSeed, SqueezeExciteSeed.param_count, "squeeze-excite"),
+        ("depthwise", *_bind(DepthwiseSeed, dims=dims), f"depthwise {k} + pointwise"),
+        ("bottleneck", *_bind(BottleneckSeed, dims=dims), f"{one} down, {k}, {one} up"),
+        (
+            "conv_small",
+            *_bind(PreActConvSeed, kernel_size=1, depth=1, dims=dims),
+            f"one pre-activation {one} conv block",
+        ),
+        (
+            "conv_light",
+            *_bind(PreActConvSeed, kernel_size=3, depth=1, dims=dims),
+            f"one pre-activation {k} conv block",
+        ),
+        (
+            "conv_heavy",
+            *_bind(PreActConvSeed, kernel_size=3, depth=2, dims=dims),
+            f"two pre-activation {k} conv blocks",
+        ),
+    ]
+
+
+for family, dims in (("cnn", 2), ("conv1d", 1)):
+    for entry in _builtins(dims):  # (name, build, param_count, description)
+        register(Blueprint(family, *entry))

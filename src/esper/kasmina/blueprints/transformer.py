@@ -119,7 +119,7 @@ class MLPSeed(nn.Module):
         return x + delta
 
 
-def _bind(
+def bind(
     seed: type[LoRASeed | CausalSelfAttentionSeed | MLPSeed], **shape: int
 ) -> tuple[Callable[[int], nn.Module], Callable[[int], int]]:
     """The seed's builder and parameter count with its shape arguments (rank, ...) fixed."""
@@ -128,11 +128,11 @@ def _bind(
 
 _BUILTINS: list[tuple[str, Callable[[int], nn.Module], Callable[[int], int], str]] = [
     ("norm", LayerNormSeed, LayerNormSeed.param_count, "LayerNorm with a zero-init mix"),
-    ("lora", *_bind(LoRASeed, rank=8), "rank-8 low-rank update"),
-    ("lora_large", *_bind(LoRASeed, rank=32), "rank-32 low-rank update"),
-    ("attention", *_bind(CausalSelfAttentionSeed, n_head=4), "causal self-attention, 4 heads"),
-    ("mlp_small", *_bind(MLPSeed, expansion=2), "pre-norm GELU MLP, hidden 2x"),
-    ("mlp", *_bind(MLPSeed, expansion=4), "pre-norm GELU MLP, hidden 4x"),
+    ("lora", *bind(LoRASeed, rank=8), "rank-8 low-rank update"),
+    ("lora_large", *bind(LoRASeed, rank=32), "rank-32 low-rank update"),
+    ("attention", *bind(CausalSelfAttentionSeed, n_head=4), "causal self-attention, 4 heads"),
+    ("mlp_small", *bind(MLPSeed, expansion=2), "pre-norm GELU MLP, hidden 2x"),
+    ("mlp", *bind(MLPSeed, expansion=4), "pre-norm GELU MLP, hidden 4x"),
 ]
 for entry in _BUILTINS:  # (name, build, param_count, description)
     register(Blueprint("transformer", *entry))
