@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,ray,tensorboard
+EXTRAS ?= dev,ray,tensorboard,data
 LOCK ?= requirements.lock
 LATEST_VENV ?= .venv-latest
 
@@ -58,8 +58,8 @@ results-quick: venv
 		--no-plan-search --runs-dir $(QUICK_DIR) --figure $(QUICK_DIR)/learning_curve.png
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
 
 typecheck: venv
 	$(VENV)/bin/mypy src/esper

@@ -1,15 +1,15 @@
-"""What can growth buy on digits, and at what parameter cost? Fixed plans, no controller.
+"""What can growth buy on a task (digits, mnist5k), at what parameter cost? Fixed plans.
 
 Each plan names seeds as BLUEPRINT@SLOT joined by "+", e.g. "conv_small@r0c0+norm@r0c1", played
 by `esper.tamiyo.policy.PlanPolicy`: it germinates its seeds one per epoch from the first epoch on
 (ADD blend, FAST tempo, alpha 1, linear curve), advances each as soon as its gate allows and
 fossilizes it as soon as G3 allows: the earliest, simplest schedule. Plans run on the same env
-seeds (training seeds, below 2^30; the evaluation seeds are never used here) with the digits
-preset's env settings. For every plan the script prints the mean test accuracy, the mean paired
-difference to the host alone ("none", always run first) with its 95% bootstrap interval, and the
-parameters added. It maps the accuracy/parameter frontier that bounds what any controller can
-reach with these blueprints on this host (a controller that adapts per episode could do somewhat
-better than the best fixed plan, but not by much on a task this uniform).
+seeds (training seeds, below 2^30; the evaluation seeds are never used here) with the task
+preset's env settings (`--task`). For every plan the script prints the mean test accuracy, the
+mean paired difference to the host alone ("none", always run first) with its 95% bootstrap
+interval, and the parameters added. It maps the accuracy/parameter frontier that bounds what any
+controller can reach with these blueprints on this host (a controller that adapts per episode
+could do somewhat better than the best fixed plan, but not by much on a task this uniform).
 
 Usage: python benchmarks/fixed_plans.py [--plans none,conv_light@r0c0,...] [--seeds 6]
 """
@@ -52,10 +52,11 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--max-params", type=int, default=None, help="skip bigger plans")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--task", default="digits", help="a preset's task (digits, mnist5k)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = TrainingConfig.preset("digits")
-    env = MorphogeneticEnv(get_task("digits"), config=env_config_for(config, 0))
+    config = TrainingConfig.preset(args.task)
+    env = MorphogeneticEnv(get_task(config.task), config=env_config_for(config, 0))
     slots = env.session.model.slot_ids
     blueprints = env.session.model.blueprints
     texts = args.plans.split(",") if args.plans else default_plans(slots, blueprints)
@@ -64,7 +65,7 @@ def main() -> None:
     model = env.session.model
     plans = [PlanPolicy(p) for p in parsed if limit is None or plan_cost(model, p) <= limit]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    print(header("fixed growth plans on digits", runs=len(seeds)))
+    print(header(f"fixed growth plans on {config.task}", runs=len(seeds)))
     print(f"env seeds {seeds} | episode {config.resolved_episode_length()} epochs")
     print(f"{'plan':40s} {'test acc %':>10s} {'vs none, pp [95% CI]':>24s} {'params':>7s}  s/ep")
     baseline: list[float] | None = None

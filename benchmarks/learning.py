@@ -1,6 +1,7 @@
-"""Does the learned controller learn on digits? Held-out learning curves (issues 5 and 10).
+"""Does the learned controller learn? Held-out learning curves on digits or mnist5k (`--task`;
+issues 5, 10 and 14).
 
-Trains PPO controllers from the digits preset (`esper train ppo`), one per --train entry and
+Trains PPO controllers from the task's preset (`esper train ppo`), one per --train entry and
 training seed, keeping every round's policy (`--keep-every 1`), then evaluates static, random,
 heuristic and each run's policies at the --curve rounds (0 = the untrained network, acting
 greedily) on the same held-out env seeds in one `esper evaluate` (seeds never used in
@@ -17,9 +18,9 @@ rent weight sets (docs/results.md): `digits` (the preset, rent 0.5: accuracy fir
 (rent 1.5: parameters cost three times as much; 8 envs a round, as the `digits_lean` preset).
 Trainings run --jobs at a time, each in its own process on one thread.
 
-Usage: python benchmarks/learning.py [--rounds 40] [--seeds 10] [--training-seeds 0,1,2]
-                                     [--train NAME[:KEY=VALUE;...]] [--jobs 2]
-                                     [--curve 0,1,2,5,10,20,40] [--figure docs/learning_curve.png]
+Usage: python benchmarks/learning.py [--task digits] [--rounds 40] [--seeds 10]
+                                     [--training-seeds 0,1,2] [--train NAME[:KEY=VALUE;...]]
+                                     [--jobs 2] [--curve 0,1,2,5,10,20,40] [--figure FILE.png]
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from esper.simic.evaluation import paired_bootstrap_ci, paired_p_value
 from machine import header, spread
 
 DEFAULT_TRAINING = ("digits", "lean:rent_weight=1.5;n_envs=8;minibatch_envs=2")
+# The preset every training, plan search and evaluation starts from (`--preset`).
+PRESET = "digits"
 SHIPPED_BASELINES = ("static", "random", "heuristic")
 SEED_COLOURS = ("tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:cyan", "tab:olive")
 
@@ -61,9 +64,9 @@ def baseline_tag(name: str, settings: list[str]) -> str:
     episodes, else " (NAME)". The rule is `esper evaluate`'s for sharing one env: episodes are
     the same where the env configs differ at most in their rewards, which no baseline reads (a
     parameter budget or other slots change them; a price, lr or telemetry does not)."""
-    preset = env_config_for(TrainingConfig.resolve("digits"), 0)
+    preset = env_config_for(TrainingConfig.resolve(PRESET), 0)
     overrides = dict(setting.split("=", 1) for setting in settings)
-    variant = env_config_for(TrainingConfig.resolve("digits", overrides=overrides), 0)
+    variant = env_config_for(TrainingConfig.resolve(PRESET, overrides=overrides), 0)
     return "" if replace(variant, reward=preset.reward) == preset else f" ({name})"
 
 
@@ -88,7 +91,7 @@ def check_reused(run: Path, args: argparse.Namespace, settings: list[str], seed:
     """Refuse to reuse a run trained with other rounds, envs, seed or settings than asked."""
     recorded = json.loads((run / "config.json").read_text())
     asked = TrainingConfig.resolve(
-        "digits",
+        PRESET,
         overrides={
             "rounds": str(args.rounds),
             "seed": str(seed),
@@ -113,7 +116,7 @@ def train(
     if args.reuse_runs and (run / "checkpoints" / f"round-{args.rounds:06d}.pt").exists():
         check_reused(run, args, settings, seed)
         return run, 0.0
-    command = [sys.executable, "-m", "esper", "train", "ppo", "--preset", "digits"]
+    command = [sys.executable, "-m", "esper", "train", "ppo", "--preset", PRESET]
     envs = envs_of(args, settings)
     command += ["--rounds", str(args.rounds), "--envs", str(envs), "--seed", str(seed)]
     command += ["--runs-dir", str(args.runs_dir), "--name", run_name, "--keep-every", "1"]
@@ -131,6 +134,7 @@ def search_plan(args: argparse.Namespace, settings: list[str], seed: int) -> str
     process: the best fixed plan, as `plan:` text."""
     command = [sys.executable, str(Path(__file__).with_name("plan_search.py"))]
     command += ["--budget", str(args.rounds * envs_of(args, settings)), "--seed", str(seed)]
+    command += ["--task", PRESET]
     command += _set_flags(settings)
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     found = [line for line in done.stdout.splitlines() if line.startswith("best plan: ")]
@@ -183,7 +187,13 @@ def seeds_and_curve(args: argparse.Namespace) -> tuple[list[int], list[int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_run_arguments(parser, "0,1,2,5,10,20,40", "")
-    parser.add_argument("--figure", type=Path, default=Path("docs/learning_curve.png"))
+    parser.add_argument(
+        "--figure",
+        type=Path,
+        default=None,
+        help="where the curves go (default: docs/learning_curve.png, on another task "
+        "docs/learning_curve_TASK.png)",
+    )
     parser.add_argument(
         "--no-plan-search",
         action="store_true",
@@ -213,12 +223,22 @@ def main() -> None:
         metavar="NAME[:KEY=VALUE;...]",
         help=f"a controller to train (repeatable; default: {' and '.join(DEFAULT_TRAINING)})",
     )
+    parser.add_argument(
+        "--task",
+        default="digits",
+        help="the task, each run starting from its preset: digits or mnist5k (default: digits)",
+    )
     args = parser.parse_args()
+    global PRESET
+    PRESET = args.task
+    if args.figure is None:
+        suffix = "" if PRESET == "digits" else f"_{PRESET}"
+        args.figure = Path(f"docs/learning_curve{suffix}.png")
     torch.set_num_threads(1)  # as every esper command here (each training process too)
     training_seeds, curve = seeds_and_curve(args)
     variants = [parse_training(t) for t in args.train or DEFAULT_TRAINING]
     jobs = [(name, settings, seed) for name, settings in variants for seed in training_seeds]
-    print(header("held-out learning curves on digits", runs=args.seeds))
+    print(header(f"held-out learning curves on {PRESET}", runs=args.seeds))
     envs = "/".join(dict.fromkeys(str(envs_of(args, settings)) for _, settings in variants))
     print(
         f"training: {len(jobs)} runs ({', '.join(n for n, _ in variants)} x seeds "
@@ -298,7 +318,7 @@ def main() -> None:
                     args.seeds,
                     args.runs_dir / "evaluation-preset-baselines.json",
                     "--preset",
-                    "digits",
+                    PRESET,
                     "--skip-seeds",
                     str(args.skip_seeds),
                 )
@@ -410,11 +430,11 @@ def episode_values(results: dict[str, Any], label: str, key: str = "episode_retu
 def evaluate(
     controllers: list[str], seeds: int, out: Path, *options: str, tag: str = ""
 ) -> dict[str, Any]:
-    """One `esper evaluate` on digits in its own process (`options`: more of its flags): its
+    """One `esper evaluate` of the preset in its own process (`options`: more of its flags): its
     results JSON, written to `out`, with every ppo policy labelled ppo:RUN_NAME@ROUND (esper
     labels the policies of a single run ppo@ROUND) and every other controller's label followed
     by `tag` (`baseline_tag`)."""
-    command = [sys.executable, "-m", "esper", "evaluate", "--task", "digits"]
+    command = [sys.executable, "-m", "esper", "evaluate", "--preset", PRESET]
     command += ["--controllers", ",".join(controllers), "--seeds", str(seeds)]
     command += [*options, "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -593,7 +613,7 @@ def draw_curves(
             ax.set_xscale("symlog", linthresh=1)  # rounds 0, 1, 2, 5, ... evenly apart
             ax.set_xticks(curve, [str(r) for r in curve])
             ax.legend(fontsize=7)
-    fig.suptitle(f"held-out digits, {len(results['seeds'])} evaluation seeds, 95% BCa intervals")
+    fig.suptitle(f"held-out {PRESET}, {len(results['seeds'])} evaluation seeds, 95% BCa intervals")
     fig.tight_layout()
     figure.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(figure, dpi=110)

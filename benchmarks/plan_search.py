@@ -98,13 +98,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=160, help="episodes (PPO: rounds x envs)")
     parser.add_argument("--seed", type=int, default=0, help="search seed (its env seeds)")
+    parser.add_argument("--task", default="digits", help="the task (its preset): digits, mnist5k")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a reward/env setting"
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
     settings = dict(item.split("=", 1) for item in args.set)
-    config = TrainingConfig.preset("digits").with_overrides(settings)
+    config = TrainingConfig.preset(args.task).with_overrides(settings)
     print(header(f"successive halving over fixed plans, budget {args.budget}", runs=1))
     started = time.perf_counter()
     result = successive_halving(config, args.budget, args.seed)

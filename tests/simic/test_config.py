@@ -190,12 +190,14 @@ def test_presets_load_and_differ() -> None:
     assert set(configs) == {
         "digits",
         "digits_lean",
+        "mnist5k",
         "cifar10",
         "cifar10_gpu",
         "stories",
         "tinystories",
     }
-    assert len({c.to_json_dict()["task"] + c.device for c in configs.values()}) == 5
+    assert len({c.to_json_dict()["task"] + c.device for c in configs.values()}) == 6
+    assert configs["mnist5k"].with_overrides({"task": "digits"}) == configs["digits"]
     lean = configs["digits_lean"]
     assert lean.rent_weight == 1.5 > configs["digits"].rent_weight
     back = {"rent_weight": configs["digits"].rent_weight, "n_envs": 4, "minibatch_envs": 1}
@@ -207,7 +209,7 @@ def test_presets_load_and_differ() -> None:
 
 
 def test_unknown_preset_lists_the_known_ones() -> None:
-    known = "unknown preset 'imagenet'; known: digits, digits_lean, cifar10"
+    known = "unknown preset 'imagenet'; known: digits, digits_lean, mnist5k, cifar10"
     with pytest.raises(ValueError, match=known):
         TrainingConfig.preset("imagenet")
 

@@ -8,8 +8,17 @@ import torch
 from torch import Tensor, nn
 
 from esper.leyline import FactoredAction, Op, Stage, Tempo
-from esper.tolaria import TASKS, DataOptions, HostSession, counterfactual, evaluate, get_task
-from esper.tolaria.data import DataError, load_stories
+from esper.tolaria import (
+    TASKS,
+    DataOptions,
+    HostSession,
+    SessionOptions,
+    counterfactual,
+    evaluate,
+    get_task,
+)
+from esper.tolaria.data import DataError, load_digits, load_stories
+from esper.tolaria.tasks import HostSize
 
 
 def test_stories_transformer_falls_well_below_chance_in_a_few_epochs() -> None:
@@ -132,6 +141,31 @@ def test_train_subset_must_be_positive() -> None:
 def test_unknown_task_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown task 'nope'") as error:
         get_task("nope")
-    for name in ("digits", "cifar10", "stories", "tinystories"):
+    for name in ("digits", "mnist5k", "cifar10", "stories", "tinystories"):
         assert name in str(error.value)
-    assert set(TASKS) == {"digits", "cifar10", "stories", "tinystories"}
+    assert set(TASKS) == {"digits", "mnist5k", "cifar10", "stories", "tinystories"}
+
+
+def test_a_cnn_task_takes_its_host_size_and_batch_sizes_from_options() -> None:
+    data = load_digits()
+    task = get_task("digits").resized(widths=(6, 12, 24), norm="batch", batch_size=16)
+    host = task.build_host(data)
+    assert [s.width for s in host.segments()] == [6, 12, 24]
+    assert any(isinstance(m, nn.BatchNorm2d) for m in host.modules())  # type: ignore[attr-defined]
+    assert (task.batch_size, task.eval_batch_size) == (16, get_task("digits").eval_batch_size)
+    assert task.host_size == HostSize((6, 12, 24), "batch")
+    same = get_task("digits").resized()
+    assert [s.width for s in same.build_host(data).segments()] == [4, 8]  # the task's own
+    session = HostSession(get_task("digits"), data, SessionOptions(host_widths=(5,), batch_size=8))
+    session.reset(0)
+    assert session.model.slot_ids == ["r0c0"] and session.train_loader.batch_size == 8
+
+
+def test_a_host_without_a_size_or_one_it_cannot_take_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"task stories.s host has no widths .*digits, mnist5k"):
+        get_task("stories").resized(widths=(8,))
+    with pytest.raises(ValueError, match="unknown norm 'layer'"):
+        get_task("digits").resized(norm="layer")
+    with pytest.raises(ValueError, match="widths must be a non-empty list"):
+        get_task("mnist5k").resized(widths=())
+    assert get_task("stories").resized(batch_size=4).batch_size == 4  # batch sizes: any task

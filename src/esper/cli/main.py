@@ -16,6 +16,7 @@ from esper import __version__
 from esper.cli.compare import add_compare_parser
 from esper.cli.evaluate import add_evaluate_parser
 from esper.cli.report import add_report_parser
+from esper.cli.tasks import add_tasks_parser
 from esper.cli.train_heuristic import add_heuristic_parser
 from esper.cli.train_ppo import add_ppo_parser
 from esper.tolaria.data import DataError
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(commands)
     add_compare_parser(commands)
     add_report_parser(commands)
+    add_tasks_parser(commands)
     return parser
 
 

@@ -56,7 +56,7 @@ def run_heuristic(args: argparse.Namespace) -> int:
     apply_threads(config.threads)
     check_tensorboard(args)
     task, data = load_data(config)  # checked before a run directory exists
-    with new_run_dir(args.runs_dir, args.name, f"heuristic-{config.task}") as run:
+    with new_run_dir(args.runs_dir, args.name, f"heuristic-{task.name}") as run:
         write_config(run.path, config.to_json_dict())
         hub = open_telemetry(
             run.path,

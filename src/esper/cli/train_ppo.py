@@ -211,10 +211,10 @@ def run_ppo(args: argparse.Namespace) -> int:
         arm_configs(config)  # arms that would not compare paired fail before a run folder
     if config.backend == "process":
         warm_up(config.device)
-    data = load_data(config)  # device and data are checked before a run directory exists
-    with new_run_dir(args.runs_dir, args.name, f"ppo-{config.task}") as run:
+    task, splits = load_data(config)  # device and data are checked before a run directory exists
+    with new_run_dir(args.runs_dir, args.name, f"ppo-{task.name}") as run:
         write_config(run.path, config.to_json_dict())
-        return _train(args, config, run, data, None)
+        return _train(args, config, run, (task, splits), None)
 
 
 def _train(

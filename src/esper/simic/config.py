@@ -45,7 +45,8 @@ from esper.leyline import LifecycleLimits, sort_slot_ids
 from esper.nissa import TelemetryLevel, parse_level
 from esper.simic.rewards import RewardConfig, RewardMode
 from esper.tamiyo.features import ActionSpace
-from esper.tolaria import TASKS
+from esper.tolaria import TASKS, get_task
+from esper.tolaria.own_task import canonical_spec, is_task_spec
 
 _DEVICE = re.compile(r"cpu|cuda(:(0|[1-9][0-9]*))?")
 
@@ -96,6 +97,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # ended below its own untrained policy; at 8 all three beat it, on a held-out block of their
     # own (docs/results.md, "The lean preset with 8 envs a round").
     "digits_lean": {**_DIGITS, "rent_weight": 1.5, "n_envs": 8, "minibatch_envs": 2},
+    # The digits settings on the 28x28 digits (the data extra): the same kind of task, bigger
+    # images and three times the training samples.
+    "mnist5k": {**_DIGITS, "task": "mnist5k"},
     "cifar10": {"task": "cifar10"},
     "cifar10_gpu": {"task": "cifar10", "device": "cuda", "amp": "auto", "rounds": 100, "n_envs": 8},
     "stories": {"task": "stories"},
@@ -128,9 +132,30 @@ class EpisodeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     # --- task and data ---
-    task: str = _described("digits", "the task hosts train on: " + ", ".join(TASKS))
+    task: str = _described(
+        "digits",
+        "the task hosts train on: "
+        + ", ".join(TASKS)
+        + ", or your own as package.module:function or path/to/file.py:function",
+    )
     episode_length: int | None = _described(
         None, "host epochs per episode (none: the task's own)", ge=1, le=_MAX_EPOCHS
+    )
+    host_widths: tuple[Annotated[int, Field(ge=1, le=4096)], ...] | None = _described(
+        None,
+        "a CNN task's host: one conv block and one slot per width, e.g. 8,16,32 (none: the "
+        "task's own)",
+        min_length=1,
+        max_length=8,
+    )
+    host_norm: Literal["group", "batch"] | None = _described(
+        None, "a CNN task's host norm: group or batch (none: the task's own)"
+    )
+    batch_size: int | None = _described(
+        None, "training batch size (none: the task's own)", ge=1, le=1_000_000
+    )
+    eval_batch_size: int | None = _described(
+        None, "evaluation batch size (none: the task's own)", ge=1, le=1_000_000
     )
     seed: int = _described(
         0,
@@ -241,9 +266,14 @@ class EpisodeSettings(BaseModel):
     @field_validator("task")
     @classmethod
     def _known_task(cls, value: str) -> str:
-        if value not in TASKS:
-            raise ValueError(f"unknown task {value!r}; known: {', '.join(TASKS)}")
-        return value
+        """A built-in name, or a user's `module:function` / `file.py:function`, loaded here so
+        that a task that cannot be built fails at the boundary (a file path is made absolute:
+        a resumed run finds it from anywhere)."""
+        if value in TASKS:
+            return value
+        spec = canonical_spec(value) if is_task_spec(value) else value
+        get_task(spec)
+        return spec
 
     @field_validator("device")
     @classmethod
@@ -260,7 +290,14 @@ class EpisodeSettings(BaseModel):
             return "auto" if value else "off"
         return value
 
-    @field_validator("slots", "rent_weights", "param_budgets", mode="before")
+    @model_validator(mode="after")
+    def _sizable_host(self) -> EpisodeSettings:
+        """Widths and norm only where the task's host has them, of a size it can take."""
+        if self.host_widths is not None or self.host_norm is not None:
+            get_task(self.task).resized(self.host_widths, self.host_norm)
+        return self
+
+    @field_validator("slots", "host_widths", "rent_weights", "param_budgets", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -308,7 +345,7 @@ class EpisodeSettings(BaseModel):
         """Host epochs per episode: the setting, else the task's default."""
         if self.episode_length is not None:
             return self.episode_length
-        return TASKS[self.task].episode_length
+        return get_task(self.task).episode_length
 
     def reward_mode_of(self, env_index: int) -> RewardMode:
         """The reward mode env `env_index` plays with (the same for every env here)."""

@@ -234,6 +234,10 @@ def env_config_for(config: EpisodeSettings, env_index: int) -> EnvConfig:
             shadow_fraction=config.shadow_fraction,
             amp=config.amp,
             compile=config.compile_backend if config.compile else None,
+            host_widths=config.host_widths,
+            host_norm=config.host_norm,
+            batch_size=config.batch_size,
+            eval_batch_size=config.eval_batch_size,
         ),
         illegal_action="raise",  # our controllers sample the conditional masks: one is a bug
         observe_budget=bool(config.param_budgets),

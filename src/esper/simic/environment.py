@@ -56,14 +56,14 @@ from esper.tamiyo.features import (
     flat_mask,
 )
 from esper.tamiyo.tracker import SignalTracker
-from esper.tolaria import DataOptions, EpochResult, HostSession, SessionOptions, Task
+from esper.tolaria import DataOptions, EpochResult, HostSession, SessionOptions, Task, get_task
 from esper.tolaria.data import DataSplits
 from esper.tolaria.grouped import Trained
 
 
 @dataclass(frozen=True)
 class EnvConfig:
-    episode_length: int = 25
+    episode_length: int | None = None  # host epochs per episode; None: the task's
     reward: RewardConfig = field(default_factory=RewardConfig)
     session: SessionOptions = field(default_factory=SessionOptions)
     # "wait": an illegal action is replaced by WAIT and reported in info["illegal_action"]. The
@@ -76,7 +76,7 @@ class EnvConfig:
     observe_budget: bool = False
 
     def __post_init__(self) -> None:
-        if self.episode_length < 1:
+        if self.episode_length is not None and self.episode_length < 1:
             raise ValueError(f"episode_length must be >= 1, got {self.episode_length}")
         if self.illegal_action not in ("raise", "wait"):
             raise ValueError(
@@ -98,11 +98,16 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def __init__(
         self,
-        task: Task,
+        task: Task | str,
         data: DataSplits | None = None,
         config: EnvConfig = EnvConfig(),
     ) -> None:
+        """One env on `task`: a `Task`, or its name (a built-in, `package.module:function` or
+        `path/to/file.py:function`); `data` defaults to the task's own."""
+        if isinstance(task, str):
+            task = get_task(task)
         self.task, self.config = task, config
+        self.episode_length: int = config.episode_length or task.episode_length
         self.data = data if data is not None else task.load(DataOptions())
         self.session = HostSession(task, self.data, config.session)
         self.session.reset(0)  # builds a model once, to size the spaces
@@ -110,7 +115,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         self.feature_spec = FeatureSpec(
             slot_ids=tuple(model.slot_ids),
             blueprints=model.blueprints,
-            episode_length=config.episode_length,
+            episode_length=self.episode_length,
             chance_loss=self.data.chance_loss,
             host_params=model.host_param_count(),
             host_param_floor=config.reward.host_param_floor,
@@ -164,7 +169,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         """The first half of a step: the action and the epoch boundary, up to host training.
         `finish_step` completes it (`timed_step` is the two in a row; a vmapped pool trains
         several envs' hosts between them)."""
-        if self._state.epoch >= self.config.episode_length:
+        if self._state.epoch >= self.episode_length:
             raise RuntimeError("episode is over: call reset() first")
         if self._acted is not None:
             raise RuntimeError("act() twice: finish_step() first")
@@ -188,7 +193,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         self.epoch += 1
         metrics = self._track(result)
         before, after = self._state, self._step_state(metrics)
-        terminated = self.epoch >= self.config.episode_length
+        terminated = self.epoch >= self.episode_length
         reward = compute_reward(
             before,
             chosen,
@@ -268,7 +273,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         model = self.session.model
         return StepState(
             epoch=metrics.epoch,
-            episode_length=self.config.episode_length,
+            episode_length=self.episode_length,
             val_accuracy=metrics.val_accuracy,
             host_params=model.host_param_count(),
             reports=model.reports(),
@@ -290,7 +295,7 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
             masks=self._masks(reports),
             metrics=metrics,
             reports=reports,
-            epochs_left=self.config.episode_length - metrics.epoch,
+            epochs_left=self.episode_length - metrics.epoch,
         )
 
     def outcome(self) -> EpisodeOutcome:

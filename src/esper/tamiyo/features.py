@@ -92,9 +92,7 @@ class FeatureSpec:
 
     def __post_init__(self) -> None:
         if self.offered is not None and len(self.offered) != len(self.slot_ids):
-            raise ValueError(
-                f"offered has {len(self.offered)} rows for {len(self.slot_ids)} slots"
-            )
+            raise ValueError(f"offered has {len(self.offered)} rows for {len(self.slot_ids)} slots")
 
     @property
     def slot_block_size(self) -> int:

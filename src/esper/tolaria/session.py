@@ -53,6 +53,15 @@ class SessionOptions:
     # torch.compile backend for the training and evaluation forwards (None: eager;
     # `esper.tolaria.compiling`)
     compile: str | None = None
+    # the task's host size and batch sizes (`Task.resized`); None: the task's own
+    host_widths: tuple[int, ...] | None = None
+    host_norm: str | None = None
+    batch_size: int | None = None
+    eval_batch_size: int | None = None
+
+    def task_for(self, task: Task) -> Task:
+        """`task` with these options' host size and batch sizes."""
+        return task.resized(self.host_widths, self.host_norm, self.batch_size, self.eval_batch_size)
 
 
 def memory_format(task: Task, data: DataSplits, options: SessionOptions) -> torch.memory_format:
@@ -83,6 +92,7 @@ class HostSession:
     def __init__(
         self, task: Task, data: DataSplits, options: SessionOptions = SessionOptions()
     ) -> None:
+        task = options.task_for(task)
         self.task, self.data, self.options = task, data, options
         self.device = torch.device(options.device)
         self.memory_format = memory_format(task, data, options)

@@ -58,7 +58,7 @@ def evaluate_controllers(
     """
     envs = [make_env(spec) for spec in specs]
     policies = [build_policy(spec, env) for spec, env in zip(specs, envs, strict=True)]
-    lengths = {env.config.episode_length for env in envs}
+    lengths = {env.episode_length for env in envs}
     if len(lengths) != 1 or len({env.task.name for env in envs}) != 1:
         raise ValueError("every controller must play the same task and episode length")
     length = lengths.pop()
