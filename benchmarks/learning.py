@@ -434,7 +434,8 @@ def evaluate(
     results JSON, written to `out`, with every ppo policy labelled ppo:RUN_NAME@ROUND (esper
     labels the policies of a single run ppo@ROUND) and every other controller's label followed
     by `tag` (`baseline_tag`)."""
-    command = [sys.executable, "-m", "esper", "evaluate", "--preset", PRESET]
+    task = TrainingConfig.preset(PRESET).task  # its baselines play the preset named after it
+    command = [sys.executable, "-m", "esper", "evaluate", "--task", task]
     command += ["--controllers", ",".join(controllers), "--seeds", str(seeds)]
     command += [*options, "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
