@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import torch
 
-from esper.kasmina import MorphogeneticModel
+from esper.kasmina import MorphogeneticModel, blueprint_names
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import env_config_for
 from esper.simic.environment import MorphogeneticEnv
@@ -34,10 +34,16 @@ from esper.tolaria import get_task
 from machine import header
 
 
-def default_plans(slots: Sequence[str], blueprints: Sequence[str]) -> list[str]:
-    singles = [f"{bp}@{slot}" for slot in slots for bp in blueprints]
-    pairs = [f"{a}@{slots[0]}+{b}@{slots[1]}" for a in blueprints for b in blueprints]
-    return singles + pairs if len(slots) >= 2 else singles
+def default_plans(model: MorphogeneticModel) -> list[str]:
+    """Every single seed, then every pair on the first two slots (each slot's own family's
+    blueprints)."""
+    slots = model.slot_ids
+    names = {slot: blueprint_names(model.slot(slot).family) for slot in slots}
+    singles = [f"{bp}@{slot}" for slot in slots for bp in names[slot]]
+    if len(slots) < 2:
+        return singles
+    first, second = slots[:2]
+    return singles + [f"{a}@{first}+{b}@{second}" for a in names[first] for b in names[second]]
 
 
 def plan_cost(model: MorphogeneticModel, plan: Sequence[tuple[str, str]]) -> int:
@@ -59,8 +65,8 @@ def main() -> None:
     env = MorphogeneticEnv(get_task(config.task), config=env_config_for(config, 0))
     slots = env.session.model.slot_ids
     blueprints = env.session.model.blueprints
-    texts = args.plans.split(",") if args.plans else default_plans(slots, blueprints)
-    parsed = [PlanPolicy.parse(t, slots, blueprints) for t in ["none", *texts] if t]
+    texts = args.plans.split(",") if args.plans else default_plans(env.session.model)
+    parsed = [PlanPolicy.parse(t, slots, blueprints) for t in dict.fromkeys(["none", *texts]) if t]
     limit = args.max_params
     model = env.session.model
     plans = [PlanPolicy(p) for p in parsed if limit is None or plan_cost(model, p) <= limit]

@@ -51,7 +51,7 @@ def successive_halving(
     env = MorphogeneticEnv(get_task(config.task), config=env_config_for(config, 0))
     slots = env.session.model.slot_ids
     blueprints = env.session.model.blueprints
-    alive = ["none", *default_plans(slots, blueprints)]
+    alive = ["none", *default_plans(env.session.model)]
     # A plan over the (largest) budget could not be carried out; under budgets drawn per
     # episode, one within the largest plays the steps that fit its episode's budget.
     largest = max(config.param_budgets) if config.param_budgets else config.param_budget

@@ -77,6 +77,7 @@ def test_a_task_from_a_file_trains_with_both_controllers_and_evaluates(
     assert config["episode_length"] is None  # the task's own (3)
     out = tmp_path / "evaluation.json"
     evaluate = ["evaluate", "--task", spec, "--controllers", f"static,heuristic,ppo:{run}"]
+    evaluate += ["--backend", "process", "--workers", "2"]  # workers resolve the task's name
     assert main([*evaluate, "--seeds", "2", "--no-live", "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     assert [c["label"] for c in results["controllers"]] == ["static", "heuristic", "ppo"]

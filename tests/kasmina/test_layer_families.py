@@ -170,3 +170,53 @@ def test_a_gate_gives_one_value_per_sample_or_position(family: str) -> None:
     per_position = family == "transformer"
     assert out.shape[1] == (probe.shape[1] if per_position else 1)
     assert (out * probe).shape == probe.shape
+
+
+class _ResBlock1d(nn.Module):
+    """A block of the user's own whose layers are all channels-first."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv, self.norm = nn.Conv1d(width, width, 3, padding=1), nn.BatchNorm1d(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.norm(self.conv(x))
+
+
+class _SqueezeExcite1d(nn.Module):
+    """A block mixing a 1-D pool and linear layers: its output's layout is not told by them."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.pool, self.fc = nn.AdaptiveAvgPool1d(1), nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc(self.pool(x).squeeze(-1)))[:, :, None]
+
+
+def test_the_layout_is_read_from_every_layer_before_the_cut() -> None:
+    """A segment of layout-free layers alone (a ReLU) takes the layout of the layers before it;
+    a block of the user's own counts when its layers agree."""
+    seq = nn.Sequential(
+        nn.Conv1d(2, 4, 3), nn.ReLU(), _ResBlock1d(4), nn.Flatten(), nn.Linear(40, 2)
+    )
+    host = SequentialHost(seq, [0, 1, 2], torch.randn(2, 2, 12))
+    assert [(s.family, s.width) for s in host.segments()] == [("conv1d", 4)] * 3
+
+
+def test_a_block_of_both_kinds_of_layers_must_be_named() -> None:
+    """A squeeze-excite block holds a Linear: read from its layers' order it was taken for
+    (B, T, C), and its (B, 4, 16) activation got width 16, its length."""
+    seq = nn.Sequential(
+        nn.Conv1d(2, 4, 3, padding=1), _SqueezeExcite1d(4), nn.Flatten(), nn.Linear(64, 2)
+    )
+    with pytest.raises(ValueError, match="families="):
+        SequentialHost(seq, [1], torch.randn(2, 2, 16))
+    named = SequentialHost(seq, [1], torch.randn(2, 2, 16), families={1: "conv1d"})
+    assert named.segments()[0].width == 4
+
+
+def test_a_named_family_must_fit_the_activation_s_rank() -> None:
+    seq = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.raises(ValueError, match=r"families names cnn .* shape \(2, 8\): \(B, C, H, W\)"):
+        SequentialHost(seq, [1], torch.randn(2, 4), families={1: "cnn"})

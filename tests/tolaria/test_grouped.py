@@ -19,7 +19,7 @@ from lifecycle_script import LIFECYCLE, tiny_digits
 
 from esper.kasmina import CNNHost
 from esper.leyline import FactoredAction, IllegalActionError, Op, Stage, Tempo
-from esper.tolaria import HostSession, SessionOptions, TrainStats, get_task
+from esper.tolaria import DataOptions, HostSession, SessionOptions, TrainStats, get_task
 from esper.tolaria.data import DataSplits, load_digits
 from esper.tolaria.grouped import structure_key, train_epochs, train_group
 from esper.tolaria.tasks import Task
@@ -176,3 +176,52 @@ def test_bf16_groups_train_close_to_separate_models(tiny: DataSplits) -> None:
     for a, b in zip(sessions, copies, strict=True):
         for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
             assert torch.allclose(pa, pb, atol=2e-2, rtol=0)
+
+
+def _sequence_task(*extra: torch.nn.Module) -> Task:
+    """A user's conv1d + dense task (`make_task`), with `extra` layers after the first conv."""
+    from torch import nn
+
+    from esper import make_task
+
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(96, 2, 12, generator=generator), torch.arange(96) % 3
+
+    def host() -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv1d(2, 6, 3, padding=1), nn.ReLU(), *extra,  # a conv1d slot after module 1
+            nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(6, 3),
+        )  # fmt: skip
+
+    return make_task("seq", train=(x, y), test=(x, y), host=host, cuts=[1], batch_size=32)
+
+
+def test_a_user_host_of_other_families_groups_and_equals_separate_models() -> None:
+    task = _sequence_task()
+    data = task.load(DataOptions())
+    sessions = _sessions(data, [0, 1], task)
+    for session, blueprint in zip(sessions, ["conv_light", "conv_light"], strict=True):
+        _act(session, FactoredAction.germinate("r0c0", blueprint, tempo=Tempo.FAST))
+    assert _compare_epoch(sessions) == 1
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        torch.nn.Dropout1d(0.2),
+        torch.nn.AlphaDropout(0.1),
+        torch.nn.InstanceNorm1d(6, track_running_stats=True),
+        torch.nn.RReLU(),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_random_layers_and_running_statistics_of_any_kind_train_alone(
+    layer: torch.nn.Module,
+) -> None:
+    """vmap cannot draw per-env random numbers nor update running statistics in place: a
+    Dropout1d host crashed the vmap backend (only nn.Dropout was recognised)."""
+    task = _sequence_task(layer)
+    sessions = _sessions(task.load(DataOptions()), [0, 1], task)
+    assert structure_key(sessions[0]) is None
+    results = train_epochs(sessions)
+    assert [r[0].samples for r in results] == [96 - 19, 96 - 19]

@@ -3,6 +3,7 @@ a task by `module:function` or `file.py:function`."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from esper import MorphogeneticEnv, Task, TaskError, get_task, load_task, make_task
-from esper.kasmina import MorphogeneticModel
+from esper.kasmina import MorphogeneticModel, SlotSpec
 from esper.tolaria import DataOptions
 from esper.tolaria.own_task import canonical_spec
 
@@ -219,3 +220,77 @@ def test_a_task_that_cannot_be_found_says_why(task_file: Path, spec: str, messag
     spec = spec.format(file=task_file, dir=task_file.parent)
     with pytest.raises(ValueError, match=message):
         get_task(spec)
+
+
+class _NoForwardHost(nn.Module):
+    """A host of the protocol only: segments, forward_segment and head, no forward()."""
+
+    def __init__(self, width: int = 8, family: str = "dense") -> None:
+        super().__init__()
+        self.body, self.out = nn.Linear(5, 8), nn.Linear(8, 3)
+        self.spec = SlotSpec("r0c0", width, 0, family)
+
+    def segments(self) -> list[SlotSpec]:
+        return [self.spec]
+
+    def forward_segment(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x))
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.out(x)
+        return out
+
+
+def test_a_host_is_checked_the_way_the_growing_model_runs_it() -> None:
+    """A host without forward() was refused (the check called host(x)); a host whose slots
+    say the wrong width or family was accepted and failed at the first germination."""
+    made = task(host=_NoForwardHost, cuts=None)
+    assert MorphogeneticModel(made.build_host(made.load(DataOptions()))).slot_ids == ["r0c0"]
+    with pytest.raises(TaskError, match=r"slot r0c0 says width 6 but its activation \(2, 8\)"):
+        task(host=lambda: _NoForwardHost(width=6), cuts=None)
+    with pytest.raises(TaskError, match=r"slot r0c0 is cnn \(\(B, C, H, W\)\) but its activation"):
+        task(host=lambda: _NoForwardHost(family="cnn"), cuts=None)
+
+
+def test_a_host_function_must_build_a_new_network_each_call() -> None:
+    shared = mlp()
+    with pytest.raises(TaskError, match="returned the same network twice"):
+        task(host=lambda: shared)
+
+
+def test_next_token_inputs_are_token_ids_of_the_vocabulary() -> None:
+    tokens = torch.randint(0, 11, (30, 6))
+    shifted = torch.roll(tokens, -1, dims=1)
+
+    def host() -> nn.Sequential:
+        return nn.Sequential(nn.Embedding(11, 8), nn.Linear(8, 8), nn.GELU(), nn.Linear(8, 11))
+
+    def tok(**overrides: Any) -> Task:
+        settings: dict[str, Any] = {"train": (tokens, shifted), "test": (tokens, shifted)}
+        settings |= {"host": host, "cuts": [1], "loss": "next_token"}
+        return make_task("tok", **{**settings, **overrides})
+
+    with pytest.raises(TaskError, match=r"inputs hold token id 10, outside 0..9 of a vocabulary"):
+        tok(train=(tokens, shifted % 10), test=(tokens % 10, shifted % 10), num_classes=10)
+    with pytest.raises(TaskError, match="train inputs are float32; next_token inputs are integer"):
+        tok(train=(tokens.float(), shifted))
+    small = tok(test=(tokens % 5, shifted % 5))  # a vocabulary of 11 all the same
+
+    def narrow() -> nn.Sequential:
+        return nn.Sequential(nn.Embedding(5, 8), nn.Linear(8, 8), nn.GELU(), nn.Linear(8, 11))
+
+    with pytest.raises(TaskError, match=r"failed on a batch .* int64: index out of range"):
+        tok(host=narrow)  # an IndexError of the network's own, in one line
+    assert small.load(DataOptions()).num_classes == 11
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"momentum": "a"}, "momentum must be a number in [0, 1), got 'a'"),
+        ({"weight_decay": -1.0}, "weight_decay must be a number in [0, 1), got -1.0"),
+    ],
+)
+def test_sgd_settings_are_checked(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(TaskError, match=re.escape(message)):
+        task(**overrides)

@@ -186,7 +186,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         config = with_reward_of(env_config, ppo_configs.get(spec.label), asked.get("rent_weight"))
         return with_budget(config, asked["param_budget"]) if "param_budget" in asked else config
 
-    placement = (args.backend, task.name, options, args.workers, len(specs), settings.threads)
+    placement = (args.backend, settings.task, options, args.workers, len(specs), settings.threads)
     with job_pool(*placement, settings.device) as pool:
         result = evaluate_controllers(
             specs,

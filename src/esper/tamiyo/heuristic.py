@@ -1,7 +1,7 @@
 """The heuristic controller: a researcher's rule set for growing a network, one action per epoch.
 
 It reads an `Observation`: the `EpochMetrics`, the slots' `SlotReport`s, the env's action masks
-and the epochs left, plus the topology's blueprint names, so it works on every host. It speaks
+and the epochs left, plus the host's blueprint names, so it works on every host. It speaks
 flat actions (`WAIT`, `GERMINATE_<BP>`, `ADVANCE`, `FOSSILIZE`, `PRUNE`), converted by
 `flat_to_factored`, and only ever picks an op that the observation's masks allow on its slot: it
 has no legality opinion of its own, so it obeys whatever lifecycle limits the env runs under.
@@ -118,7 +118,7 @@ class HeuristicConfig:
     prune_penalty: float = 2.0  # added to a blueprint's penalty when its seed is pruned
     penalty_decay: float = 0.5  # every penalty is multiplied by this once per epoch
     penalty_skip_above: float = 3.0  # the rotation skips blueprints with a larger penalty
-    blueprint_order: tuple[str, ...] | None = None  # rotation; None: the topology's order
+    blueprint_order: tuple[str, ...] | None = None  # rotation; None: the given order
 
     def __post_init__(self) -> None:
         for name in (
@@ -214,7 +214,7 @@ class HeuristicController:
     """Rule-based controller: see the module docstring for the rules and their order.
 
     Args:
-        blueprints: the blueprint names of the host's topology (lower case, as flat action names
+        blueprints: the blueprint names of the host's slots (lower case, as flat action names
             round-trip through upper case).
         config: thresholds; `config.blueprint_order` must name only known blueprints.
 

@@ -7,7 +7,7 @@ policy also returns log-probabilities, values and its recurrent state).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -77,13 +77,19 @@ class PlanPolicy:
 
     @classmethod
     def parse(
-        cls, text: str, slots: Sequence[str], blueprints: Sequence[str]
+        cls,
+        text: str,
+        slots: Sequence[str],
+        blueprints: Sequence[str],
+        offered: Mapping[str, Sequence[str]] | None = None,
     ) -> list[tuple[str, str]]:
         """The plan "BLUEPRINT@SLOT+BLUEPRINT@SLOT" ("none": no seed) as (slot, blueprint) pairs.
+        `offered`: per slot, the blueprints it can plant (a host of several layer families);
+        None: every slot all of `blueprints`.
 
         Raises:
-            ValueError: a part that is not BLUEPRINT@SLOT with a known blueprint and slot, or a
-                slot named twice.
+            ValueError: a part that is not BLUEPRINT@SLOT with a known blueprint and slot, a
+                blueprint the slot cannot plant, or a slot named twice.
         """
         if text.strip() == "none":
             return []
@@ -94,6 +100,11 @@ class PlanPolicy:
                 raise ValueError(
                     f"plan part {part!r}: expected BLUEPRINT@SLOT with a blueprint in "
                     f"{list(blueprints)} and a slot in {list(slots)}"
+                )
+            if offered is not None and blueprint not in offered[slot]:
+                raise ValueError(
+                    f"plan part {part!r}: slot {slot} plants only {', '.join(offered[slot])} "
+                    "(its layer family's blueprints)"
                 )
             plan.append((slot, blueprint))
         if len({slot for slot, _ in plan}) != len(plan):

@@ -92,10 +92,16 @@ def structure_key(session: HostSession) -> Hashable | None:
 
 
 def _has_batch_statistics_or_dropout(model: nn.Module) -> bool:
+    """Whether a layer keeps running statistics (updated in place, which vmap cannot batch) or
+    draws random numbers in training (dropout of any kind, RReLU): such a host trains alone."""
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             return True
-        if isinstance(module, nn.Dropout) and module.p > 0:
+        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
+            return True  # InstanceNorm with running statistics
+        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
+            return True  # Dropout, Dropout1d/2d/3d, AlphaDropout, FeatureAlphaDropout
+        if isinstance(module, nn.RReLU):
             return True
         rate = getattr(module, "dropout", None)  # attention dropout given as a rate
         if isinstance(rate, float) and rate > 0:

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from esper.kasmina import Host, SequentialHost
+from esper.kasmina import Host, SequentialHost, SlotSpec
+from esper.kasmina.families import FAMILIES
 from esper.tolaria.data import DataError, DataSplits, Split, stratified_order
 from esper.tolaria.tasks import Task
 
@@ -98,9 +99,10 @@ def make_task(
         )
     if loss not in LOSSES:
         raise TaskError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
-    _check_settings(
-        val_fraction, batch_size, eval_batch_size, host_lr, seed_lr, episode_length, momentum
-    )
+    _check_settings(val_fraction, batch_size, eval_batch_size, host_lr, seed_lr, episode_length)
+    for label, value, high in (("momentum", momentum, 1.0), ("weight_decay", weight_decay, 1.0)):
+        if not isinstance(value, int | float) or not 0 <= value < high:
+            raise TaskError(f"{label} must be a number in [0, {high:g}), got {value!r}")
     splits = {"train": _as_split("train", train), "test": _as_split("test", test)}
     if val is not None:
         splits["val"] = _as_split("val", val)
@@ -108,7 +110,22 @@ def make_task(
         _check_targets(split_name, split, loss)
     if val is None:
         splits["train"], splits["val"] = _carve(splits["train"], val_fraction, split_seed, loss)
+    if loss == "next_token":
+        for split_name, split in splits.items():
+            if split.inputs.dtype.is_floating_point or split.inputs.dtype == torch.bool:
+                raise TaskError(
+                    f"{split_name} inputs are {_dtype(split.inputs)}; next_token inputs are "
+                    "integer token ids"
+                )
     classes = _num_classes(splits, loss, num_classes)
+    if loss == "next_token":
+        for split_name, split in splits.items():
+            low, high = int(split.inputs.min()), int(split.inputs.max())
+            if low < 0 or high >= classes:
+                raise TaskError(
+                    f"{split_name} inputs hold token id {low if low < 0 else high}, outside "
+                    f"0..{classes - 1} of a vocabulary of {classes}"
+                )
     shapes = {n: tuple(s.inputs.shape[1:]) for n, s in splits.items()}
     if len(set(shapes.values())) != 1:
         raise TaskError(f"the splits' samples differ in shape: {_listed(shapes)}")
@@ -144,7 +161,6 @@ def _check_settings(
     host_lr: float,
     seed_lr: float | None,
     episode_length: int,
-    momentum: float,
 ) -> None:
     if not 0 < val_fraction < 1:
         raise TaskError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
@@ -156,8 +172,6 @@ def _check_settings(
             raise TaskError(f"{label} must be a positive number, got {lr!r}")
     if not isinstance(episode_length, int) or episode_length < 1:
         raise TaskError(f"episode_length must be a positive int, got {episode_length!r}")
-    if not 0 <= momentum < 1:
-        raise TaskError(f"momentum must be in [0, 1), got {momentum!r}")
 
 
 def _tensor(value: Any, what: str, one_sample: bool = False) -> Tensor:
@@ -267,6 +281,10 @@ def _num_classes(splits: Mapping[str, Split], loss: Loss, given: int | None) -> 
     return given
 
 
+def _dtype(tensor: Tensor) -> str:
+    return str(tensor.dtype).removeprefix("torch.")
+
+
 def _listed(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{name} {value}" for name, value in values.items())
 
@@ -275,7 +293,10 @@ def _fresh_copy(network: nn.Module) -> nn.Module:
     """A copy of `network` with every layer re-initialised from torch's RNG (an episode's)."""
     fresh = copy.deepcopy(network)
     for module in fresh.modules():
-        reset = getattr(module, "reset_parameters", None)
+        # nn.MultiheadAttention names its own `_reset_parameters`
+        reset = getattr(module, "reset_parameters", None) or getattr(
+            module, "_reset_parameters", None
+        )
         if callable(reset):
             reset()
     return fresh
@@ -316,7 +337,7 @@ def _host_builder(
                 return SequentialHost(made, cuts, example, families)
             except ValueError as error:
                 raise TaskError(f"the host's cuts: {error}") from None
-            except RuntimeError as error:
+            except _FAILURES as error:
                 raise TaskError(_failed_on(example, error)) from None
         raise TaskError(
             f"the host must be an nn.Sequential (with cuts=) or follow the host protocol "
@@ -324,6 +345,10 @@ def _host_builder(
         )
 
     return build
+
+
+# What a network raises for an input it cannot take (a shape, dtype or index mismatch).
+_FAILURES = (RuntimeError, TypeError, IndexError, AttributeError, AssertionError)
 
 
 def _failed_on(example: Tensor, error: BaseException) -> str:
@@ -335,24 +360,33 @@ def _failed_on(example: Tensor, error: BaseException) -> str:
 
 
 def _check_host(build: Callable[[DataSplits], Host], data: DataSplits, loss: Loss) -> None:
-    """Build the host once and run two training samples through it: its output must be the
-    logits the loss wants."""
+    """Build the host once and run two training samples through it the way the growing model
+    does (segment by segment, then the head): each activation must be what its slot says (the
+    family's rank, the slot's width) and the output the logits the loss wants. A factory must
+    build a new network each call (every env and episode trains its own)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        host = build(data)
-    if not host.segments():
+        host, again = build(data), build(data)
+    assert isinstance(host, nn.Module) and isinstance(again, nn.Module)
+    if {id(p) for p in host.parameters()} & {id(p) for p in again.parameters()}:
+        raise TaskError(
+            "the host function returned the same network twice; it must build a new one each "
+            "call (or pass the network itself, which is copied per episode)"
+        )
+    specs = host.segments()
+    if not specs:
         raise TaskError("the host offers no slots (segments() is empty)")
     example = data.train.inputs[:2]
-    assert isinstance(host, nn.Module)
-    was_training = host.training
     host.eval()
     try:
         with torch.no_grad():
-            out = host(example)
-    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            x = example
+            for i, spec in enumerate(specs):
+                x = host.forward_segment(i, x)
+                _check_activation(spec, x)
+            out = host.head(x)
+    except _FAILURES as error:
         raise TaskError(_failed_on(example, error)) from None
-    finally:
-        host.train(was_training)
     want = (
         (len(example), data.num_classes)
         if loss == "classification"
@@ -364,6 +398,25 @@ def _check_host(build: Callable[[DataSplits], Host], data: DataSplits, loss: Los
         raise TaskError(
             f"the host's output for a batch {tuple(example.shape)} is {got}; {loss} with "
             f"{data.num_classes} {what} wants {want}"
+        )
+
+
+def _check_activation(spec: SlotSpec, x: Tensor) -> None:
+    family = FAMILIES.get(spec.family)
+    if family is None:
+        raise TaskError(
+            f"slot {spec.slot_id} names layer family {spec.family!r}; known: {', '.join(FAMILIES)}"
+        )
+    if not isinstance(x, Tensor) or x.dim() != family.rank:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise TaskError(
+            f"slot {spec.slot_id} is {spec.family} ({family.description.split(':')[0]}) but its "
+            f"activation is {shape}"
+        )
+    if x.shape[family.channel_dim] != spec.width:
+        raise TaskError(
+            f"slot {spec.slot_id} says width {spec.width} but its activation {tuple(x.shape)} "
+            f"has {x.shape[family.channel_dim]} there"
         )
 
 

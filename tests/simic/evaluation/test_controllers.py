@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.simic.evaluation import ControllerSpec, build_policy, parse_controllers
@@ -79,3 +80,26 @@ def test_a_fixed_plan_is_a_controller(digits: DataSplits) -> None:
     assert policy.plan == (("r0c0", "conv_light"), ("r0c1", "norm"))
     with pytest.raises(ValueError, match="plan part 'bogus@r0c0'"):
         build_policy(parse_controllers("plan:bogus@r0c0")[0], env)
+
+
+def test_a_plan_may_plant_a_slot_only_with_its_family_s_blueprints() -> None:
+    """On a host of two layer families a conv blueprint on the dense slot parsed, then was
+    skipped silently as if over the parameter budget."""
+    from torch import nn
+
+    from esper import make_task
+
+    x, y = torch.randn(40, 2, 8), torch.arange(40) % 2
+
+    def host() -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv1d(2, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+            nn.Linear(4, 2),
+        )  # fmt: skip
+
+    task = make_task("mixed", train=(x, y), test=(x, y), host=host, cuts=[1, 3])
+    env = MorphogeneticEnv(task, config=EnvConfig(illegal_action="raise"))
+    ok = build_policy(parse_controllers("plan:conv_light@r0c0+mlp@r0c1")[0], env)
+    assert isinstance(ok, PlanPolicy) and ok.plan == (("r0c0", "conv_light"), ("r0c1", "mlp"))
+    with pytest.raises(ValueError, match=r"slot r0c1 plants only norm, lora, .*mlp"):
+        build_policy(parse_controllers("plan:conv_light@r0c1")[0], env)

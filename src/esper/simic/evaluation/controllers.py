@@ -169,7 +169,9 @@ def build_policy(spec: ControllerSpec, env: MorphogeneticEnv) -> Policy:
         policy = HeuristicPolicy(blueprints)
     elif spec.kind == "plan":
         assert spec.plan is not None, spec
-        policy = PlanPolicy(PlanPolicy.parse(spec.plan, slot_ids, blueprints))
+        spec_ = env.feature_spec
+        offered = None if spec_.offered is None else dict(zip(slot_ids, spec_.offered, strict=True))
+        policy = PlanPolicy(PlanPolicy.parse(spec.plan, slot_ids, blueprints, offered))
     else:
         assert spec.path is not None, spec
         policy = LearnedPolicy.from_checkpoint(checkpoint_file(spec.path), env.feature_spec)
