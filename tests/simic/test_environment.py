@@ -258,3 +258,13 @@ def test_without_observe_budget_the_layout_is_unchanged(digits: DataSplits) -> N
     env = make_env(digits, episode_length=2, session=SessionOptions(limits=limits))
     assert env.feature_spec.size == make_env(digits).feature_spec.size
     assert env.feature_spec.global_size == len(GLOBAL_FEATURES)
+
+
+def test_gymnasium_makes_the_env_on_a_task_by_name() -> None:
+    from esper.simic.environment import ENV_ID
+
+    env = gym.make(ENV_ID, task="digits", config=EnvConfig(episode_length=2))
+    obs, info = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape and "action_mask" in info
+    assert env.unwrapped.task.name == "digits"  # type: ignore[attr-defined]
+    env.close()

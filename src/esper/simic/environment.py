@@ -341,3 +341,10 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         records.append(RewardEvent(terms, total))
         return tuple(records)
+
+
+# `gymnasium.make("esper/Grow-v0", task="digits")`, or any task name `get_task` takes
+# ("path/to/file.py:function", "package.module:function"), once this module is imported.
+ENV_ID = "esper/Grow-v0"
+if ENV_ID not in gym.registry:
+    gym.register(ENV_ID, entry_point="esper.simic.environment:MorphogeneticEnv")
