@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from sklearn.datasets import load_digits as sklearn_load_digits
 
-from esper.tolaria.data.splits import DataSplits, Split, stratified_order
+from esper.tolaria.data.splits import DataSplits, standardized_image_splits
 
 VAL_FRACTION = 0.2
 TEST_FRACTION = 0.2
@@ -20,23 +20,4 @@ def load_digits(seed: int = 0) -> DataSplits:
     pixels, labels = sklearn_load_digits(return_X_y=True)
     images = torch.as_tensor(pixels, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
     targets = torch.as_tensor(labels, dtype=torch.int64)
-
-    n = targets.shape[0]
-    n_val, n_test = round(VAL_FRACTION * n), round(TEST_FRACTION * n)
-    order = stratified_order(targets, seed)
-    val_index, test_index, train_index = torch.split(order, [n_val, n_test, n - n_val - n_test])
-
-    train_images = images[train_index]
-    mean, std = train_images.mean(), train_images.std()
-
-    def split(index: torch.Tensor) -> Split:
-        return Split((images[index] - mean) / std, targets[index])
-
-    return DataSplits(
-        train=split(train_index),
-        val=split(val_index),
-        test=split(test_index),
-        kind="classification",
-        num_classes=10,
-        input_shape=(1, 8, 8),
-    )
+    return standardized_image_splits(images, targets, seed, VAL_FRACTION, TEST_FRACTION)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from esper.tolaria.data.splits import DataError, DataSplits, Split, stratified_order
+from esper.tolaria.data.splits import DataError, DataSplits, standardized_image_splits
 
 VAL_FRACTION = 0.2
 TEST_FRACTION = 0.2
@@ -72,20 +72,4 @@ def load_mnist5k(seed: int = 0, path: Path | None = None) -> DataSplits:
     pixels, labels = read_mnist5k(path if path is not None else mnist5k_file())
     images = torch.from_numpy(pixels).float().reshape(-1, 1, 28, 28) / 255.0
     targets = torch.from_numpy(labels)
-    n = targets.shape[0]
-    n_val, n_test = round(VAL_FRACTION * n), round(TEST_FRACTION * n)
-    order = stratified_order(targets, seed)
-    val_index, test_index, train_index = torch.split(order, [n_val, n_test, n - n_val - n_test])
-    mean, std = images[train_index].mean(), images[train_index].std()
-
-    def split(index: torch.Tensor) -> Split:
-        return Split((images[index] - mean) / std, targets[index])
-
-    return DataSplits(
-        train=split(train_index),
-        val=split(val_index),
-        test=split(test_index),
-        kind="classification",
-        num_classes=10,
-        input_shape=(1, 28, 28),
-    )
+    return standardized_image_splits(images, targets, seed, VAL_FRACTION, TEST_FRACTION)

@@ -118,3 +118,28 @@ def stratified_order(labels: Tensor, seed: int) -> Tensor:
     rank[by_class] = torch.arange(n) - class_start[shuffled[by_class]]
     key = (rank.double() + 0.5) / counts[shuffled].double()
     return perm[torch.sort(key, stable=True).indices]
+
+
+def standardized_image_splits(
+    images: Tensor, targets: Tensor, seed: int, val_fraction: float, test_fraction: float
+) -> DataSplits:
+    """Images (N, C, H, W) in [0, 1] and labels (N,) split val/test/train by `stratified_order`
+    (`val_fraction` and `test_fraction` of N, the rest train), standardized with the train
+    split's mean and std: the embedded digit tasks' splits."""
+    n = targets.shape[0]
+    n_val, n_test = round(val_fraction * n), round(test_fraction * n)
+    order = stratified_order(targets, seed)
+    val_index, test_index, train_index = torch.split(order, [n_val, n_test, n - n_val - n_test])
+    mean, std = images[train_index].mean(), images[train_index].std()
+
+    def split(index: Tensor) -> Split:
+        return Split((images[index] - mean) / std, targets[index])
+
+    return DataSplits(
+        train=split(train_index),
+        val=split(val_index),
+        test=split(test_index),
+        kind="classification",
+        num_classes=int(targets.max()) + 1,
+        input_shape=tuple(images.shape[1:]),
+    )
