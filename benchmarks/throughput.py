@@ -103,6 +103,7 @@ class FirstEpoch:
     def __init__(self, pool: EnvPool) -> None:
         self.pool, self.at = pool, 0.0
         self.n_envs, self.feature_spec = pool.n_envs, pool.feature_spec
+        self.feature_specs = pool.feature_specs
 
     def reset(self, seeds: Sequence[int]) -> list:  # type: ignore[type-arg]
         return self.pool.reset(seeds)

@@ -229,7 +229,7 @@ def test_a_diverged_policy_stops_the_run_before_it_is_checkpointed(
     runs = tmp_path / "runs"
     code, _, err = cli(["train", "ppo", *TINY, "--name", "d", "--runs-dir", str(runs)])
     assert code == 2
-    one_error_line(err, "round 0: the policy diverged", "encoder.0.weight")
+    one_error_line(err, "round 0: the policy diverged", "global_encoder.0.0.weight")
     # The checkpoint left is the untrained round-0 one, which the run wrote before training.
     kept = checkpoint_module.read_checkpoint(runs / "d" / CHECKPOINTS_DIR / "latest.pt")
     assert kept["trainer"]["round"] == 0

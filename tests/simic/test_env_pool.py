@@ -43,6 +43,7 @@ class Scrambled:
     def __init__(self, pool: EnvPool, seed: int) -> None:
         self.pool, self.rng = pool, random.Random(seed)
         self.n_envs, self.feature_spec = pool.n_envs, pool.feature_spec
+        self.feature_specs = pool.feature_specs
         self.queued = 0
         self.finished: list[tuple[int, StepResult]] = []
         self.order: list[int] = []  # envs in the order they were handed back

@@ -36,12 +36,14 @@ from esper.leyline import (
 from esper.simic.advantages import gae
 from esper.simic.config import TrainingConfig
 from esper.simic.env_pool import build_pool
+from esper.simic.learned_policy import ObservationNormalizer, network_input
 from esper.simic.normalizer import RunningNormalizer
 from esper.simic.ppo import PPOSettings, UpdateMetrics, entropy_bonus, ppo_update
 from esper.simic.rollout_buffer import RolloutBuffer
 from esper.simic.trainer import RoundSummary, VectorizedTrainer
 from esper.tamiyo.action_codec import decode, encode
-from esper.tamiyo.policy_network import Evaluation, PolicyNetwork, stack_masks
+from esper.tamiyo.policy_network import Evaluation, PolicyNetwork
+from esper.tamiyo.slot_view import SLOT_CORE, SlotView
 from esper.tolaria.data import DataSplits
 
 CONFIG = TrainingConfig(n_envs=2, episode_length=4, rounds=2)
@@ -69,8 +71,8 @@ def played(digits: DataSplits) -> Played:
     return Played(trainer, rounds, states, before, buffer)
 
 
-def _normalizer(state: dict, size: int) -> RunningNormalizer:
-    normalizer = RunningNormalizer((size,))
+def _normalizer(state: dict) -> ObservationNormalizer:
+    normalizer = ObservationNormalizer()
     normalizer.load_state_dict(state)
     return normalizer
 
@@ -101,26 +103,34 @@ def test_update_reports_finite_health_metrics(played: Played) -> None:
 
 def test_buffer_holds_the_features_normalized_as_during_the_rollout(played: Played) -> None:
     trainer, buffer = played.trainer, played.buffer
-    size = trainer.pool.feature_spec.size
-    during = _normalizer(played.normalizer_before_collect, size)
-    assert during.count == 2 * CONFIG.n_envs * CONFIG.episode_length  # two rounds folded in
-    expected = torch.from_numpy(during.normalize(buffer.raw_features))
-    assert torch.equal(buffer.features, expected)
+    during = _normalizer(played.normalizer_before_collect)
+    steps = 2 * CONFIG.n_envs * CONFIG.episode_length  # two rounds folded in
+    assert during.globals.count == steps
+    assert during.slots.count == steps * len(trainer.pool.feature_spec.slot_ids)
+    raw = buffer.raw
+    expected_globals = torch.from_numpy(during.globals.normalize(raw["globals"]))
+    assert torch.equal(buffer.inputs["globals"], expected_globals)
+    core = buffer.inputs["slots"][..., :SLOT_CORE]
+    assert torch.equal(core, torch.from_numpy(during.slots.normalize(raw["slots"])))
     # Frozen during the rollout: collecting did not touch the statistics.
     assert trainer.obs_normalizer.state_dict() == played.normalizer_before_collect
-    # The raw features are the observations themselves: step 0 is the reset observation.
+    # The raw inputs are the observations themselves: step 0 is the reset observation.
     seeds = trainer.round_seeds(trainer.round)
     observations = trainer.pool.reset(seeds)
-    assert np.array_equal(buffer.raw_features[0], np.stack([o.features for o in observations]))
+    view = SlotView(trainer.pool.feature_spec)
+    reset_globals, reset_core, _ = view.split(np.stack([o.features for o in observations]))
+    assert np.array_equal(raw["globals"][0], reset_globals)
+    assert np.array_equal(raw["slots"][0], reset_core)
     # Normalization is not the identity here, so the comparison above can tell them apart.
-    assert not torch.equal(buffer.features, torch.from_numpy(buffer.raw_features))
+    assert not torch.equal(buffer.inputs["globals"], torch.from_numpy(raw["globals"]))
 
 
 def test_each_round_folds_its_rollout_into_the_normalizer(played: Played) -> None:
     first, second = played.normalizer_after_round
     steps = CONFIG.n_envs * CONFIG.episode_length
-    assert (first["count"], second["count"]) == (steps, 2 * steps)
-    assert second["mean"] != first["mean"]
+    assert (first["globals"]["count"], second["globals"]["count"]) == (steps, 2 * steps)
+    assert second["globals"]["mean"] != first["globals"]["mean"]
+    assert second["slots"]["mean"] != first["slots"]["mean"]
 
 
 def _scripted_buffer(
@@ -132,17 +142,18 @@ def _scripted_buffer(
     spec = trainer.pool.feature_spec
     observation = trainer.pool.reset(trainer.round_seeds(0))[0]
     steps, n = len(actions), len(actions[0])
-    features = torch.from_numpy(np.stack([observation.features] * n))  # (n, F)
-    masks = {k: torch.from_numpy(v) for k, v in stack_masks([observation.masks] * n).items()}
+    raw, inputs, masks = network_input(
+        [observation] * n, [trainer.views[0]] * n, trainer.obs_normalizer, trainer.padding
+    )
     indices = torch.from_numpy(np.stack([[encode(spec, a) for a in row] for row in actions]))
     state = network.initial_state(n)
     shapes = {k: tuple(v.shape[1:]) for k, v in masks.items()}
-    buffer = RolloutBuffer.allocate(steps, n, spec.size, shapes, state)
+    buffer = RolloutBuffer.allocate(steps, n, inputs, raw, shapes, state)
     for t in range(steps):
         buffer.store(
             t,
-            features=features,
-            raw_features=features.numpy(),
+            inputs=inputs,
+            raw=raw,
             masks=masks,
             actions=indices[t],
             log_probs=torch.zeros(n),
@@ -156,7 +167,7 @@ def _scripted_buffer(
 def _log_probs(network: PolicyNetwork, buffer: RolloutBuffer) -> torch.Tensor:
     with torch.no_grad():
         return network.evaluate(
-            buffer.features, buffer.masks, buffer.actions, buffer.initial_state
+            buffer.inputs, buffer.masks, buffer.actions, buffer.initial_state
         ).log_prob
 
 

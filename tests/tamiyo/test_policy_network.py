@@ -9,7 +9,6 @@ must recompute the joint log-probs `act` returned; heads the op does not use car
 from __future__ import annotations
 
 import hypothesis.strategies as st
-import numpy as np
 import torch
 from hypothesis import HealthCheck, given, settings
 
@@ -27,9 +26,11 @@ from esper.leyline import (
     Stage,
     check_action,
 )
+from esper.simic.learned_policy import ObservationNormalizer, network_input
 from esper.tamiyo.action_codec import decode
-from esper.tamiyo.features import FeatureSpec, build_features, build_masks
-from esper.tamiyo.policy_network import PolicyNetwork, stack_masks
+from esper.tamiyo.features import FeatureSpec, Observation, build_features, build_masks
+from esper.tamiyo.policy_network import PolicyNetwork
+from esper.tamiyo.slot_view import Padding, SlotView
 
 SLOT_IDS = ("r0c0", "r0c1", "r0c2")
 BLUEPRINTS = ("norm", "attention", "conv_light", "conv_heavy")
@@ -39,9 +40,14 @@ SPEC = FeatureSpec(
     episode_length=20,
     chance_loss=2.3,
     host_params=500,
+    slot_families=("cnn",) * 3,
+    slot_widths=(8, 16, 32),
+    planting_params=((16, 40, 600, 1200), (32, 150, 2400, 4700), (64, 560, 9300, 18600)),
 )
+VIEW = SlotView(SPEC)
+PADDING = Padding.of([SPEC])
 N_ENVS = 32  # every step's state is shown to this many envs, so each example samples many actions
-HEAD_SCALE = 300.0  # heads are initialised with gain 0.01; this makes logits O(1)-O(10)
+HEAD_SCALE = 1000.0  # heads are initialised with gain 0.01; this makes logits O(1)-O(10)
 
 MAYBE_PP = st.one_of(st.none(), st.floats(-20, 20))
 MAYBE_STDERR = st.one_of(st.none(), st.floats(0, 5))
@@ -98,25 +104,30 @@ def epoch_metrics(epoch: int) -> EpochMetrics:
 
 def far_from_uniform_network(seed: int, hidden: int = 16) -> PolicyNetwork:
     torch.manual_seed(seed)
-    network = PolicyNetwork(SPEC.size, SPEC.head_sizes, hidden)
+    network = PolicyNetwork(hidden)
     with torch.no_grad():
-        for layer in (network.op_head, network.slot_head, *network.late_heads.values()):
+        heads = (network.op_head, network.slot_head[-1], network.blueprint_head[-1])
+        for layer in (*heads, *network.late_heads.values()):
             layer.weight.mul_(HEAD_SCALE)
-            layer.bias.normal_(0.0, 2.0)
+            layer.bias.normal_(0.0, 3.0)
     return network
 
 
 def network_inputs(
-    reports: dict[str, SlotReport], limits: LifecycleLimits, epoch: int
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(N_ENVS, F) features and (N_ENVS, ...) masks: one state shown to every env."""
-    features = build_features(SPEC, epoch_metrics(epoch), reports, 0.5)
-    masks = build_masks(SPEC, reports, limits)
-    stacked = stack_masks([masks] * N_ENVS)
-    return (
-        torch.from_numpy(np.stack([features] * N_ENVS)),
-        {k: torch.from_numpy(v) for k, v in stacked.items()},
+    reports: dict[str, SlotReport],
+    limits: LifecycleLimits,
+    epoch: int,
+    costs: dict[str, dict[BlendOp, tuple[int, ...]]] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(N_ENVS, ...) inputs and masks: one state shown to every env."""
+    metrics = epoch_metrics(epoch)
+    features = build_features(SPEC, metrics, reports, 0.5)
+    masks = build_masks(SPEC, reports, limits, costs)
+    observation = Observation(features, masks, metrics, reports, epochs_left=20 - epoch)
+    _, inputs, stacked = network_input(
+        [observation] * N_ENVS, [VIEW] * N_ENVS, ObservationNormalizer(), PADDING
     )
+    return inputs, stacked
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -147,9 +158,10 @@ def test_sampled_actions_are_legal_and_evaluate_recomputes_their_log_probs(
         log_probs.append(logp)
 
     sequence_masks = {k: torch.stack([m[k] for m in masks]) for k in masks[0]}  # (T, B, ...)
+    sequence_inputs = {k: torch.stack([x[k] for x in features]) for k in features[0]}
     with torch.no_grad():
         evaluation = network.evaluate(
-            torch.stack(features), sequence_masks, torch.stack(actions), initial
+            sequence_inputs, sequence_masks, torch.stack(actions), initial
         )
     stored = torch.stack(log_probs)  # (T, B)
     assert evaluation.log_prob.shape == stored.shape
@@ -198,14 +210,10 @@ def test_sampled_germinations_fit_the_parameter_budget(
         for j, slot_id in enumerate(SLOT_IDS)
     }
     limits = LifecycleLimits(param_budget=budget)
-    features = build_features(SPEC, epoch_metrics(3), reports, 0.5)
-    masks = stack_masks([build_masks(SPEC, reports, limits, costs)] * N_ENVS)
+    x, m = network_inputs(reports, limits, 3, costs)
     network = far_from_uniform_network(seed)
     actions, *_ = network.act(
-        torch.from_numpy(np.stack([features] * N_ENVS)),
-        {k: torch.from_numpy(v) for k, v in masks.items()},
-        network.initial_state(N_ENVS),
-        torch.Generator().manual_seed(seed),
+        x, m, network.initial_state(N_ENVS), torch.Generator().manual_seed(seed)
     )
     left = room
     for indices in actions.numpy():
@@ -235,7 +243,7 @@ def test_scaled_network_is_far_from_uniform() -> None:
     actions, *_ = network.act(x, m, network.initial_state(N_ENVS))
     with torch.no_grad():
         evaluation = network.evaluate(
-            x.unsqueeze(0),
+            {k: v.unsqueeze(0) for k, v in x.items()},
             {k: v.unsqueeze(0) for k, v in m.items()},
             actions.unsqueeze(0),
             network.initial_state(N_ENVS),

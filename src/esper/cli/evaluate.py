@@ -13,7 +13,13 @@ from rich.table import Table
 from rich.text import Text
 
 from esper.cli.arguments import apply_threads, positive_int
-from esper.cli.run_setup import add_view_flags, check_data_dir, check_device, refuse_unbuilt
+from esper.cli.run_setup import (
+    add_view_flags,
+    check_data_dir,
+    check_device,
+    refuse_unbuilt,
+    tasks_label,
+)
 from esper.cli.settings import add_settings_flags, add_source_flags, requested_settings
 from esper.karn.console import ConsoleSink, default_console
 from esper.leyline import EventContext, RunStartEvent
@@ -32,7 +38,9 @@ from esper.simic.evaluation import (
     evaluate_controllers,
     evaluation_data_options,
     evaluation_env_config,
+    for_task,
     held_out_seeds,
+    is_transfer,
     most_common_growth,
     parse_controllers,
     summarize,
@@ -136,8 +144,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     _check_seed_flags(args)
     if args.out is not None:
         check_results_path(args.out)
-    ppo_configs = {
-        spec.label: checkpoint_config(spec.path) for spec in specs if spec.path is not None
+    trained = {spec.label: checkpoint_config(spec.path) for spec in specs if spec.path is not None}
+    # A checkpoint trained on other tasks plays `settings.task` with that task's own host: a
+    # transfer, shown as one.
+    ppo_configs = {label: for_task(config, settings.task) for label, config in trained.items()}
+    transfers = {
+        label: tasks_label(config)
+        for label, config in trained.items()
+        if is_transfer(config, settings.task)
     }
     if ppo_configs:
         _refuse_retraining_settings(args, given)
@@ -178,7 +192,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"per episode, {len(data.train):,} training samples, device {settings.device}"
         )
     )
-    _print_checkpoints(console, specs)
+    _print_checkpoints(console, specs, transfers)
     hub = _progress_hub(console, args, task.name, [s.label for s in specs], len(seeds))
     options = replace(data_options, download=False)  # downloaded here already, if at all
 
@@ -229,10 +243,16 @@ def _check_seed_flags(args: argparse.Namespace) -> None:
         raise ValueError(f"--skip-seeds {args.skip_seeds} is outside 0..{skip_limit:,}")
 
 
-def _print_checkpoints(console: Any, specs: list[ControllerSpec]) -> None:
+def _print_checkpoints(
+    console: Any, specs: list[ControllerSpec], transfers: dict[str, str]
+) -> None:
+    """Each checkpoint's file, and where it is a transfer, the tasks it was trained on."""
     for spec in specs:
         if spec.path is not None:
-            console.print(Text(f"{spec.label}: {checkpoint_file(spec.path)}"))
+            line = f"{spec.label}: {checkpoint_file(spec.path)}"
+            if spec.label in transfers:
+                line += f" (a transfer: trained on {transfers[spec.label]}, never on this task)"
+            console.print(Text(line))
 
 
 def _refuse_retraining_settings(args: argparse.Namespace, given: dict[str, Any]) -> None:

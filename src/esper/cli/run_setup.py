@@ -87,15 +87,23 @@ def check_data_dir(settings: EpisodeSettings) -> None:
 
 
 def load_data(settings: EpisodeSettings) -> tuple[Task, DataSplits]:
-    """The task and its data splits, after the device and data folder were checked."""
+    """The task and its data splits, after the device and data folder were checked (a run over
+    several tasks: the first, and every one's data options checked)."""
     check_device(settings.device)
     for device in getattr(settings, "devices", None) or ():  # a run's placement (process)
         check_device(device)
     check_data_dir(settings)
-    task = get_task(settings.task)
     options = DataOptions(settings.data_dir, settings.train_subset, settings.download)
+    for name in settings.tasks[1:]:
+        get_task(name).check_options(options)
+    task = get_task(settings.tasks[0])
     task.check_options(options)
     return task, task.load(options)
+
+
+def tasks_label(settings: EpisodeSettings) -> str:
+    """The tasks' names as a run shows them: "digits", or "digits+mnist5k"."""
+    return "+".join(get_task(name).name for name in settings.tasks)
 
 
 def add_view_flags(group: Any) -> None:

@@ -28,6 +28,7 @@ from esper.cli.run_setup import (
     open_telemetry,
     recorded_run,
     refuse_unbuilt,
+    tasks_label,
     tensorboard_sink,
 )
 from esper.cli.settings import (
@@ -212,7 +213,8 @@ def run_ppo(args: argparse.Namespace) -> int:
     if config.backend == "process":
         warm_up(config.device)
     task, splits = load_data(config)  # device and data are checked before a run directory exists
-    with new_run_dir(args.runs_dir, args.name, f"ppo-{task.name}") as run:
+    suffix = f"ppo-{tasks_label(config).replace('+', '-')}"  # names: letters, digits, -_.
+    with new_run_dir(args.runs_dir, args.name, suffix) as run:
         write_config(run.path, config.to_json_dict())
         return _train(args, config, run, (task, splits), None)
 
@@ -282,7 +284,7 @@ def _run_rounds(
     arms = len(config.ab) if config.ab is not None else 1
     start = RunStartEvent(
         "train ppo",
-        task.name,
+        tasks_label(config),
         "ppo",
         config.rounds * config.n_envs * arms,
         config.n_envs * arms,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import replace
 from typing import Any
 
 from esper.leyline import EventContext, FactoredAction
@@ -33,8 +32,9 @@ class ArmView:
     """What an arm's trainer sees of the run's pool: its n envs' count and feature layout. Its
     envs are played by `ABTrainer`, never through the view."""
 
-    def __init__(self, pool: EnvPool, n_envs: int, feature_spec: FeatureSpec) -> None:
-        self.pool, self.n_envs, self.feature_spec = pool, n_envs, feature_spec
+    def __init__(self, pool: EnvPool, n_envs: int, feature_specs: list[FeatureSpec]) -> None:
+        self.pool, self.n_envs, self.feature_specs = pool, n_envs, feature_specs
+        self.feature_spec = feature_specs[0]
 
     def _refuse(self, *args: Any) -> Any:
         raise RuntimeError("an arm's envs are played by its ABTrainer, not through the arm")
@@ -65,12 +65,11 @@ class ABTrainer:
         self.pool = pool
         self.context = EventContext(run=run, group="ab")
         self.arms: dict[str, VectorizedTrainer] = {}
-        for name, config in arms.items():
-            floor = env_config_for(config, 0).reward.host_param_floor  # an arm may change it
-            spec = replace(pool.feature_spec, host_param_floor=floor)
+        for k, (name, config) in enumerate(arms.items()):
+            specs = pool.feature_specs[k * self.n : (k + 1) * self.n]
             self.arms[name] = VectorizedTrainer(
                 config,
-                ArmView(pool, self.n, spec),
+                ArmView(pool, self.n, specs),
                 hub,
                 EventContext(run=run, group=name),
                 policy_seed=arm_seed(config.seed, name),

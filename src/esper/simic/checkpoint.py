@@ -28,7 +28,9 @@ import torch
 
 from esper.nissa import atomic_write_bytes
 
-FORMAT_VERSION = 2  # 2: the sha256 envelope; 1 (no checksum) is refused
+# 3: a policy whose shapes do not depend on the host (issue 15); 2 (a policy of one host's
+# slots and blueprint names, in the same sha256 envelope) and 1 (no checksum) are refused.
+FORMAT_VERSION = 3
 LATEST = "latest.pt"
 ARMS_DIR = "arms"  # an A/B run's per-arm checkpoints: checkpoints/arms/<arm>.pt
 _KEPT = re.compile(r"round-(\d{6})\.pt")
@@ -146,9 +148,14 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(envelope, dict) or "format_version" not in envelope:
         raise CheckpointError(f"checkpoint {path} is not an esper checkpoint")
     if envelope["format_version"] != FORMAT_VERSION:
+        older = (
+            " (an older esper's, whose policy fit one host only: train it again)"
+            if envelope["format_version"] in (1, 2)
+            else ""
+        )
         raise CheckpointError(
             f"checkpoint {path} has format version {envelope['format_version']!r}, "
-            f"this esper reads version {FORMAT_VERSION}"
+            f"this esper reads version {FORMAT_VERSION}{older}"
         )
     content = envelope.get("content")
     if not isinstance(content, torch.Tensor) or content.dtype != torch.uint8:

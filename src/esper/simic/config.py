@@ -28,7 +28,7 @@ import re
 import reprlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -128,6 +128,8 @@ Settings = TypeVar("Settings", bound="EpisodeSettings")
 class EpisodeSettings(BaseModel):
     """What an episode is: task and data, where the host trains, slots, lifecycle, rewards."""
 
+    _SEVERAL_TASKS: ClassVar[bool] = False  # whether `task` may name several (a PPO run)
+
     # allow_inf_nan=False: `--lr inf` or `rent_weight: .inf` would train (and save) a NaN policy.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -136,7 +138,8 @@ class EpisodeSettings(BaseModel):
         "digits",
         "the task hosts train on: "
         + ", ".join(TASKS)
-        + ", or your own as package.module:function or path/to/file.py:function",
+        + ", or your own as package.module:function or path/to/file.py:function (a PPO run: "
+        "several, comma-separated; env i plays the i-th in turn)",
     )
     episode_length: int | None = _described(
         None, "host epochs per episode (none: the task's own)", ge=1, le=_MAX_EPOCHS
@@ -268,12 +271,23 @@ class EpisodeSettings(BaseModel):
     def _known_task(cls, value: str) -> str:
         """A built-in name, or a user's `module:function` / `file.py:function`, loaded here so
         that a task that cannot be built fails at the boundary (a file path is made absolute:
-        a resumed run finds it from anywhere)."""
-        if value in TASKS:
-            return value
-        spec = canonical_spec(value) if is_task_spec(value) else value
-        get_task(spec)
-        return spec
+        a resumed run finds it from anywhere). A PPO run may name several, comma-separated
+        (`TrainingConfig.tasks`)."""
+        names = [part.strip() for part in value.split(",")]
+        if len(names) > 1 and not cls._SEVERAL_TASKS:
+            raise ValueError(
+                f"{value!r} names {len(names)} tasks; only a PPO training run plays several "
+                "(esper train ppo --task A,B); give one"
+            )
+        canonical = []
+        for name in names:
+            if name not in TASKS:
+                name = canonical_spec(name) if is_task_spec(name) else name
+                get_task(name)
+            canonical.append(name)
+        if len(set(canonical)) != len(canonical):
+            raise ValueError(f"{value!r} names a task twice")
+        return ",".join(canonical)
 
     @field_validator("device")
     @classmethod
@@ -294,7 +308,22 @@ class EpisodeSettings(BaseModel):
     def _sizable_host(self) -> EpisodeSettings:
         """Widths and norm only where the task's host has them, of a size it can take."""
         if self.host_widths is not None or self.host_norm is not None:
-            get_task(self.task).resized(self.host_widths, self.host_norm)
+            for name in self.tasks:
+                get_task(name).resized(self.host_widths, self.host_norm)
+        return self
+
+    @model_validator(mode="after")
+    def _one_episode_length(self) -> EpisodeSettings:
+        """Envs of one round play episodes of one length: tasks whose own lengths differ need
+        `episode_length` set."""
+        if self.episode_length is None and len(self.tasks) > 1:
+            lengths = {name: get_task(name).episode_length for name in self.tasks}
+            if len(set(lengths.values())) > 1:
+                shown = ", ".join(f"{name} {n}" for name, n in lengths.items())
+                raise ValueError(
+                    f"the tasks' episodes have different lengths ({shown} epochs) and one "
+                    "round plays one length: set episode_length"
+                )
         return self
 
     @field_validator("slots", "host_widths", "rent_weights", "param_budgets", mode="before")
@@ -341,11 +370,21 @@ class EpisodeSettings(BaseModel):
 
     # --- derived settings ---
 
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks envs play: one, or several for a PPO run (env i plays `task_of(i)`)."""
+        return tuple(self.task.split(","))
+
+    def task_of(self, env_index: int) -> str:
+        """The task env `env_index` plays: the tasks in turn, so each keeps its own."""
+        return self.tasks[env_index % len(self.tasks)]
+
     def resolved_episode_length(self) -> int:
-        """Host epochs per episode: the setting, else the task's default."""
+        """Host epochs per episode: the setting, else the task's default (the same for every
+        task, `_one_episode_length`)."""
         if self.episode_length is not None:
             return self.episode_length
-        return get_task(self.task).episode_length
+        return get_task(self.tasks[0]).episode_length
 
     def reward_mode_of(self, env_index: int) -> RewardMode:
         """The reward mode env `env_index` plays with (the same for every env here)."""
@@ -576,6 +615,8 @@ class HeuristicRunConfig(EpisodeSettings, Placement):
 
 class TrainingConfig(EpisodeSettings, Placement):
     """Everything a PPO training run needs to know, with docs/architecture.md §11 defaults."""
+
+    _SEVERAL_TASKS: ClassVar[bool] = True  # a controller may learn from several hosts and tasks
 
     # --- run ---
     rounds: int = _described(

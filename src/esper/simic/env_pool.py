@@ -45,7 +45,8 @@ class StepResult:
 
 class EnvPool(Protocol):
     n_envs: int
-    feature_spec: FeatureSpec
+    feature_spec: FeatureSpec  # env 0's
+    feature_specs: list[FeatureSpec]  # each env's (envs of several tasks have several)
 
     def reset(self, seeds: Sequence[int]) -> list[Observation]:
         """Reset the first len(seeds) envs (1..n_envs) for an episode; `step` then takes one
@@ -143,7 +144,8 @@ class LocalEnvPool:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
         self.envs = [make_env(i) for i in range(n_envs)]
         self.n_envs = n_envs
-        self.feature_spec = self.envs[0].feature_spec
+        self.feature_specs = [env.feature_spec for env in self.envs]
+        self.feature_spec = self.feature_specs[0]
         self._in_flight = InFlight()
         self._queue: deque[tuple[int, FactoredAction]] = deque()  # submitted, in order
 
@@ -241,6 +243,7 @@ def env_config_for(config: EpisodeSettings, env_index: int) -> EnvConfig:
         ),
         illegal_action="raise",  # our controllers sample the conditional masks: one is a bug
         observe_budget=bool(config.param_budgets),
+        task=config.task_of(env_index) if len(config.tasks) > 1 else None,
     )
 
 
@@ -266,8 +269,8 @@ def build_pool(
 ) -> EnvPool:
     """The env pool `config.backend` names: one env per `config.n_envs`, or one per entry of
     `env_configs` (an A/B run's envs, `esper.simic.ab`). `data` serves the local backend;
-    worker processes load the task's data themselves, once each."""
-    task = get_task(config.task)
+    worker processes load the task's data themselves, once each. Envs of a run over several
+    tasks play each their own (`EnvConfig.task`); `data` is the first task's."""
     configs = (
         [env_config_for(config, i) for i in range(config.n_envs)]
         if env_configs is None
@@ -275,8 +278,19 @@ def build_pool(
     )
     n_envs = len(configs)
     if config.backend in ("local", "vmap"):
+        first = config.tasks[0]
+        loaded = {first: (get_task(first), data)}
+        options = DataOptions(config.data_dir, config.train_subset, download=False)
+
+        def make_env(i: int) -> MorphogeneticEnv:
+            name = configs[i].task or first
+            if name not in loaded:
+                task = get_task(name)
+                loaded[name] = task, task.load(options)
+            return MorphogeneticEnv(*loaded[name], configs[i])
+
         pool = LocalEnvPool if config.backend == "local" else VmapEnvPool
-        return pool(lambda i: MorphogeneticEnv(task, data, configs[i]), n_envs)
+        return pool(make_env, n_envs)
     from esper.simic.workers import ProcessEnvPool, default_workers
 
     options = DataOptions(config.data_dir, config.train_subset, download=False)
@@ -286,7 +300,7 @@ def build_pool(
             workers = max(workers, min(len(config.devices), n_envs))
             configs = spread_over(configs, config.devices, workers)
         return ProcessEnvPool(
-            config.task,
+            config.tasks[0],
             options,
             configs,
             workers,
@@ -297,7 +311,7 @@ def build_pool(
     from esper.simic.ray_pool import RayEnvPool
 
     return RayEnvPool(
-        config.task,
+        config.tasks[0],
         options,
         configs,
         config.workers,

@@ -21,6 +21,7 @@ head of the `MultiDiscrete` action independently (e.g. sb3-contrib's MaskablePPO
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ import numpy as np
 
 from esper.kasmina import blueprint_names
 from esper.leyline import (
+    BlendOp,
     EpisodeOutcome,
     EpochEvent,
     EpochMetrics,
@@ -74,6 +76,10 @@ class EnvConfig:
     # Show the controller what the episode's parameter budget leaves (`FeatureSpec.observe_budget`):
     # set for a run that draws budgets per episode; kept when an evaluation fixes one budget.
     observe_budget: bool = False
+    # The task this env plays, by name, where a pool's envs play several (a run trained over
+    # tasks, `TrainingConfig.tasks`); None: the pool's one task. The env itself is given its
+    # task; pools read this to give it.
+    task: str | None = None
 
     def __post_init__(self) -> None:
         if self.episode_length is not None and self.episode_length < 1:
@@ -112,19 +118,25 @@ class MorphogeneticEnv(gym.Env[np.ndarray, np.ndarray]):
         self.session = HostSession(task, self.data, config.session)
         self.session.reset(0)  # builds a model once, to size the spaces
         model = self.session.model
+        # What each blueprint adds on each slot: the task's host has the same widths every
+        # episode, so once (the masks read it under a parameter budget).
+        self._costs = model.germination_costs(model.blueprints)
+        slots = [model.slot(s) for s in model.slot_ids]
         self.feature_spec = FeatureSpec(
             slot_ids=tuple(model.slot_ids),
             blueprints=model.blueprints,
             episode_length=self.episode_length,
             chance_loss=self.data.chance_loss,
             host_params=model.host_param_count(),
-            host_param_floor=config.reward.host_param_floor,
             observe_budget=config.observe_budget,
-            offered=tuple(blueprint_names(model.slot(s).family) for s in model.slot_ids),
+            offered=tuple(blueprint_names(slot.family) for slot in slots),
+            slot_families=tuple(slot.family for slot in slots),
+            slot_widths=tuple(slot.width for slot in slots),
+            planting_params=tuple(
+                tuple(c if c != sys.maxsize else 0 for c in self._costs[s][BlendOp.ADD])
+                for s in model.slot_ids
+            ),
         )
-        # What each blueprint adds on each slot: the task's host has the same widths every
-        # episode, so once (the masks read it under a parameter budget).
-        self._costs = model.germination_costs(self.feature_spec.blueprints)
         self.observation_space = gym.spaces.Box(
             -FEATURE_CLIP, FEATURE_CLIP, shape=(self.feature_spec.size,), dtype=np.float32
         )

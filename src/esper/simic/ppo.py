@@ -125,7 +125,7 @@ class _Minibatch:
 def _rollout_kl(network: PolicyNetwork, buffer: RolloutBuffer) -> float:
     """Approximate KL(old || new) over the rollout (Schulman's k3 estimator)."""
     with torch.no_grad():
-        ev = network.evaluate(buffer.features, buffer.masks, buffer.actions, buffer.initial_state)
+        ev = network.evaluate(buffer.inputs, buffer.masks, buffer.actions, buffer.initial_state)
         log_ratio = ev.log_prob - buffer.log_probs
         return float(((log_ratio.exp() - 1) - log_ratio).mean())
 
@@ -133,7 +133,7 @@ def _rollout_kl(network: PolicyNetwork, buffer: RolloutBuffer) -> float:
 def _log_prob_error(network: PolicyNetwork, buffer: RolloutBuffer) -> float:
     """Max |recomputed - stored| log-prob: the stored inputs must reproduce what was sampled."""
     with torch.no_grad():
-        ev = network.evaluate(buffer.features, buffer.masks, buffer.actions, buffer.initial_state)
+        ev = network.evaluate(buffer.inputs, buffer.masks, buffer.actions, buffer.initial_state)
     return float((ev.log_prob - buffer.log_probs).abs().max())
 
 
@@ -145,7 +145,7 @@ def _step(
 ) -> dict[str, float]:
     """One gradient step on one minibatch; returns its statistics."""
     mb, adv = batch.rollout, batch.advantages  # adv (T, n), already normalized over the rollout
-    ev = network.evaluate(mb.features, mb.masks, mb.actions, mb.initial_state)
+    ev = network.evaluate(mb.inputs, mb.masks, mb.actions, mb.initial_state)
     log_ratio = ev.log_prob - mb.log_probs  # joint over the heads each op used
     ratio = log_ratio.exp()
     surrogate = torch.min(ratio * adv, ratio.clamp(1 - settings.clip, 1 + settings.clip) * adv)

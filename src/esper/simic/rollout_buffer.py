@@ -1,6 +1,7 @@
 """Rollout storage shaped (T, n_envs, ...): exactly what the policy saw and did.
 
-Features are stored already normalized (the network input), never re-derived at update time.
+Inputs are stored as the network read them (normalized), never re-derived at update time; the
+raw inputs beside them update the normalizer after the round.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from esper.leyline import HEAD_ORDER
 
 @dataclass
 class RolloutBuffer:
-    features: Tensor  # (T, N, F) normalized network input
+    inputs: dict[str, Tensor]  # name -> (T, N, ...) the network's input (`network_input`)
     masks: dict[str, Tensor]  # head -> (T, N, ...) bool
     actions: Tensor  # (T, N, n_heads) int64
     log_probs: Tensor  # (T, N) joint log-prob at sampling time
@@ -25,18 +26,24 @@ class RolloutBuffer:
     rewards: Tensor  # (T, N)
     dones: Tensor  # (T, N) 1.0 where the step ended its episode in a true terminal
     initial_state: tuple[Tensor, Tensor]  # each (1, N, H): LSTM state before step 0
-    raw_features: np.ndarray  # (T, N, F) before normalization (to update the normalizer)
+    raw: dict[str, np.ndarray]  # name -> (T, N, ...) before normalization (for the normalizer)
 
     @staticmethod
     def allocate(
         steps: int,
         n_envs: int,
-        n_features: int,
+        inputs: Mapping[str, Tensor],
+        raw: Mapping[str, np.ndarray],
         mask_shapes: Mapping[str, tuple[int, ...]],
         initial_state: tuple[Tensor, Tensor],
     ) -> RolloutBuffer:
+        """Room for `steps` x `n_envs` steps of inputs, raw inputs and masks shaped and typed
+        like one step's `inputs` / `raw` (each (1, ...)) and `mask_shapes`."""
         return RolloutBuffer(
-            features=torch.zeros(steps, n_envs, n_features),
+            inputs={
+                k: torch.zeros(steps, n_envs, *v.shape[1:], dtype=v.dtype)
+                for k, v in inputs.items()
+            },
             masks={
                 k: torch.zeros(steps, n_envs, *s, dtype=torch.bool) for k, s in mask_shapes.items()
             },
@@ -46,7 +53,7 @@ class RolloutBuffer:
             rewards=torch.zeros(steps, n_envs),
             dones=torch.zeros(steps, n_envs),
             initial_state=(initial_state[0].clone(), initial_state[1].clone()),
-            raw_features=np.zeros((steps, n_envs, n_features), dtype=np.float32),
+            raw={k: np.zeros((steps, n_envs, *v.shape[1:]), dtype=v.dtype) for k, v in raw.items()},
         )
 
     def store(
@@ -54,16 +61,18 @@ class RolloutBuffer:
         t: int,
         *,
         env: slice = slice(None),
-        features: Tensor,
-        raw_features: np.ndarray,
+        inputs: Mapping[str, Tensor],
+        raw: Mapping[str, np.ndarray],
         masks: Mapping[str, Tensor],
         actions: Tensor,
         log_probs: Tensor,
         values: Tensor,
     ) -> None:
         """Step t of the envs `env` (all of them by default; tensors lead with those envs)."""
-        self.features[t, env] = features
-        self.raw_features[t, env] = raw_features
+        for key, value in inputs.items():
+            self.inputs[key][t, env] = value
+        for key, array in raw.items():
+            self.raw[key][t, env] = array
         for key, mask in masks.items():
             self.masks[key][t, env] = mask
         self.actions[t, env] = actions
@@ -78,12 +87,12 @@ class RolloutBuffer:
 
     @property
     def steps(self) -> int:
-        return self.features.shape[0]
+        return self.actions.shape[0]
 
     def select_envs(self, envs: Tensor) -> RolloutBuffer:
         """The sub-buffer of some envs (whole sequences), for a minibatch."""
         return RolloutBuffer(
-            features=self.features[:, envs],
+            inputs={k: v[:, envs] for k, v in self.inputs.items()},
             masks={k: v[:, envs] for k, v in self.masks.items()},
             actions=self.actions[:, envs],
             log_probs=self.log_probs[:, envs],
@@ -91,5 +100,5 @@ class RolloutBuffer:
             rewards=self.rewards[:, envs],
             dones=self.dones[:, envs],
             initial_state=(self.initial_state[0][:, envs], self.initial_state[1][:, envs]),
-            raw_features=self.raw_features[:, envs.numpy()],
+            raw={k: v[:, envs.numpy()] for k, v in self.raw.items()},
         )

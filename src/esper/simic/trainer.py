@@ -31,13 +31,14 @@ from esper.nissa import TelemetryHub
 from esper.simic.advantages import gae, group_relative
 from esper.simic.config import TRAINING_SEED_LIMIT, TrainingConfig
 from esper.simic.env_pool import EnvPool, StepResult
-from esper.simic.learned_policy import network_input
+from esper.simic.learned_policy import ObservationNormalizer, network_input
 from esper.simic.normalizer import RunningNormalizer
 from esper.simic.ppo import PPOSettings, UpdateMetrics, ppo_update
 from esper.simic.rollout_buffer import RolloutBuffer
 from esper.tamiyo.action_codec import decode
 from esper.tamiyo.features import Observation
 from esper.tamiyo.policy_network import PolicyNetwork
+from esper.tamiyo.slot_view import Padding, SlotView
 
 
 class Collected(NamedTuple):
@@ -77,15 +78,17 @@ class VectorizedTrainer:
         seed; an A/B arm's own, `esper.simic.arms.arm_seed`); the env seeds always come from
         the config's seed."""
         self.config, self.pool, self.hub, self.context = config, pool, hub, context
-        spec = pool.feature_spec
         seed = config.seed if policy_seed is None else policy_seed
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.network = PolicyNetwork(spec.size, spec.head_sizes, config.hidden)
+            self.network = PolicyNetwork(config.hidden)
         self.optimizer = torch.optim.Adam(
             self.network.parameters(), lr=config.lr, eps=config.adam_eps
         )
-        self.obs_normalizer = RunningNormalizer((spec.size,))
+        self.obs_normalizer = ObservationNormalizer()
+        # Each env's host read through its own view, padded to the run's largest host.
+        self.views = [SlotView(spec) for spec in pool.feature_specs]
+        self.padding = Padding.of(pool.feature_specs)
         self.return_normalizer = RunningNormalizer((1,), clip=float("inf"))
         self.sample_generator = torch.Generator().manual_seed(seed + 1)
         self.update_generator = torch.Generator().manual_seed(seed + 2)
@@ -149,7 +152,7 @@ class VectorizedTrainer:
             self.ppo_settings(),
             self.update_generator,
         )
-        self.obs_normalizer.update(buffer.raw_features.reshape(-1, buffer.raw_features.shape[-1]))
+        self.obs_normalizer.update(buffer.raw)
         timing["ppo_update"] += time.perf_counter() - started
         summary = RoundSummary(
             self.round,
@@ -306,7 +309,7 @@ class RoundPlay:
         timing: defaultdict[str, float],
     ) -> None:
         self.trainer, self.submit, self.timing = trainer, submit, timing
-        self.spec = trainer.pool.feature_spec
+        self.specs = trainer.pool.feature_specs
         self.n, self.steps = trainer.pool.n_envs, trainer.config.resolved_episode_length()
         self.initial = trainer.network.initial_state(self.n)
         self.states = [
@@ -331,28 +334,32 @@ class RoundPlay:
     def act(self, env: int, observation: Observation) -> None:
         trainer = self.trainer
         started = time.perf_counter()
-        raw, features, masks = network_input(
-            [observation], trainer.obs_normalizer, trainer.config.action_space
+        raw, inputs, masks = network_input(
+            [observation],
+            [trainer.views[env]],
+            trainer.obs_normalizer,
+            trainer.padding,
+            trainer.config.action_space,
         )
         if self.buffer is None:
             shapes = {k: tuple(v.shape[1:]) for k, v in masks.items()}
             self.buffer = RolloutBuffer.allocate(
-                self.steps, self.n, self.spec.size, shapes, self.initial
+                self.steps, self.n, inputs, raw, shapes, self.initial
             )
         actions, log_probs, values_norm, self.states[env] = trainer.network.act(
-            features, masks, self.states[env], generator=self.generators[env]
+            inputs, masks, self.states[env], generator=self.generators[env]
         )
         self.buffer.store(
             self.done[env],
             env=slice(env, env + 1),
-            features=features,
-            raw_features=raw,
+            inputs=inputs,
+            raw=raw,
             masks=masks,
             actions=actions,
             log_probs=log_probs,
             values=trainer._denormalize(values_norm),
         )
-        chosen = decode(self.spec, actions[0].numpy())
+        chosen = decode(self.specs[env], actions[0].numpy())
         self.ops[chosen.op.name] += 1
         self.timing["policy_forward"] += time.perf_counter() - started
         self.submit(env, chosen)

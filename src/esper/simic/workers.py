@@ -46,7 +46,8 @@ from esper.simic.env_pool import InFlight, StepResult, lockstep, step_result
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.simic.episodes import EpisodeRecord, run_episodes
 from esper.tamiyo.features import FeatureSpec, Observation
-from esper.tolaria import DataOptions, get_task
+from esper.tolaria import DataOptions, Task, get_task
+from esper.tolaria.data import DataSplits
 
 DEFAULT_DEADLINE_S = 900.0  # one env step is one host epoch; a CPU epoch of a big task is minutes
 DEFAULT_MAX_FAILURES = 3
@@ -98,16 +99,25 @@ class EnvWorker:
         import torch
 
         torch.set_num_threads(spec.threads)
-        self.task = get_task(spec.task)
-        self.data = self.task.load(spec.data)
+        self._spec = spec
+        self._loaded: dict[str, tuple[Task, DataSplits]] = {}
+        if not spec.envs:  # a worker for whole episodes (`run_jobs`): the task's data now
+            self._load(spec.task)
         self.envs = {
-            i: MorphogeneticEnv(self.task, self.data, config) for i, config in spec.envs.items()
+            i: MorphogeneticEnv(*self._load(config.task or spec.task), config)
+            for i, config in spec.envs.items()
         }
 
-    def feature_spec(self) -> FeatureSpec | None:
-        """The envs' feature spec (None for a worker that serves only jobs)."""
-        env = next(iter(self.envs.values()), None)
-        return env.feature_spec if env is not None else None
+    def _load(self, name: str) -> tuple[Task, DataSplits]:
+        """A task and its data, loaded once per worker (envs of a run over several tasks)."""
+        if name not in self._loaded:
+            task = get_task(name)
+            self._loaded[name] = task, task.load(self._spec.data)
+        return self._loaded[name]
+
+    def feature_spec(self) -> dict[int, FeatureSpec]:
+        """Each env's feature spec (none for a worker that serves only jobs)."""
+        return {i: env.feature_spec for i, env in self.envs.items()}
 
     def pid(self) -> int:
         return os.getpid()
@@ -126,7 +136,7 @@ class EnvWorker:
         """One controller's episodes, in seed order, in a fresh env: what `evaluate` plays."""
         from esper.simic.evaluation.controllers import build_policy
 
-        env = MorphogeneticEnv(self.task, self.data, job.env_config)
+        env = MorphogeneticEnv(*self._load(job.env_config.task or self._spec.task), job.env_config)
         policy = build_policy(job.spec, env)
         return tuple(run_episodes(policy, [env], job.seeds))
 
@@ -216,14 +226,17 @@ class SupervisedPool(ABC, Generic[W]):
         self._events: list[tuple[int, WorkerEvent]] = []
         try:
             self._workers = [self._start(k) for k in range(len(specs))]
-            feature_specs = [self._await_ready(k) for k in range(len(specs))]
+            ready = [self._await_ready(k) for k in range(len(specs))]
         except _Died as died:
             self.close()
             raise WorkerError(f"an env worker did not start: {died.cause}") from None
         except BaseException:
             self.close()
             raise
-        self.feature_spec: FeatureSpec = feature_specs[0]  # None in a pool that serves only jobs
+        by_env = {i: spec for answer in ready for i, spec in answer.items()}
+        self.feature_specs: list[FeatureSpec] = [by_env[i] for i in range(self.n_envs)]
+        # None in a pool that serves only jobs
+        self.feature_spec: FeatureSpec = self.feature_specs[0] if self.feature_specs else None  # type: ignore[assignment]
 
     # -- what a kind of worker must provide ----------------------------------------------------
 
@@ -417,11 +430,11 @@ class SupervisedPool(ABC, Generic[W]):
             self._call(index, "step", actions, self.deadline_s)
         return steps
 
-    def _await_ready(self, index: int) -> Any:
-        spec: FeatureSpec | None = self._call(
+    def _await_ready(self, index: int) -> dict[int, FeatureSpec]:
+        specs: dict[int, FeatureSpec] = self._call(
             index, "ready", None, max(self.deadline_s, START_DEADLINE_S)
         )
-        return spec
+        return specs
 
     def _call(self, index: int, op: str, payload: Any, allowed_s: float) -> Any:
         """One request to one idle worker; raises _Died with the cause if it fails."""

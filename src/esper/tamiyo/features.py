@@ -49,7 +49,7 @@ GLOBAL_FEATURES = (
     "log_growth",
     "log_rent",
 )
-_SLOT_SCALARS = (
+SLOT_SCALARS = (
     "alpha",
     "alpha_target",
     "alpha_steps_left",
@@ -66,6 +66,9 @@ _SLOT_SCALARS = (
 )
 # Appended to the global block when `FeatureSpec.observe_budget` is set.
 BUDGET_FEATURE = "log_budget_left"
+# Parameter shares are of the host's size, floored here so a tiny host's shares stay O(1). A
+# constant of the features, not the reward's floor: one controller reads every run alike.
+FEATURE_PARAM_FLOOR = 200
 FEATURE_CLIP = 10.0  # analytic scaling keeps features O(1); this only guards against outliers
 _MAX_TEMPO = max(Tempo)
 
@@ -84,19 +87,27 @@ class FeatureSpec:
     episode_length: int
     chance_loss: float
     host_params: int
-    host_param_floor: int = 200
     # One more global feature, what the episode's parameter budget leaves (`BUDGET_FEATURE`):
     # for a controller trained over budgets drawn per episode; off, the layout is unchanged.
     observe_budget: bool = False
     offered: tuple[tuple[str, ...], ...] | None = None
+    # The host's layout, which the learned controller's descriptors read (`slot_view`): per
+    # slot its layer family and width, and what each of `blueprints` adds there when planted
+    # with ADD (0 where the slot does not offer it). None: unknown (a hand-made spec).
+    slot_families: tuple[str, ...] | None = None
+    slot_widths: tuple[int, ...] | None = None
+    planting_params: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.offered is not None and len(self.offered) != len(self.slot_ids):
-            raise ValueError(f"offered has {len(self.offered)} rows for {len(self.slot_ids)} slots")
+        n = len(self.slot_ids)
+        for name in ("offered", "slot_families", "slot_widths", "planting_params"):
+            rows = getattr(self, name)
+            if rows is not None and len(rows) != n:
+                raise ValueError(f"{name} has {len(rows)} rows for {n} slots")
 
     @property
     def slot_block_size(self) -> int:
-        return len(Stage) + len(self.blueprints) + len(BlendOp) + len(_SLOT_SCALARS)
+        return len(Stage) + len(self.blueprints) + len(BlendOp) + len(SLOT_SCALARS)
 
     @property
     def size(self) -> int:
@@ -119,7 +130,7 @@ class FeatureSpec:
         }
 
     def log_share(self, params: int) -> float:
-        return math.log1p(params / max(self.host_params, self.host_param_floor))
+        return math.log1p(params / max(self.host_params, FEATURE_PARAM_FLOOR))
 
 
 @dataclass(frozen=True)

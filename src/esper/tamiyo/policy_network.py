@@ -1,9 +1,16 @@
-"""The learned controller's network: features -> MLP -> LSTM -> autoregressive heads + V(s).
+"""The learned controller's network, whose shapes do not depend on the host (issue 15).
 
-Heads are sampled in `HEAD_ORDER`: op; slot given op; then blueprint, blend, tempo, alpha
-target and curve given op and slot. Each head is masked by what the earlier choices allow, and
-heads the op does not use are left out of the joint log-probability and the entropy.
-Shapes: T steps, B envs, F features, H hidden; actions are (..., 7) indices in `HEAD_ORDER`.
+Per step it reads the inputs `esper.tamiyo.slot_view` describes: a global block, one block per
+slot (padded to the run's most slots, `slot_valid` marking the real ones) and a descriptor of
+each blueprint at each slot. A shared encoder embeds every slot; the slot embeddings, pooled
+(masked mean and max, so any number of slots), join the global embedding in an MLP -> LSTM
+trunk. Heads are sampled in `HEAD_ORDER`, each masked by what the earlier choices allow: op
+from the trunk; slot by scoring each slot's embedding with the trunk and the op (so permuting
+the slots permutes the choice); blueprint by scoring each blueprint's descriptor at the chosen
+slot; blend, tempo, alpha target and curve from the trunk, the op and the chosen slot's
+embedding. Heads the op does not use are left out of the joint log-probability and the entropy.
+Shapes: T steps, B envs, S slots, K blueprints, H hidden; actions are (..., 7) indices in
+`HEAD_ORDER`, slot and blueprint indices into each env's own slots and blueprints.
 """
 
 from __future__ import annotations
@@ -16,12 +23,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from esper.leyline import HEAD_ORDER, HEADS_USED, Head, Op
+from esper.leyline import ALPHA_TARGETS, HEAD_ORDER, HEADS_USED, BlendOp, Curve, Head, Op, Tempo
 from esper.tamiyo.features import ActionMasks
+from esper.tamiyo.slot_view import BLUEPRINT_DESCRIPTOR, GLOBAL_INPUT, SLOT_INPUT
 
 _MASKED = -1e8  # exp() underflows to exactly 0; unlike -inf it keeps entropy finite
-_LATE_HEADS = (Head.BLUEPRINT, Head.BLEND, Head.TEMPO, Head.ALPHA_TARGET, Head.CURVE)
+_FIXED_HEADS = {  # the late heads whose choices are the same for every host
+    Head.BLEND: len(BlendOp),
+    Head.TEMPO: len(Tempo),
+    Head.ALPHA_TARGET: len(ALPHA_TARGETS),
+    Head.CURVE: len(Curve),
+}
 _INDEX = {h: i for i, h in enumerate(HEAD_ORDER)}
+N_OPS = len(Op)
 
 
 def used_heads_table() -> Tensor:
@@ -47,27 +61,44 @@ class Evaluation:
     used: Tensor  # (T, B, n_heads) bool
 
 
+@dataclass(frozen=True)
+class _Trunk:
+    z: Tensor  # (..., H) the recurrent summary of the step
+    slots: Tensor  # (..., S, H) each slot's embedding
+    blueprints: Tensor  # (..., S, K, D) descriptors, as given
+
+
+def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
+
+
 class PolicyNetwork(nn.Module):
-    def __init__(self, n_features: int, head_sizes: Mapping[Head, int], hidden: int = 128) -> None:
+    """Inputs (`slot_view`) are a dict: globals (..., G), slots (..., S, SLOT_INPUT),
+    slot_valid (..., S) bool, blueprints (..., S, K, D). Its parameters' shapes depend only on
+    `hidden`, so one checkpoint drives any host."""
+
+    def __init__(self, hidden: int = 128) -> None:
         super().__init__()
-        self.head_sizes = {h: int(head_sizes[h]) for h in HEAD_ORDER}
         self.hidden = hidden
-        n_ops, n_slots = self.head_sizes[Head.OP], self.head_sizes[Head.SLOT]
-        self.encoder = nn.Sequential(
-            nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
-        )
-        self.lstm = nn.LSTM(hidden, hidden)
-        self.op_head = nn.Linear(hidden, n_ops)
-        self.slot_head = nn.Linear(hidden + n_ops, n_slots)
+        h = hidden
+        self.global_encoder = nn.Sequential(_mlp(GLOBAL_INPUT, h, h), nn.ReLU())
+        self.slot_encoder = nn.Sequential(_mlp(SLOT_INPUT, h, h), nn.ReLU())
+        self.trunk = nn.Sequential(nn.Linear(3 * h, h), nn.ReLU())
+        self.lstm = nn.LSTM(h, h)
+        self.op_head = nn.Linear(h, N_OPS)
+        self.slot_head = _mlp(h + N_OPS + h, h, 1)
+        self.blueprint_encoder = nn.Sequential(nn.Linear(len(BLUEPRINT_DESCRIPTOR), h), nn.ReLU())
+        self.blueprint_head = _mlp(h + N_OPS + h + h, h, 1)
         self.late_heads = nn.ModuleDict(
-            {h.value: nn.Linear(hidden + n_ops + n_slots, self.head_sizes[h]) for h in _LATE_HEADS}
+            {head.value: nn.Linear(h + N_OPS + h, n) for head, n in _FIXED_HEADS.items()}
         )
-        self.value_head = nn.Linear(hidden, 1)
+        self.value_head = nn.Linear(h, 1)
         self.used_table: Tensor
         self.register_buffer("used_table", used_heads_table(), persistent=False)
-        heads = [self.op_head, self.slot_head]
-        heads += [m for m in self.late_heads.values() if isinstance(m, nn.Linear)]
-        for layer in heads:
+        last = [self.op_head, self.slot_head[-1], self.blueprint_head[-1]]
+        last += [m for m in self.late_heads.values() if isinstance(m, nn.Linear)]
+        for layer in last:
+            assert isinstance(layer, nn.Linear)
             nn.init.orthogonal_(layer.weight, gain=0.01)  # near-uniform initial policy
             nn.init.zeros_(layer.bias)
 
@@ -78,30 +109,40 @@ class PolicyNetwork(nn.Module):
         return zeros, zeros.clone()
 
     def core(
-        self, features: Tensor, state: tuple[Tensor, Tensor]
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """(T, B, F) features -> (T, B, H) and the final LSTM state."""
-        z, new_state = self.lstm(self.encoder(features), state)
-        return z, (new_state[0], new_state[1])
+        self, inputs: Mapping[str, Tensor], state: tuple[Tensor, Tensor]
+    ) -> tuple[_Trunk, tuple[Tensor, Tensor]]:
+        """(T, B, ...) inputs -> the trunk's outputs (T, B, ...) and the final LSTM state."""
+        valid = inputs["slot_valid"].unsqueeze(-1)  # (T, B, S, 1)
+        slots = self.slot_encoder(inputs["slots"]) * valid  # padded slots embed as 0
+        count = valid.sum(-2).clamp(min=1)
+        mean = slots.sum(-2) / count
+        peak = slots.masked_fill(~valid, float("-inf")).amax(-2)
+        peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+        x = self.trunk(torch.cat([self.global_encoder(inputs["globals"]), mean, peak], -1))
+        z, new_state = self.lstm(x, state)
+        return _Trunk(z, slots, inputs["blueprints"]), (new_state[0], new_state[1])
 
     # -- per-head logits, masked ---------------------------------------------------------------
 
-    def _one_hot(self, index: Tensor, head: Head) -> Tensor:
-        return F.one_hot(index, self.head_sizes[head]).to(torch.float32)
-
     def _masked_logits(
-        self, z: Tensor, masks: Mapping[str, Tensor], op: Tensor, slot: Tensor | None
+        self, trunk: _Trunk, masks: Mapping[str, Tensor], op: Tensor, slot: Tensor | None
     ) -> dict[Head, Tensor]:
-        """Logits of every head given z (..., H), the op and (for late heads) the slot."""
+        """Logits of every head given the trunk, the op and (for late heads) the slot."""
+        z = trunk.z
         logits = {Head.OP: self.op_head(z).masked_fill(~masks["op"], _MASKED)}
-        op_1h = self._one_hot(op, Head.OP)
-        slot_mask = _take(masks["slot"], op)  # (..., n_slots)
-        logits[Head.SLOT] = self.slot_head(torch.cat([z, op_1h], -1)).masked_fill(
-            ~_any_or_all(slot_mask), _MASKED
+        cond = torch.cat([z, F.one_hot(op, N_OPS).to(z.dtype)], -1)  # (..., H + n_ops)
+        n_slots = trunk.slots.shape[-2]
+        per_slot = torch.cat([_repeat(cond, n_slots), trunk.slots], -1)
+        slot_mask = _take(masks["slot"], op)  # (..., S)
+        logits[Head.SLOT] = (
+            self.slot_head(per_slot).squeeze(-1).masked_fill(~_any_or_first(slot_mask), _MASKED)
         )
         if slot is None:
             return logits
-        cond = torch.cat([z, op_1h, self._one_hot(slot, Head.SLOT)], -1)
+        chosen = torch.cat([cond, _take(trunk.slots, slot)], -1)  # (..., H + n_ops + H)
+        descriptors = self.blueprint_encoder(_take(trunk.blueprints, slot))  # (..., K, H)
+        n_bp = descriptors.shape[-2]
+        scores = self.blueprint_head(torch.cat([_repeat(chosen, n_bp), descriptors], -1))
         late_masks = {
             Head.BLUEPRINT: _take(masks["blueprint"], slot),
             Head.BLEND: _take(masks["blend"], slot),
@@ -109,9 +150,10 @@ class PolicyNetwork(nn.Module):
             Head.ALPHA_TARGET: _take(_take(masks["alpha_target"], op), slot),
             Head.CURVE: masks["curve"],
         }
-        for head in _LATE_HEADS:
-            mask = _any_or_all(late_masks[head])
-            logits[head] = self.late_heads[head.value](cond).masked_fill(~mask, _MASKED)
+        raw = {Head.BLUEPRINT: scores.squeeze(-1)}
+        raw |= {head: self.late_heads[head.value](chosen) for head in _FIXED_HEADS}
+        for head, mask in late_masks.items():
+            logits[head] = raw[head].masked_fill(~_any_or_first(mask), _MASKED)
         return logits
 
     # -- acting and evaluating -----------------------------------------------------------------
@@ -119,19 +161,20 @@ class PolicyNetwork(nn.Module):
     @torch.no_grad()
     def act(
         self,
-        features: Tensor,
+        inputs: Mapping[str, Tensor],
         masks: Mapping[str, Tensor],
         state: tuple[Tensor, Tensor],
         generator: torch.Generator | None = None,
         deterministic: bool = False,
     ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor]]:
-        """One step for B envs: (B, F) -> actions (B, 7), log-prob (B,), value (B,), state.
+        """One step for B envs: (B, ...) inputs -> actions (B, 7), log-prob (B,), value (B,),
+        state.
 
         Sampling draws from `generator` only, so the controller's randomness is independent of
         whatever the envs do with the global RNG (and is checkpointed with the trainer).
         """
-        z, state = self.core(features.unsqueeze(0), state)
-        z = z.squeeze(0)
+        trunk, state = self.core({k: v.unsqueeze(0) for k, v in inputs.items()}, state)
+        trunk = _Trunk(trunk.z.squeeze(0), trunk.slots.squeeze(0), trunk.blueprints.squeeze(0))
 
         def choose(logits: Tensor) -> Tensor:
             if deterministic:
@@ -139,15 +182,15 @@ class PolicyNetwork(nn.Module):
             probs = F.softmax(logits, -1)
             return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
-        op = choose(self.op_head(z).masked_fill(~masks["op"], _MASKED))
-        slot = choose(self._masked_logits(z, masks, op, None)[Head.SLOT])
-        logits = self._masked_logits(z, masks, op, slot)
+        op = choose(self.op_head(trunk.z).masked_fill(~masks["op"], _MASKED))
+        slot = choose(self._masked_logits(trunk, masks, op, None)[Head.SLOT])
+        logits = self._masked_logits(trunk, masks, op, slot)
         chosen = {Head.OP: op, Head.SLOT: slot}
-        for head in _LATE_HEADS:
+        for head in HEAD_ORDER[2:]:
             chosen[head] = choose(logits[head])
         actions = torch.stack([chosen[h] for h in HEAD_ORDER], -1)
         log_prob = self._joint_log_prob(logits, actions, op)
-        return actions, log_prob, self.value_head(z).squeeze(-1), state
+        return actions, log_prob, self.value_head(trunk.z).squeeze(-1), state
 
     def _joint_log_prob(self, logits: Mapping[Head, Tensor], actions: Tensor, op: Tensor) -> Tensor:
         used = self.used_table[op]  # (..., n_heads)
@@ -160,18 +203,18 @@ class PolicyNetwork(nn.Module):
 
     def evaluate(
         self,
-        features: Tensor,
+        inputs: Mapping[str, Tensor],
         masks: Mapping[str, Tensor],
         actions: Tensor,
         state: tuple[Tensor, Tensor],
     ) -> Evaluation:
         """Recompute log-probs, values and entropies of stored actions over whole sequences.
 
-        features (T, B, F); masks (T, B, ...); actions (T, B, 7); state the initial LSTM state.
+        inputs and masks (T, B, ...); actions (T, B, 7); state the initial LSTM state.
         """
-        z, _ = self.core(features, state)
+        trunk, _ = self.core(inputs, state)
         op, slot = actions[..., _INDEX[Head.OP]], actions[..., _INDEX[Head.SLOT]]
-        logits = self._masked_logits(z, masks, op, slot)
+        logits = self._masked_logits(trunk, masks, op, slot)
         used = self.used_table[op]
         entropy = {}
         for head in HEAD_ORDER:
@@ -183,10 +226,15 @@ class PolicyNetwork(nn.Module):
             entropy[head] = torch.where(used[..., _INDEX[head]], normalized, torch.zeros_like(h))
         return Evaluation(
             log_prob=self._joint_log_prob(logits, actions, op),
-            value=self.value_head(z).squeeze(-1),
+            value=self.value_head(trunk.z).squeeze(-1),
             entropy=entropy,
             used=used,
         )
+
+
+def _repeat(x: Tensor, n: int) -> Tensor:
+    """(..., F) -> (..., n, F), the same row n times (a view)."""
+    return x.unsqueeze(-2).expand(*x.shape[:-1], n, x.shape[-1])
 
 
 def _take(table: Tensor, index: Tensor) -> Tensor:
@@ -196,10 +244,13 @@ def _take(table: Tensor, index: Tensor) -> Tensor:
     return table.gather(index.dim(), expanded).squeeze(index.dim())
 
 
-def _any_or_all(mask: Tensor) -> Tensor:
-    """A head with no legal choice (unused by the op) gets an all-legal mask, so sampling stays
-    defined; its choice is then ignored."""
-    return mask | ~mask.any(-1, keepdim=True)
+def _any_or_first(mask: Tensor) -> Tensor:
+    """A head with no legal choice (unused by the op) gets its first choice as the only legal
+    one, so sampling stays defined and the index exists in every host (padded slots and
+    blueprints are never legal); its choice is then ignored."""
+    first = torch.zeros_like(mask)
+    first[..., 0] = True
+    return mask | (first & ~mask.any(-1, keepdim=True))
 
 
 __all__ = ["Evaluation", "PolicyNetwork", "stack_masks", "used_heads_table"]

@@ -11,6 +11,8 @@ from esper.simic.config import TrainingConfig
 from esper.simic.evaluation import (
     evaluation_data_options,
     evaluation_env_config,
+    for_task,
+    is_transfer,
     with_reward_of,
 )
 from esper.simic.rewards import RewardMode
@@ -36,9 +38,32 @@ def test_a_ppo_checkpoint_sets_the_episode_length_and_rewards_it_was_trained_wit
     assert config.session.device == "cpu"  # where we evaluate, not where it trained
 
 
-def test_a_checkpoint_from_another_task_is_refused() -> None:
-    with pytest.raises(ValueError, match="'stories'"):
-        evaluation_env_config("digits", {"ppo": TrainingConfig(task="stories")})
+def test_a_checkpoint_from_another_task_is_a_transfer_on_the_targets_own_host() -> None:
+    """Trained on stories (a 7-epoch episode, one slot, its own batch size): on digits it keeps
+    its controller's settings (rewards, lifecycle) and plays digits' own host and episode."""
+    trained = TrainingConfig(
+        task="stories",
+        episode_length=7,
+        slots="r0c0",
+        batch_size=8,
+        reward_mode=RewardMode.SPARSE,
+        min_prune_age=4,
+    )
+    assert is_transfer(trained, "digits") and not is_transfer(trained, "stories")
+    config = evaluation_env_config("digits", {"ppo": trained})
+    assert config.episode_length == get_task("digits").episode_length
+    assert config.session.slots is None and config.session.batch_size is None
+    assert config.reward.mode == RewardMode.SPARSE
+    assert config.session.limits.min_prune_age == 4
+    assert for_task(trained, "stories") is trained  # on its own task: as it trained
+
+
+def test_a_run_over_several_tasks_plays_one_of_them_with_its_own_settings() -> None:
+    trained = TrainingConfig(task="digits,stories", episode_length=6)
+    on_digits = for_task(trained, "digits")
+    assert on_digits.tasks == ("digits",) and on_digits.episode_length == 6
+    assert not is_transfer(trained, "digits")
+    assert evaluation_env_config("stories", {"ppo": trained}).episode_length == 6
 
 
 def test_ppo_checkpoints_trained_in_different_settings_cannot_share_an_env() -> None:

@@ -3,7 +3,9 @@
 from esper.kasmina.blueprints import cnn, dense, transformer
 from esper.kasmina.blueprints.registry import (
     FAMILY_NAMES,
+    GLOBAL_CONTEXT,
     Blueprint,
+    Traits,
     blueprint_names,
     get_blueprint,
     names_across,
@@ -12,7 +14,9 @@ from esper.kasmina.blueprints.registry import (
 
 __all__ = [
     "FAMILY_NAMES",
+    "GLOBAL_CONTEXT",
     "Blueprint",
+    "Traits",
     "blueprint_names",
     "cnn",
     "dense",

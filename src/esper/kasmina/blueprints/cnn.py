@@ -15,7 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from esper.kasmina.blueprints.registry import Blueprint, check_width, register
+from esper.kasmina.blueprints.registry import (
+    GLOBAL_CONTEXT,
+    Blueprint,
+    Traits,
+    check_width,
+    register,
+)
 
 
 class GroupNorm(nn.GroupNorm):
@@ -218,6 +224,17 @@ def _builtins(dims: int) -> list[tuple[str, Callable[[int], nn.Module], Callable
     ]
 
 
+TRAITS = {  # what each does (`Traits`), the same in 1-D and 2-D
+    "norm": Traits(normalizes=True),
+    "attention": Traits(mixes_channels=True, context=GLOBAL_CONTEXT, depth=1),
+    "depthwise": Traits(normalizes=True, mixes_channels=True, context=2, depth=1),
+    "bottleneck": Traits(normalizes=True, mixes_channels=True, context=2, depth=2),
+    "conv_small": Traits(normalizes=True, mixes_channels=True, depth=1),
+    "conv_light": Traits(normalizes=True, mixes_channels=True, context=2, depth=1),
+    "conv_heavy": Traits(normalizes=True, mixes_channels=True, context=4, depth=2),
+}
+
+
 for family, dims in (("cnn", 2), ("conv1d", 1)):
     for entry in _builtins(dims):  # (name, build, param_count, description)
-        register(Blueprint(family, *entry))
+        register(Blueprint(family, *entry, traits=TRAITS[entry[0]]))

@@ -8,7 +8,7 @@ same modules serve here; their sizes are chosen for the narrower widths of an ML
 from __future__ import annotations
 
 from esper.kasmina.blueprints.registry import Blueprint, register
-from esper.kasmina.blueprints.transformer import LayerNormSeed, LoRASeed, MLPSeed, bind
+from esper.kasmina.blueprints.transformer import TRAITS, LayerNormSeed, LoRASeed, MLPSeed, bind
 
 for entry in (
     ("norm", LayerNormSeed, LayerNormSeed.param_count, "LayerNorm with a zero-init mix"),
@@ -17,4 +17,4 @@ for entry in (
     ("mlp_small", *bind(MLPSeed, expansion=1), "residual pre-norm GELU MLP block, hidden 1x"),
     ("mlp", *bind(MLPSeed, expansion=4), "residual pre-norm GELU MLP block, hidden 4x"),
 ):
-    register(Blueprint("dense", *entry))
+    register(Blueprint("dense", *entry, traits=TRAITS[entry[0]]))

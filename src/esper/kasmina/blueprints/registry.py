@@ -8,8 +8,9 @@ analytically.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -19,12 +20,44 @@ FAMILY_NAMES = tuple(FAMILIES)
 
 
 @dataclass(frozen=True)
+class Traits:
+    """What a seed does, in terms that mean the same in every layer family: a learned
+    controller reads them (with the seed's parameter share at a slot) instead of the seed's
+    name, so it can choose among blueprints of a host it was not trained on
+    (`esper.tamiyo.slot_view`). A blueprint registered without traits reads as a seed that
+    mixes nothing, which is only true of the identity: say what yours does.
+
+    Attributes:
+        normalizes: it renormalizes its input (a norm layer, or a pre-norm block).
+        mixes_channels: it mixes features across channels (a linear map over C, full or
+            low-rank, or a channel gate).
+        context: how many positions further it sees along each spatial or sequence axis (a
+            3-wide kernel: 2; two of them: 4; `math.inf`: the whole input, as attention or a
+            squeeze-excite gate does; 0 for a dense activation, which has no positions).
+        depth: the nonlinear layers it stacks (0: linear in its input, as a low-rank update).
+    """
+
+    normalizes: bool = False
+    mixes_channels: bool = False
+    context: float = 0.0
+    depth: int = 0
+
+    def __post_init__(self) -> None:
+        if not (self.context >= 0 and self.depth >= 0):
+            raise ValueError(f"traits need context >= 0 and depth >= 0, got {self}")
+
+
+GLOBAL_CONTEXT = math.inf
+
+
+@dataclass(frozen=True)
 class Blueprint:
     family: str  # one of FAMILY_NAMES
     name: str  # e.g. "conv_light"
     build: Callable[[int], nn.Module]  # width -> seed module, the identity at birth
     param_count: Callable[[int], int]  # width -> exact parameter count, without building
     description: str
+    traits: Traits = field(default_factory=Traits)
 
 
 _BLUEPRINTS: dict[tuple[str, str], Blueprint] = {}  # insertion order is registration order

@@ -9,7 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from esper.kasmina.blueprints.registry import Blueprint, check_width, register
+from esper.kasmina.blueprints.registry import (
+    GLOBAL_CONTEXT,
+    Blueprint,
+    Traits,
+    check_width,
+    register,
+)
 
 
 def _zero_init(layer: nn.Linear) -> None:
@@ -134,5 +140,13 @@ _BUILTINS: list[tuple[str, Callable[[int], nn.Module], Callable[[int], int], str
     ("mlp_small", *bind(MLPSeed, expansion=2), "pre-norm GELU MLP, hidden 2x"),
     ("mlp", *bind(MLPSeed, expansion=4), "pre-norm GELU MLP, hidden 4x"),
 ]
+TRAITS = {  # what each does (`Traits`); a dense activation has no positions to see across
+    "norm": Traits(normalizes=True),
+    "lora": Traits(mixes_channels=True),
+    "lora_large": Traits(mixes_channels=True),
+    "attention": Traits(normalizes=True, mixes_channels=True, context=GLOBAL_CONTEXT, depth=1),
+    "mlp_small": Traits(normalizes=True, mixes_channels=True, depth=1),
+    "mlp": Traits(normalizes=True, mixes_channels=True, depth=1),
+}
 for entry in _BUILTINS:  # (name, build, param_count, description)
-    register(Blueprint("transformer", *entry))
+    register(Blueprint("transformer", *entry, traits=TRAITS[entry[0]]))

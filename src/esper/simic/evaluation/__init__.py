@@ -36,6 +36,8 @@ from esper.simic.evaluation.running import EvaluationResult, evaluate_controller
 from esper.simic.evaluation.settings import (
     evaluation_data_options,
     evaluation_env_config,
+    for_task,
+    is_transfer,
     with_budget,
     with_reward_of,
 )
@@ -80,7 +82,9 @@ __all__ = [
     "evaluate_controllers",
     "evaluation_data_options",
     "evaluation_env_config",
+    "for_task",
     "held_out_seeds",
+    "is_transfer",
     "most_common_growth",
     "paired_bootstrap_ci",
     "paired_p_value",

@@ -31,8 +31,45 @@ from esper.simic.env_pool import env_config_for
 from esper.simic.environment import EnvConfig
 from esper.tolaria import DataOptions
 
+# What a training config says about its task's host and data rather than about its controller:
+# dropped when the controller is evaluated on a task it was not trained on (`for_task`), so the
+# target plays with its own host, episode length and data.
+_HOST_SETTINGS = (
+    "slots",
+    "host_widths",
+    "host_norm",
+    "batch_size",
+    "eval_batch_size",
+    "episode_length",
+    "data_dir",
+    "train_subset",
+)
+
 # The command-line flag that overrides each data option, named in refusals.
 _DATA_FLAGS = {"data_dir": "--data-dir", "train_subset": "--train-subset", "download": "--download"}
+
+
+def for_task(config: TrainingConfig, task: str) -> TrainingConfig:
+    """A ppo checkpoint's training config as it applies on `task`: on a task it was trained on
+    (one of several: that one) its own settings; on any other a transfer (`is_transfer`): what
+    it says about the controller (rewards, lifecycle, gates, action space) with the target
+    task's own host, episode length and data (`_HOST_SETTINGS`). The policy network reads any
+    host, so nothing else needs to agree.
+
+    Raises:
+        ValueError: when the trained settings do not hold on `task` (a parameter budget or a
+            lifecycle setting the target refuses).
+    """
+    if task in config.tasks:
+        return config if config.tasks == (task,) else config.model_copy(update={"task": task})
+    settings = {**config.model_dump(), "task": task}
+    settings.update(dict.fromkeys(_HOST_SETTINGS))
+    return TrainingConfig.model_validate(settings)
+
+
+def is_transfer(config: TrainingConfig, task: str) -> bool:
+    """Whether a controller trained with `config` meets `task` for the first time."""
+    return task not in config.tasks
 
 
 def evaluation_env_config(
@@ -59,15 +96,9 @@ def evaluation_env_config(
             settings of a default training config for `task`).
 
     Raises:
-        ValueError: a checkpoint trained on another task, or ppo checkpoints trained in
-            different settings (they cannot share one env).
+        ValueError: ppo checkpoints trained in different settings (they cannot share one env).
     """
-    for label, config in ppo_configs.items():
-        if config.task != task:
-            raise ValueError(
-                f"{label} was trained on task {config.task!r}; evaluating on {task!r} needs a "
-                f"checkpoint trained on {task!r}"
-            )
+    ppo_configs = {label: for_task(config, task) for label, config in ppo_configs.items()}
     settings = {
         label: _placed(env_config_for(config, 0), device, amp, compile)
         for label, config in ppo_configs.items()

@@ -1,0 +1,233 @@
+"""Does a controller transfer? Train once on some tasks, grow networks of tasks never seen
+(issue 15).
+
+Trains PPO controllers on --train-tasks (`esper train ppo --task A,B`: each env of a round plays
+one of them, in turn), one per --training-seeds, and on each target task itself (the controller a
+researcher would get from a PPO run of their own; --target-seeds), all from one preset (the PPO
+settings; each task keeps its own host). Then, per target task, one `esper evaluate` on the same
+held-out env seeds (never used in training) plays static, random, heuristic, every transfer
+controller (a checkpoint that never saw the target: reported as a transfer) and every target
+controller. It prints the machine, each training's wall seconds, per target the controllers'
+mean test accuracy [95% BCa interval] and parameters added, and the paired differences in test
+accuracy (pp, [95% CI], sign-flip p) of each transfer controller minus static, heuristic and the
+controllers trained on the target; then writes everything to RUNS_DIR/transfer.json.
+
+Usage: python benchmarks/transfer.py [--train-tasks digits,examples/tabular_mlp.py:breast_cancer]
+           [--targets mnist5k,examples/sequence_conv1d.py:sequential_digits]
+           [--training-seeds 0,1,2] [--target-seeds 0] [--own-targets T,...] [--rounds 40]
+           [--envs 4] [--seeds 10] [--jobs 2] [--runs-dir DIR] [--reuse-runs]
+           [--own TARGET=RUN_DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from esper.simic.evaluation import paired_bootstrap_ci, paired_p_value
+from esper.tolaria import get_task
+from machine import header, spread
+
+# Trained on two families (digits' CNN, the breast-cancer MLP); the targets are a bigger CNN on
+# other images and a 1-D conv net with a dense slot (a family never trained on).
+DEFAULT_TRAIN = "digits,examples/tabular_mlp.py:breast_cancer"
+DEFAULT_TARGETS = "mnist5k,examples/sequence_conv1d.py:sequential_digits"
+BASELINES = ("static", "random", "heuristic")
+
+
+def task_name(spec: str) -> str:
+    return get_task(spec).name
+
+
+def train(
+    args: argparse.Namespace, name: str, tasks: str, seed: int, extra: list[str]
+) -> tuple[Path, float]:
+    """One `esper train ppo` in its own process: (run directory, wall seconds); with
+    --reuse-runs a run that has its checkpoint is not trained again (0 seconds)."""
+    run = args.runs_dir / name
+    if args.reuse_runs and (run / "checkpoints" / "latest.pt").exists():
+        return run, 0.0
+    command = [sys.executable, "-m", "esper", "train", "ppo", "--preset", args.preset]
+    command += ["--task", tasks, "--rounds", str(args.rounds), "--envs", str(args.envs)]
+    command += ["--seed", str(seed), "--runs-dir", str(args.runs_dir), "--name", name]
+    command += ["--no-live", "--quiet", "--telemetry", "minimal", *extra]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"training {name} failed:\n{done.stderr[-2000:]}")
+    return run, time.perf_counter() - started
+
+
+def evaluate(args: argparse.Namespace, target: str, runs: list[Path], out: Path) -> dict[str, Any]:
+    """One `esper evaluate` on `target`: the baselines and every run's final policy."""
+    controllers = [*BASELINES, *(f"ppo:{run}" for run in runs)]
+    command = [sys.executable, "-m", "esper", "evaluate", "--task", target]
+    command += ["--controllers", ",".join(controllers), "--seeds", str(args.seeds)]
+    command += ["--backend", args.eval_backend, "--no-live", "--quiet", "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"evaluation on {target} failed:\n{done.stderr[-2000:]}")
+    results: dict[str, Any] = json.loads(out.read_text())
+    if len(runs) == 1:  # esper labels the policy of a single run "ppo"
+        label = f"ppo:{runs[0].name}"
+        for row in results["controllers"]:
+            row["label"] = label if row["label"] == "ppo" else row["label"]
+        for episode in results["episodes"]:
+            if episode["controller"] == "ppo":
+                episode["controller"] = label
+    return results
+
+
+def values(results: dict[str, Any], label: str, key: str = "test_accuracy") -> list[float]:
+    rows = sorted(
+        (e for e in results["episodes"] if e["controller"] == label), key=lambda e: e["seed"]
+    )
+    return [float(e["outcome"][key]) for e in rows]
+
+
+def difference(results: dict[str, Any], a: str, b: str) -> str:
+    x, y = values(results, a), values(results, b)
+    mean, lo, hi = paired_bootstrap_ci(x, y)
+    return f"{mean:+6.2f} [{lo:+6.2f}, {hi:+6.2f}] (p {paired_p_value(x, y):.3g})"
+
+
+def report(
+    results: dict[str, Any], target: str, transfer: list[str], own: list[str]
+) -> dict[str, Any]:
+    """The controller table and the paired differences on one target; returns them as data."""
+    n = len(results["seeds"])
+    print(f"\n## {target}: {n} held-out seeds")
+    print("controller | test acc % [95% CI] | params added")
+    for c in results["controllers"]:
+        acc = c["test_accuracy"]
+        kind = " (transfer)" if c["label"] in transfer else ""
+        print(
+            f"  {c['label'] + kind:36s} {acc['mean']:6.2f} [{acc['lo']:6.2f}, {acc['hi']:6.2f}]"
+            f" | {c['params_added']['mean']:7.0f}"
+        )
+    print("transfer - reference | test acc, pp [95% CI] (sign-flip p)")
+    table = {}
+    for label in transfer:
+        for reference in ("static", "heuristic", *own):
+            shown = difference(results, label, reference)
+            table[f"{label} - {reference}"] = shown
+            print(f"  {label:28s} - {reference:28s} {shown}")
+    # The transfer controllers as one: each seed's mean over them, against each reference.
+    if len(transfer) > 1:
+        pooled = [
+            statistics.mean(v) for v in zip(*(values(results, t) for t in transfer), strict=True)
+        ]
+        for reference in ("static", "heuristic", *own):
+            other = values(results, reference)
+            mean, lo, hi = paired_bootstrap_ci(pooled, other)
+            shown = f"{mean:+6.2f} [{lo:+6.2f}, {hi:+6.2f}] (p {paired_p_value(pooled, other):.3g})"
+            table[f"mean of transfers - {reference}"] = shown
+            print(f"  {'mean of the transfers':28s} - {reference:28s} {shown}")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-tasks", default=DEFAULT_TRAIN)
+    parser.add_argument("--targets", default=DEFAULT_TARGETS)
+    parser.add_argument("--training-seeds", default="0,1,2")
+    parser.add_argument("--target-seeds", default="0", help="controllers trained on each target")
+    parser.add_argument(
+        "--own-targets",
+        default=None,
+        help="the targets that get a controller trained on them (default: every target)",
+    )
+    parser.add_argument(
+        "--eval-backend", default="process", help="where evaluate plays (esper evaluate --backend)"
+    )
+    parser.add_argument("--preset", default="digits", help="the PPO settings of every training")
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--envs", type=int, default=4)
+    parser.add_argument(
+        "--episode-length",
+        type=int,
+        default=25,
+        help="the transfer runs' (one round plays one length: digits' 25, breast cancer's 30)",
+    )
+    parser.add_argument("--seeds", type=int, default=10, help="held-out evaluation seeds")
+    parser.add_argument("--jobs", type=int, default=2, help="processes run at once")
+    parser.add_argument("--runs-dir", type=Path, default=None)
+    parser.add_argument("--reuse-runs", action="store_true")
+    parser.add_argument(
+        "--own",
+        action="append",
+        default=[],
+        metavar="TARGET=RUN",
+        help="a controller trained on TARGET elsewhere (e.g. benchmarks/learning.py's), "
+        "instead of training one here",
+    )
+    args = parser.parse_args()
+    args.runs_dir = args.runs_dir or Path("runs/bench") / time.strftime("transfer-%Y%m%d-%H%M%S")
+    args.runs_dir.mkdir(parents=True, exist_ok=True)
+    targets = args.targets.split(",")
+    train_tasks = args.train_tasks.split(",")
+    overlap = {task_name(t) for t in targets} & {task_name(t) for t in train_tasks}
+    if overlap:
+        raise SystemExit(f"targets {sorted(overlap)} are among the training tasks")
+    seeds = [int(s) for s in args.training_seeds.split(",")]
+    target_seeds = [int(s) for s in args.target_seeds.split(",") if s.strip()]
+    given = dict(part.split("=", 1) for part in args.own)
+
+    print(header("transfer: train on some tasks, grow networks of others", args.seeds))
+    print(f"training tasks: {', '.join(task_name(t) for t in train_tasks)}")
+    print(f"targets: {', '.join(task_name(t) for t in targets)}")
+    print(
+        f"preset {args.preset}: {args.rounds} rounds x {args.envs} envs; transfer seeds {seeds}, "
+        f"target seeds {target_seeds}; {args.jobs} trainings at a time, one thread each"
+    )
+    length = ["--episode-length", str(args.episode_length)] if args.episode_length else []
+    jobs: list[tuple[str, str, int, list[str]]] = [
+        (f"transfer-s{s}", args.train_tasks, s, length) for s in seeds
+    ]
+    own_targets = targets if args.own_targets is None else args.own_targets.split(",")
+    for target in own_targets:
+        if target not in given:
+            jobs += [(f"own-{task_name(target)}-s{s}", target, s, []) for s in target_seeds]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        trained = list(pool.map(lambda job: train(args, *job), jobs))
+    for (name, *_), (_, seconds) in zip(jobs, trained, strict=True):
+        print(f"trained {name} in {seconds:.0f} s wall")
+    transfer_s = [s for (name, *_), (_, s) in zip(jobs, trained, strict=True) if "transfer" in name]
+    total = time.perf_counter() - started
+    print(f"transfer training: {spread(transfer_s)} s; all trainings {total:.0f} s wall")
+
+    runs = {name: run for (name, *_), (run, _) in zip(jobs, trained, strict=True)}
+    transfer_runs = [runs[f"transfer-s{s}"] for s in seeds]
+    summary: dict[str, Any] = {"train_tasks": args.train_tasks, "targets": {}}
+    for target in targets:
+        name = task_name(target)
+        if target in given:
+            own = [Path(given[target])]
+        elif target in own_targets:
+            own = [runs[f"own-{name}-s{s}"] for s in target_seeds]
+        else:
+            own = []
+        started = time.perf_counter()
+        results = evaluate(args, target, transfer_runs + own, args.runs_dir / f"eval-{name}.json")
+        print(f"\nevaluated on {name} in {time.perf_counter() - started:.0f} s wall")
+        table = report(
+            results,
+            name,
+            [f"ppo:{run.name}" for run in transfer_runs],
+            [f"ppo:{run.name}" for run in own],
+        )
+        summary["targets"][name] = {"differences": table, "controllers": results["controllers"]}
+    (args.runs_dir / "transfer.json").write_text(json.dumps(summary, indent=2))
+    print(f"\nresults: {args.runs_dir / 'transfer.json'}")
+
+
+if __name__ == "__main__":
+    main()
