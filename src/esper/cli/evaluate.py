@@ -24,7 +24,7 @@ from esper.cli.settings import add_settings_flags, add_source_flags, requested_s
 from esper.karn.console import ConsoleSink, default_console
 from esper.leyline import EventContext, RunStartEvent
 from esper.nissa import TelemetryHub
-from esper.simic.config import TRAINING_SEED_LIMIT, EpisodeSettings
+from esper.simic.config import TRAINING_SEED_LIMIT, EpisodeSettings, TrainingConfig
 from esper.simic.env_pool import job_pool
 from esper.simic.environment import EnvConfig, MorphogeneticEnv
 from esper.simic.evaluation import (
@@ -144,15 +144,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     _check_seed_flags(args)
     if args.out is not None:
         check_results_path(args.out)
-    trained = {spec.label: checkpoint_config(spec.path) for spec in specs if spec.path is not None}
-    # A checkpoint trained on other tasks plays `settings.task` with that task's own host: a
-    # transfer, shown as one.
-    ppo_configs = {label: for_task(config, settings.task) for label, config in trained.items()}
-    transfers = {
-        label: tasks_label(config)
-        for label, config in trained.items()
-        if is_transfer(config, settings.task)
-    }
+    ppo_configs, transfers = _trained_configs(specs, settings.task)
     if ppo_configs:
         _refuse_retraining_settings(args, given)
     apply_threads(settings.threads)
@@ -241,6 +233,19 @@ def _check_seed_flags(args: argparse.Namespace) -> None:
     skip_limit = TRAINING_SEED_LIMIT - args.seeds  # held-out seeds stay below 2^31
     if not 0 <= args.skip_seeds <= skip_limit:
         raise ValueError(f"--skip-seeds {args.skip_seeds} is outside 0..{skip_limit:,}")
+
+
+def _trained_configs(
+    specs: list[ControllerSpec], task: str
+) -> tuple[dict[str, TrainingConfig], dict[str, str]]:
+    """Each ppo checkpoint's training config as it applies on `task`, and the labels of those
+    trained on other tasks (transfers: they play `task` with its own host) -> their tasks."""
+    trained = {spec.label: checkpoint_config(spec.path) for spec in specs if spec.path is not None}
+    configs = {label: for_task(config, task) for label, config in trained.items()}
+    transfers = {
+        label: tasks_label(config) for label, config in trained.items() if is_transfer(config, task)
+    }
+    return configs, transfers
 
 
 def _print_checkpoints(
