@@ -93,50 +93,9 @@ def make_task(
     Raises:
         TaskError: naming what does not fit.
     """
-    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
-        raise TaskError(
-            f"task name {name!r} must be letters, digits, '_', '-' or '.' (it names run folders)"
-        )
-    if loss not in LOSSES:
-        raise TaskError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
-    _check_settings(val_fraction, batch_size, eval_batch_size, host_lr, seed_lr, episode_length)
-    for label, value, high in (("momentum", momentum, 1.0), ("weight_decay", weight_decay, 1.0)):
-        if not isinstance(value, int | float) or not 0 <= value < high:
-            raise TaskError(f"{label} must be a number in [0, {high:g}), got {value!r}")
-    splits = {"train": _as_split("train", train), "test": _as_split("test", test)}
-    if val is not None:
-        splits["val"] = _as_split("val", val)
-    for split_name, split in splits.items():
-        _check_targets(split_name, split, loss)
-    if val is None:
-        splits["train"], splits["val"] = _carve(splits["train"], val_fraction, split_seed, loss)
-    if loss == "next_token":
-        for split_name, split in splits.items():
-            if split.inputs.dtype.is_floating_point or split.inputs.dtype == torch.bool:
-                raise TaskError(
-                    f"{split_name} inputs are {_dtype(split.inputs)}; next_token inputs are "
-                    "integer token ids"
-                )
-    classes = _num_classes(splits, loss, num_classes)
-    if loss == "next_token":
-        for split_name, split in splits.items():
-            low, high = int(split.inputs.min()), int(split.inputs.max())
-            if low < 0 or high >= classes:
-                raise TaskError(
-                    f"{split_name} inputs hold token id {low if low < 0 else high}, outside "
-                    f"0..{classes - 1} of a vocabulary of {classes}"
-                )
-    shapes = {n: tuple(s.inputs.shape[1:]) for n, s in splits.items()}
-    if len(set(shapes.values())) != 1:
-        raise TaskError(f"the splits' samples differ in shape: {_listed(shapes)}")
-    data = DataSplits(
-        train=splits["train"],
-        val=splits["val"],
-        test=splits["test"],
-        kind=_KIND[loss],
-        num_classes=classes,
-        input_shape=shapes["train"],
-    )
+    _check_settings(name, loss, val_fraction, batch_size, eval_batch_size, host_lr, seed_lr)
+    _check_training(episode_length, momentum, weight_decay)
+    data = _data_splits(train, val, test, loss, num_classes, val_fraction, split_seed)
     build_host = _host_builder(host, cuts, families)
     _check_host(build_host, data, loss)
     return Task(
@@ -155,13 +114,20 @@ def make_task(
 
 
 def _check_settings(
+    name: str,
+    loss: Loss,
     val_fraction: float,
     batch_size: int,
     eval_batch_size: int,
     host_lr: float,
     seed_lr: float | None,
-    episode_length: int,
 ) -> None:
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+        raise TaskError(
+            f"task name {name!r} must be letters, digits, '_', '-' or '.' (it names run folders)"
+        )
+    if loss not in LOSSES:
+        raise TaskError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
     if not 0 < val_fraction < 1:
         raise TaskError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     for label, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -170,8 +136,68 @@ def _check_settings(
     for label, lr in (("host_lr", host_lr), ("seed_lr", seed_lr)):
         if lr is not None and not (isinstance(lr, int | float) and 0 < lr < float("inf")):
             raise TaskError(f"{label} must be a positive number, got {lr!r}")
+
+
+def _check_training(episode_length: int, momentum: float, weight_decay: float) -> None:
     if not isinstance(episode_length, int) or episode_length < 1:
         raise TaskError(f"episode_length must be a positive int, got {episode_length!r}")
+    for label, value, high in (("momentum", momentum, 1.0), ("weight_decay", weight_decay, 1.0)):
+        if not isinstance(value, int | float) or not 0 <= value < high:
+            raise TaskError(f"{label} must be a number in [0, {high:g}), got {value!r}")
+
+
+def _data_splits(
+    train: SplitData,
+    val: SplitData | None,
+    test: SplitData,
+    loss: Loss,
+    num_classes: int | None,
+    val_fraction: float,
+    split_seed: int,
+) -> DataSplits:
+    """The user's splits as `DataSplits`: targets and token ids checked, validation carved off
+    `train` when not given, and every split's samples of one shape."""
+    splits = {"train": _as_split("train", train), "test": _as_split("test", test)}
+    if val is not None:
+        splits["val"] = _as_split("val", val)
+    for split_name, split in splits.items():
+        _check_targets(split_name, split, loss)
+    if val is None:
+        splits["train"], splits["val"] = _carve(splits["train"], val_fraction, split_seed, loss)
+    if loss == "next_token":
+        for split_name, split in splits.items():
+            _check_token_dtype(split_name, split.inputs)
+    classes = _num_classes(splits, loss, num_classes)
+    if loss == "next_token":
+        for split_name, split in splits.items():
+            _check_token_range(split_name, split.inputs, classes)
+    shapes = {n: tuple(s.inputs.shape[1:]) for n, s in splits.items()}
+    if len(set(shapes.values())) != 1:
+        raise TaskError(f"the splits' samples differ in shape: {_listed(shapes)}")
+    return DataSplits(
+        train=splits["train"],
+        val=splits["val"],
+        test=splits["test"],
+        kind=_KIND[loss],
+        num_classes=classes,
+        input_shape=shapes["train"],
+    )
+
+
+def _check_token_dtype(split_name: str, inputs: Tensor) -> None:
+    if inputs.dtype.is_floating_point or inputs.dtype == torch.bool:
+        raise TaskError(
+            f"{split_name} inputs are {_dtype(inputs)}; next_token inputs are integer token ids"
+        )
+
+
+def _check_token_range(split_name: str, inputs: Tensor, classes: int) -> None:
+    low, high = int(inputs.min()), int(inputs.max())
+    if low < 0 or high >= classes:
+        raise TaskError(
+            f"{split_name} inputs hold token id {low if low < 0 else high}, outside "
+            f"0..{classes - 1} of a vocabulary of {classes}"
+        )
 
 
 def _tensor(value: Any, what: str, one_sample: bool = False) -> Tensor:
