@@ -15,6 +15,7 @@ from esper.simic.config import (
     ConfigError,
     HeuristicRunConfig,
     TrainingConfig,
+    _own_preset,
     format_validation_error,
 )
 from esper.simic.env_pool import env_config_for
@@ -357,6 +358,19 @@ def test_a_file_without_a_preset_starts_from_the_tasks_preset(tmp_path: Path) ->
     )
     path.write_text("task: stories\n")
     assert TrainingConfig.from_file(path) == TrainingConfig.preset("stories")
+
+
+def test_several_tasks_start_from_the_first_tasks_preset() -> None:
+    """`--task digits,stories` without --preset trains with the digits preset's settings (lr,
+    action space...) on both, not with class defaults; a first task without a preset gives
+    none, whatever the others."""
+    both = TrainingConfig.resolve(overrides={"task": "digits,stories", "episode_length": 5})
+    assert both.tasks == ("digits", "stories")
+    digits = TrainingConfig.preset("digits")
+    assert both.model_copy(update={"task": "digits", "episode_length": None}) == digits
+    assert _own_preset(("stories", "digits")) == "stories"
+    assert _own_preset("examples/tabular_mlp.py:breast_cancer,digits") is None
+    assert _own_preset("digits, examples/tabular_mlp.py:breast_cancer") == "digits"
 
 
 def test_preset_then_file_then_flags(tmp_path: Path) -> None:

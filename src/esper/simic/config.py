@@ -11,9 +11,9 @@ naming the field. Each field's description is its command-line help (`esper.cli.
 derives the flags from the model, so there is no second table to keep in step).
 
 Sources, applied in order: a preset, a JSON/YAML file, then command-line flags. The preset is the
-one named by `--preset`, else by the file's `preset:` key, else the one named after the task: a
-file that sets only `rent_weight` still starts from the task's tuned settings, not from class
-defaults that do not learn on it.
+one named by `--preset`, else by the file's `preset:` key, else the one named after the task (of
+several tasks, the first): a file that sets only `rent_weight` still starts from the task's tuned
+settings, not from class defaults that do not learn on it.
 
 There is deliberately one discount `gamma`: PPO's GAE and the potential-based shaping must use the
 same gamma, or the shaping stops being policy-invariant (Ng, Harada & Russell, 1999). Rewards get
@@ -116,6 +116,14 @@ def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(","))
     return value
+
+
+def _own_preset(task: Any) -> str | None:
+    """The preset named after a task (`digits`, `mnist5k`...), or after the first of several
+    (`digits,examples/tabular_mlp.py:breast_cancer` takes the digits preset); None without one."""
+    tasks = _split_csv(task)
+    first = tasks[0] if isinstance(tasks, tuple | list) and tasks else tasks
+    return first if isinstance(first, str) and first in PRESETS else None
 
 
 def _described(default: Any, description: str, **limits: Any) -> Any:
@@ -444,9 +452,8 @@ class EpisodeSettings(BaseModel):
         if preset is not None and named is not None and named != preset:
             raise ConfigError(f"--preset {preset} contradicts the config file's preset: {named}")
         name = preset or named
-        if name is None:  # the task's own preset, where there is one
-            task = given.get("task", settings.get("task", "digits"))
-            name = task if isinstance(task, str) and task in PRESETS else None
+        if name is None:  # the task's own preset (of several tasks: the first's), if any
+            name = _own_preset(given.get("task", settings.get("task", "digits")))
         try:
             base = cls._preset_settings(name) if name is not None else {}
         except ValueError as error:
