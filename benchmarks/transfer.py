@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from esper.simic.evaluation import paired_bootstrap_ci, paired_p_value
+from esper.simic.evaluation.runs import read_run_events
 from esper.tolaria import get_task
 from machine import header, spread
 
@@ -50,10 +51,10 @@ def train(
     args: argparse.Namespace, name: str, tasks: str, seed: int, extra: list[str]
 ) -> tuple[Path, float]:
     """One `esper train ppo` in its own process: (run directory, wall seconds); with
-    --reuse-runs a run that has its checkpoint is not trained again (0 seconds)."""
+    --reuse-runs a completed run is not trained again (the seconds its run_end event says)."""
     run = args.runs_dir / name
-    if args.reuse_runs and (run / "checkpoints" / "latest.pt").exists():
-        return run, 0.0
+    if args.reuse_runs and (seconds := completed_wall_seconds(run)) is not None:
+        return run, seconds
     command = [sys.executable, "-m", "esper", "train", "ppo", "--preset", args.preset]
     command += ["--task", tasks, "--rounds", str(args.rounds), "--envs", str(args.envs)]
     command += ["--seed", str(seed), "--runs-dir", str(args.runs_dir), "--name", name]
@@ -63,6 +64,18 @@ def train(
     if done.returncode != 0:
         raise SystemExit(f"training {name} failed:\n{done.stderr[-2000:]}")
     return run, time.perf_counter() - started
+
+
+def completed_wall_seconds(run: Path) -> float | None:
+    """The wall seconds of a run that completed (its event log's run_end), None otherwise."""
+    try:
+        events = read_run_events(run)
+    except ValueError:  # not trained yet
+        return None
+    ends = [e["payload"] for e in events if e.get("type") == "run_end"]
+    if not ends or ends[-1].get("status") != "completed":
+        return None
+    return float(ends[-1]["wall_time_s"])
 
 
 def evaluate(args: argparse.Namespace, target: str, runs: list[Path], out: Path) -> dict[str, Any]:
