@@ -12,11 +12,17 @@ mean test accuracy [95% BCa interval] and parameters added, and the paired diffe
 accuracy (pp, [95% CI], sign-flip p) of each transfer controller minus static, heuristic and the
 controllers trained on the target; then writes everything to RUNS_DIR/transfer.json.
 
+With --best-window W (default 5) every transfer run also keeps each round's policy, and the
+last policy of its best stretch of W rounds (the highest mean training return over W consecutive
+rounds: training envs only, never the targets or held-out seeds) is evaluated beside the final
+one, as `ppo:RUN@ROUND`: a late collapse of one PPO run then shows as the gap between
+the two. Each set (final, selected) is also pooled over the training seeds.
+
 Usage: python benchmarks/transfer.py [--train-tasks digits,examples/tabular_mlp.py:breast_cancer]
            [--targets mnist5k,examples/sequence_conv1d.py:sequential_digits]
            [--training-seeds 0,1,2] [--target-seeds 0] [--own-targets T,...] [--rounds 40]
            [--envs 4] [--seeds 10] [--jobs 2] [--runs-dir DIR] [--reuse-runs]
-           [--own TARGET=RUN_DIR ...]
+           [--own TARGET=RUN_DIR ...] [--best-window 5]
 """
 
 from __future__ import annotations
@@ -78,9 +84,26 @@ def completed_wall_seconds(run: Path) -> float | None:
     return float(ends[-1]["wall_time_s"])
 
 
-def evaluate(args: argparse.Namespace, target: str, runs: list[Path], out: Path) -> dict[str, Any]:
-    """One `esper evaluate` on `target`: the baselines and every run's final policy."""
-    controllers = [*BASELINES, *(f"ppo:{run}" for run in runs)]
+def best_round(run: Path, window: int) -> int:
+    """The last policy of `run`'s best `window` consecutive training rounds. Round k's episodes
+    are played by the policy after k updates (`ppo:RUN@k`; @0 the untrained one); a stretch is
+    scored by the mean return of its episodes, on the training envs, and ties go to the later
+    stretch."""
+    returns = [
+        float(e["payload"]["mean_return"]) for e in read_run_events(run) if e["type"] == "round"
+    ]
+    if len(returns) < window:
+        raise SystemExit(f"{run}: {len(returns)} rounds, fewer than --best-window {window}")
+    starts = range(len(returns) - window + 1)
+    best = max(starts, key=lambda i: (statistics.mean(returns[i : i + window]), i))
+    return best + window - 1
+
+
+def evaluate(
+    args: argparse.Namespace, target: str, policies: list[str], out: Path
+) -> dict[str, Any]:
+    """One `esper evaluate` on `target`: the baselines and the given policies (`ppo:...`)."""
+    controllers = [*BASELINES, *policies]
     command = [sys.executable, "-m", "esper", "evaluate", "--task", target]
     command += ["--controllers", ",".join(controllers), "--seeds", str(args.seeds)]
     command += ["--backend", args.eval_backend, "--no-live", "--quiet", "--out", str(out)]
@@ -88,8 +111,8 @@ def evaluate(args: argparse.Namespace, target: str, runs: list[Path], out: Path)
     if done.returncode != 0:
         raise SystemExit(f"evaluation on {target} failed:\n{done.stderr[-2000:]}")
     results: dict[str, Any] = json.loads(out.read_text())
-    if len(runs) == 1:  # esper labels the policy of a single run "ppo"
-        label = f"ppo:{runs[0].name}"
+    if len(policies) == 1:  # esper labels the policy of a single run "ppo"
+        label = f"ppo:{Path(policies[0].removeprefix('ppo:')).name}"
         for row in results["controllers"]:
             row["label"] = label if row["label"] == "ppo" else row["label"]
         for episode in results["episodes"]:
@@ -112,9 +135,12 @@ def difference(results: dict[str, Any], a: str, b: str) -> str:
 
 
 def report(
-    results: dict[str, Any], target: str, transfer: list[str], own: list[str]
+    results: dict[str, Any], target: str, groups: dict[str, list[str]], own: list[str]
 ) -> dict[str, Any]:
-    """The controller table and the paired differences on one target; returns them as data."""
+    """The controller table and the paired differences on one target; returns them as data.
+    `groups` names sets of transfer controllers (final policies, selected ones), each also
+    pooled."""
+    transfer = [label for labels in groups.values() for label in labels]
     n = len(results["seeds"])
     print(f"\n## {target}: {n} held-out seeds")
     print("controller | test acc % [95% CI] | params added")
@@ -132,17 +158,19 @@ def report(
             shown = difference(results, label, reference)
             table[f"{label} - {reference}"] = shown
             print(f"  {label:28s} - {reference:28s} {shown}")
-    # The transfer controllers as one: each seed's mean over them, against each reference.
-    if len(transfer) > 1:
+    # Each set of transfer controllers as one: each seed's mean over them, against each reference.
+    for group, labels in groups.items():
+        if len(labels) < 2:
+            continue
         pooled = [
-            statistics.mean(v) for v in zip(*(values(results, t) for t in transfer), strict=True)
+            statistics.mean(v) for v in zip(*(values(results, t) for t in labels), strict=True)
         ]
         for reference in ("static", "heuristic", *own):
             other = values(results, reference)
             mean, lo, hi = paired_bootstrap_ci(pooled, other)
             shown = f"{mean:+6.2f} [{lo:+6.2f}, {hi:+6.2f}] (p {paired_p_value(pooled, other):.3g})"
-            table[f"mean of transfers - {reference}"] = shown
-            print(f"  {'mean of the transfers':28s} - {reference:28s} {shown}")
+            table[f"mean of {group} - {reference}"] = shown
+            print(f"  {'mean of ' + group:28s} - {reference:28s} {shown}")
     return table
 
 
@@ -181,6 +209,13 @@ def main() -> None:
         help="a controller trained on TARGET elsewhere (e.g. benchmarks/learning.py's), "
         "instead of training one here",
     )
+    parser.add_argument(
+        "--best-window",
+        type=int,
+        default=5,
+        help="also evaluate each transfer run's policy ending its best W rounds of training "
+        "return (0: only the final policies)",
+    )
     args = parser.parse_args()
     args.runs_dir = args.runs_dir or Path("runs/bench") / time.strftime("transfer-%Y%m%d-%H%M%S")
     args.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -201,8 +236,9 @@ def main() -> None:
         f"target seeds {target_seeds}; {args.jobs} trainings at a time, one thread each"
     )
     length = ["--episode-length", str(args.episode_length)] if args.episode_length else []
+    keep = ["--keep-every", "1"] if args.best_window > 0 else []
     jobs: list[tuple[str, str, int, list[str]]] = [
-        (f"transfer-s{s}", args.train_tasks, s, length) for s in seeds
+        (f"transfer-s{s}", args.train_tasks, s, length + keep) for s in seeds
     ]
     own_targets = targets if args.own_targets is None else args.own_targets.split(",")
     for target in own_targets:
@@ -219,6 +255,14 @@ def main() -> None:
 
     runs = {name: run for (name, *_), (run, _) in zip(jobs, trained, strict=True)}
     transfer_runs = [runs[f"transfer-s{s}"] for s in seeds]
+    groups = {"final": [f"ppo:{run.name}" for run in transfer_runs]}
+    policies = [f"ppo:{run}" for run in transfer_runs]
+    if args.best_window > 0:
+        best = {run: best_round(run, args.best_window) for run in transfer_runs}
+        for run, at in best.items():
+            print(f"{run.name}: best {args.best_window} training rounds end at round {at}")
+        groups["selected"] = [f"ppo:{run.name}@{at}" for run, at in best.items()]
+        policies += [f"ppo:{run}@{at}" for run, at in best.items()]
     summary: dict[str, Any] = {"train_tasks": args.train_tasks, "targets": {}}
     for target in targets:
         name = task_name(target)
@@ -229,14 +273,10 @@ def main() -> None:
         else:
             own = []
         started = time.perf_counter()
-        results = evaluate(args, target, transfer_runs + own, args.runs_dir / f"eval-{name}.json")
+        out = args.runs_dir / f"eval-{name}.json"
+        results = evaluate(args, target, policies + [f"ppo:{run}" for run in own], out)
         print(f"\nevaluated on {name} in {time.perf_counter() - started:.0f} s wall")
-        table = report(
-            results,
-            name,
-            [f"ppo:{run.name}" for run in transfer_runs],
-            [f"ppo:{run.name}" for run in own],
-        )
+        table = report(results, name, groups, [f"ppo:{run.name}" for run in own])
         summary["targets"][name] = {"differences": table, "controllers": results["controllers"]}
     (args.runs_dir / "transfer.json").write_text(json.dumps(summary, indent=2))
     print(f"\nresults: {args.runs_dir / 'transfer.json'}")

@@ -1,4 +1,5 @@
-"""benchmarks/transfer.py reuses only runs that completed, and reports the seconds they took."""
+"""benchmarks/transfer.py reuses only runs that completed, and reports the seconds they took;
+it selects a run's policy by its training returns alone."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ def transfer() -> Any:
         sys.path.remove(str(BENCHMARKS))
 
 
-def write_run(run: Path, *ends: dict[str, Any]) -> None:
+def write_run(run: Path, *ends: dict[str, Any], returns: tuple[float, ...] = ()) -> None:
     run.mkdir()
     events = [{"type": "run_start", "payload": {}}]
+    events += [{"type": "round", "payload": {"mean_return": r}} for r in returns]
     events += [{"type": "run_end", "payload": payload} for payload in ends]
     (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
 
@@ -43,3 +45,19 @@ def test_an_unfinished_or_missing_run_is_trained_again(transfer: Any, tmp_path: 
     )
     for name in ("killed", "interrupted", "never-started"):
         assert transfer.completed_wall_seconds(tmp_path / name) is None, name
+
+
+def test_the_selected_policy_is_the_last_one_of_the_best_stretch(
+    transfer: Any, tmp_path: Path
+) -> None:
+    """Rounds 2-4 (played by the policies @2..@4) are the best 3-round stretch: @4 is chosen, not
+    the final policy after a collapse, nor @3 of the single best round."""
+    returns = (90.0, 91.0, 99.0, 100.0, 98.0, 80.0, 81.0)
+    write_run(tmp_path / "run", {"status": "completed", "wall_time_s": 1.0}, returns=returns)
+    assert transfer.best_round(tmp_path / "run", 3) == 4
+    assert transfer.best_round(tmp_path / "run", 1) == 3
+    flat = tmp_path / "flat"
+    write_run(flat, returns=(5.0, 5.0, 5.0, 5.0))
+    assert transfer.best_round(flat, 2) == 3  # ties go to the later stretch
+    with pytest.raises(SystemExit, match="fewer than --best-window 5"):
+        transfer.best_round(flat, 5)
