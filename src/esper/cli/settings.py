@@ -148,7 +148,10 @@ def add_source_flags(group: Any, what: str, example: str) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default=None,
-        help=f"starting {what} (default: the preset named after the task, or the first of several, e.g. digits)",
+        help=(
+            f"starting {what} (default: the preset named after the task,"
+            " or after the first of several, e.g. digits)"
+        ),
     )
     group.add_argument(
         "--config",
