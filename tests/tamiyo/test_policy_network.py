@@ -11,6 +11,7 @@ from __future__ import annotations
 import hypothesis.strategies as st
 import torch
 from hypothesis import HealthCheck, given, settings
+from sharp_networks import sharp_network
 
 from esper.leyline import (
     ALPHA_TARGETS,
@@ -29,7 +30,6 @@ from esper.leyline import (
 from esper.simic.learned_policy import ObservationNormalizer, network_input
 from esper.tamiyo.action_codec import decode
 from esper.tamiyo.features import FeatureSpec, Observation, build_features, build_masks
-from esper.tamiyo.policy_network import PolicyNetwork
 from esper.tamiyo.slot_view import Padding, SlotView
 
 SLOT_IDS = ("r0c0", "r0c1", "r0c2")
@@ -47,7 +47,6 @@ SPEC = FeatureSpec(
 VIEW = SlotView(SPEC)
 PADDING = Padding.of([SPEC])
 N_ENVS = 32  # every step's state is shown to this many envs, so each example samples many actions
-HEAD_SCALE = 1000.0  # heads are initialised with gain 0.01; this makes logits O(1)-O(10)
 
 MAYBE_PP = st.one_of(st.none(), st.floats(-20, 20))
 MAYBE_STDERR = st.one_of(st.none(), st.floats(0, 5))
@@ -102,17 +101,6 @@ def epoch_metrics(epoch: int) -> EpochMetrics:
     )
 
 
-def far_from_uniform_network(seed: int, hidden: int = 16) -> PolicyNetwork:
-    torch.manual_seed(seed)
-    network = PolicyNetwork(hidden)
-    with torch.no_grad():
-        heads = (network.op_head, network.slot_head[-1], network.blueprint_head[-1])
-        for layer in (*heads, *network.late_heads.values()):
-            layer.weight.mul_(HEAD_SCALE)
-            layer.bias.normal_(0.0, 3.0)
-    return network
-
-
 def network_inputs(
     reports: dict[str, SlotReport],
     limits: LifecycleLimits,
@@ -141,7 +129,7 @@ def test_sampled_actions_are_legal_and_evaluate_recomputes_their_log_probs(
     states: list[dict[str, SlotReport]], min_prune_age: int, seed: int, deterministic: bool
 ) -> None:
     limits = LifecycleLimits(min_prune_age=min_prune_age)
-    network = far_from_uniform_network(seed)
+    network = sharp_network(seed)
     generator = torch.Generator().manual_seed(seed)
     state = initial = network.initial_state(N_ENVS)
     features, masks, actions, log_probs = [], [], [], []
@@ -211,7 +199,7 @@ def test_sampled_germinations_fit_the_parameter_budget(
     }
     limits = LifecycleLimits(param_budget=budget)
     x, m = network_inputs(reports, limits, 3, costs)
-    network = far_from_uniform_network(seed)
+    network = sharp_network(seed)
     actions, *_ = network.act(
         x, m, network.initial_state(N_ENVS), torch.Generator().manual_seed(seed)
     )
@@ -239,7 +227,7 @@ def test_scaled_network_is_far_from_uniform() -> None:
         alpha_target=1.0,
     )
     x, m = network_inputs(reports, LifecycleLimits(), epoch=3)
-    network = far_from_uniform_network(0)
+    network = sharp_network(0)
     actions, *_ = network.act(x, m, network.initial_state(N_ENVS))
     with torch.no_grad():
         evaluation = network.evaluate(
@@ -255,7 +243,7 @@ def test_masked_choices_are_never_sampled_even_when_the_network_prefers_them() -
     """Bias the op head toward ADVANCE (illegal on dormant slots): it must still never appear."""
     reports = {s: SlotReport(s, Stage.DORMANT) for s in SLOT_IDS}
     x, m = network_inputs(reports, LifecycleLimits(), epoch=0)
-    network = far_from_uniform_network(1)
+    network = sharp_network(1)
     with torch.no_grad():
         network.op_head.bias[Op.ADVANCE] = 1e4
         network.op_head.bias[Op.PRUNE] = 1e4

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from sharp_networks import sharp_network
 
 from esper.kasmina.blueprints import FAMILY_NAMES, Traits, blueprint_names, get_blueprint
 from esper.leyline import (
@@ -92,18 +93,6 @@ def observe(spec: FeatureSpec, reports: dict[str, SlotReport]) -> Observation:
     features = build_features(spec, METRICS, reports, 0.5)
     masks = build_masks(spec, reports, LifecycleLimits())
     return Observation(features, masks, METRICS, reports, epochs_left=10)
-
-
-def sharp_network(seed: int = 0) -> PolicyNetwork:
-    """A network far from uniform (heads initialised at 0.01 gain would hide a difference)."""
-    torch.manual_seed(seed)
-    network = PolicyNetwork(HIDDEN)
-    with torch.no_grad():
-        heads = (network.op_head, network.slot_head[-1], network.blueprint_head[-1])
-        for layer in (*heads, *network.late_heads.values()):
-            layer.weight.mul_(1000.0)
-            layer.bias.normal_(0.0, 3.0)
-    return network
 
 
 def inputs_of(
